@@ -1,0 +1,384 @@
+"""The `paydash` command: wires settings, warehouse, sources and queries together.
+
+Errors print one clear line on stderr and exit non-zero; `--debug` (anywhere on the
+command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from paydash.errors import InvalidInput, PaydashError
+from paydash.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="paydash: a self-hosted dashboard for Stripe payments.")
+query_app = typer.Typer(no_args_is_help=True, help="Compute the dashboard's numbers and print them.")
+export_app = typer.Typer(no_args_is_help=True, help="Export data as CSV.")
+app.add_typer(query_app, name="query")
+app.add_typer(export_app, name="export")
+
+DB_HELP = "Database URL (postgresql://...) or path of a DuckDB file. Default: PAYDASH_DATABASE_URL."
+DbOption = typer.Option(None, "--db", help=DB_HELP, show_default=False)
+FromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: 30 days before --to).")
+ToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (default: today).")
+FunnelOption = typer.Option(None, "--funnel", help="Only this funnel.")
+TzOption = typer.Option(None, "--tz", help="Timezone of the days (default: PAYDASH_TIMEZONE).")
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _settings() -> Settings:
+    return load_settings()
+
+
+_opened: list = []
+
+
+def _warehouse(db: str | None, read_only: bool = True):  # noqa: ANN202
+    from paydash.warehouse.engine import Warehouse
+
+    settings = _settings()
+    wh = Warehouse(db or settings.database_url, settings, read_only=read_only)
+    _opened.append(wh)  # closed in main(), before the interpreter tears DuckDB down
+    return wh
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds") + ("Z" if value.tzinfo is None else "")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _emit(data: Any, as_json: bool) -> None:
+    data = to_jsonable(data)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    _print_human(data)
+
+
+def _print_human(data: Any, indent: str = "") -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, (dict, list)) and value:
+                typer.echo(f"{indent}{key}:")
+                _print_human(value, indent + "  ")
+            else:
+                typer.echo(f"{indent}{key}: {_fmt(value)}")
+    elif isinstance(data, list):
+        if data and isinstance(data[0], dict):
+            keys = list(data[0])
+            typer.echo(indent + "  ".join(keys))
+            for row in data:
+                typer.echo(indent + "  ".join(_fmt(row.get(k)) for k in keys))
+        else:
+            for item in data:
+                typer.echo(f"{indent}- {_fmt(item)}")
+    else:
+        typer.echo(f"{indent}{_fmt(data)}")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(value)
+
+
+def _range(start: str | None, end: str | None, tz: str | None):  # noqa: ANN202
+    from paydash.queries.dates import resolve_range
+
+    return resolve_range(start, end, tz or _settings().timezone)
+
+
+# -- commands ----------------------------------------------------------------------------
+@app.command()
+def demo(
+    payments: int = typer.Option(300_000, "--payments", help="Number of charge attempts to generate."),
+    days: int = typer.Option(90, "--days", help="Days of history, ending today."),
+    seed: int = typer.Option(42, "--seed", help="Random seed; the same seed gives the same data."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only build the database; do not start the dashboard."),
+    db: Optional[str] = DbOption,
+    port: int = typer.Option(8501, "--port", help="Port of the dashboard when serving."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Address the dashboard listens on."),
+) -> None:
+    """Build a demo database of realistic payments, then serve the dashboard."""
+    from paydash.sources.demo import DemoSpec, build_demo_database
+
+    if payments <= 0 or days <= 0:
+        raise InvalidInput("--payments and --days must be positive")
+    wh = _warehouse(db, read_only=False)
+    spec = DemoSpec(payments=payments, days=days, seed=seed, tz=_settings().timezone)
+    summary = build_demo_database(wh, spec, show_progress=True)
+    wh.dispose()
+    typer.echo(
+        f"demo database ready: {summary['payments']:,} payments from {summary['start']} to {summary['end']} "
+        f"in {wh.display_url} ({summary['seconds']} s)"
+    )
+    if not no_serve:
+        serve(port=port, address=address, db=db, demo_login=True)
+
+
+@app.command()
+def check(db: Optional[str] = DbOption) -> None:
+    """Check a database against the data contract and print what is missing."""
+    from paydash.warehouse.contract import check_contract
+
+    report = check_contract(_warehouse(db))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: $PORT, else 8501)."),
+    address: str = typer.Option("0.0.0.0", "--address", help="Address to listen on."),
+    db: Optional[str] = DbOption,
+    demo_login: bool = typer.Option(False, "--demo-login", hidden=True),
+) -> None:
+    """Run the dashboard (Streamlit)."""
+    from paydash.app.server import run_server
+
+    run_server(port=port or int(os.environ.get("PORT", "8501")), address=address, db=db, demo_login=demo_login)
+
+
+@query_app.command("overview")
+def query_overview(
+    start: Optional[str] = FromOption,
+    end: Optional[str] = ToOption,
+    funnel: Optional[str] = FunnelOption,
+    tz: Optional[str] = TzOption,
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """Revenue, attempts, failures and success rate of a range and of its previous period."""
+    from paydash.queries.overview import overview
+
+    wh = _warehouse(db)
+    rng = _range(start, end, tz)
+    with wh.read() as conn:
+        _emit(overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone), as_json)
+
+
+@query_app.command("daily")
+def query_daily(
+    start: Optional[str] = FromOption,
+    end: Optional[str] = ToOption,
+    funnel: Optional[str] = FunnelOption,
+    tz: Optional[str] = TzOption,
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """Revenue, attempts and success rate per day."""
+    from paydash.queries.overview import daily_series
+
+    wh = _warehouse(db)
+    rng = _range(start, end, tz)
+    with wh.read() as conn:
+        rows = daily_series(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
+    _emit({"from": rng.start, "to": rng.end, "days": rows} if as_json else rows, as_json)
+
+
+@query_app.command("failures")
+def query_failures(
+    start: Optional[str] = FromOption,
+    end: Optional[str] = ToOption,
+    funnel: Optional[str] = FunnelOption,
+    tz: Optional[str] = TzOption,
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """Failed attempts by category and by decline code, with the recommended action."""
+    from paydash.queries.failures import failure_breakdown
+
+    wh = _warehouse(db)
+    rng = _range(start, end, tz)
+    with wh.read() as conn:
+        _emit(failure_breakdown(conn, wh.marts, rng, funnel), as_json)
+
+
+@query_app.command("recovery")
+def query_recovery(
+    start: Optional[str] = FromOption,
+    end: Optional[str] = ToOption,
+    funnel: Optional[str] = FunnelOption,
+    tz: Optional[str] = TzOption,
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """Recovery rate, recovered revenue and payment-level acceptance, by day of first failure."""
+    from paydash.queries.recovery import recovery
+
+    wh = _warehouse(db)
+    rng = _range(start, end, tz)
+    with wh.read() as conn:
+        _emit(recovery(conn, wh.marts, rng, funnel), as_json)
+
+
+def _filters(status, funnel, card_brand, search, start, end, tz):  # noqa: ANN001, ANN202
+    from paydash.queries.filters import filters_from_params
+
+    params = {"status": status, "funnel": funnel, "card_brand": card_brand, "search": search, "from": start, "to": end}
+    return filters_from_params(params, tz or _settings().timezone)
+
+
+StatusOption = typer.Option(None, "--status", help="succeeded, failed or pending.")
+BrandOption = typer.Option(None, "--card-brand", help="visa, mastercard, ...")
+SearchOption = typer.Option(None, "--search", help="Exact charge, payment intent, customer or profile id.")
+PFromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD.")
+PToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included.")
+
+
+@query_app.command("payments")
+def query_payments(
+    status: Optional[str] = StatusOption,
+    funnel: Optional[str] = FunnelOption,
+    card_brand: Optional[str] = BrandOption,
+    search: Optional[str] = SearchOption,
+    start: Optional[str] = PFromOption,
+    end: Optional[str] = PToOption,
+    page: int = typer.Option(1, "--page", help="Page number (50 payments a page)."),
+    tz: Optional[str] = TzOption,
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """A page of matching payments, newest first, with the total count."""
+    from paydash.queries.payments import payments_page
+
+    wh = _warehouse(db)
+    filters = _filters(status, funnel, card_brand, search, start, end, tz)
+    with wh.read() as conn:
+        result = payments_page(conn, wh.marts, filters, page)
+    if as_json:
+        _emit(result.as_dict(), True)
+    else:
+        typer.echo(f"{result.total:,} payments, page {result.page} of {result.pages}")
+        _emit(result.rows, False)
+
+
+@query_app.command("payment")
+def query_payment(
+    charge_id: str = typer.Argument(..., help="The charge id (ch_...)."),
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """One payment's detail with the retry history of its payment intent."""
+    from paydash.queries.payments import payment_detail
+
+    wh = _warehouse(db)
+    with wh.read() as conn:
+        detail = payment_detail(conn, wh.marts, charge_id.strip())
+    if detail is None:
+        raise InvalidInput(f"no payment with charge id {charge_id!r} in {wh.display_url}")
+    _emit(detail, as_json)
+
+
+@export_app.command("payments")
+def export_payments(
+    out: Path = typer.Option(..., "--out", help="CSV file to write ('-' for standard output)."),
+    status: Optional[str] = StatusOption,
+    funnel: Optional[str] = FunnelOption,
+    card_brand: Optional[str] = BrandOption,
+    search: Optional[str] = SearchOption,
+    start: Optional[str] = PFromOption,
+    end: Optional[str] = PToOption,
+    tz: Optional[str] = TzOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """The whole filtered result as CSV, streamed in chunks."""
+    from paydash.queries.payments import export_select
+
+    wh = _warehouse(db)
+    filters = _filters(status, funnel, card_brand, search, start, end, tz)
+    to_stdout = str(out) == "-"
+    target = sys.stdout.buffer if to_stdout else open(out, "wb")
+    written = 0
+
+    def write(data: bytes) -> None:
+        nonlocal written
+        written += len(data)
+        target.write(data)
+
+    try:
+        with wh.read() as conn:
+            wh.copy_csv(conn, export_select(wh.marts, filters), write)
+    finally:
+        if not to_stdout:
+            target.close()
+    if not to_stdout:
+        typer.echo(f"wrote {written / 1e6:.1f} MB to {out}", err=True)
+
+
+@app.command("settings")
+def show_settings(markdown: bool = typer.Option(False, "--markdown", help="Print the reference table.")) -> None:
+    """Every setting with its current value (secrets hidden)."""
+    from paydash.settings import SETTINGS, settings_markdown
+    from paydash.warehouse.engine import safe_url
+
+    if markdown:
+        typer.echo(settings_markdown())
+        return
+    current = _settings()
+    for s in SETTINGS:
+        value = getattr(current, s.name)
+        shown = "***" if s.secret and value else (safe_url(value) if s.name == "database_url" else value)
+        typer.echo(f"{s.env}={shown}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    code = 0
+    try:
+        result = app(args=args, prog_name="paydash", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except PaydashError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        code = 1
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, --debug gets the rest
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            code = exc.exit_code
+        elif isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        elif debug:
+            raise
+        else:
+            typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)", err=True)
+            code = 2
+    finally:
+        for wh in _opened:
+            wh.dispose()
+        _opened.clear()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Why payments fail: failed attempts by category and by decline code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from paydash.decline_codes import CATEGORIES
+from paydash.queries.dates import DateRange
+from paydash.queries.sql import in_range, money, ratio
+from paydash.warehouse.schema import Marts
+
+
+def failure_breakdown(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None) -> dict[str, Any]:
+    """Failed attempts (status 'failed') in the range, by failure_category and by failure_code.
+
+    Each code row carries its recovery_action; categories are the sum of their codes.
+    Rows are ordered by count, most frequent first.
+    """
+    p = marts.payments.c
+    stmt = (
+        select(
+            p.failure_category,
+            p.failure_code,
+            p.recovery_action,
+            func.count().label("failures"),
+            func.coalesce(func.sum(p.amount_usd), 0).label("failed_amount_usd"),
+        )
+        .where(p.status == "failed", in_range(p.created_at, rng))
+        .group_by(p.failure_category, p.failure_code, p.recovery_action)
+    )
+    if funnel:
+        stmt = stmt.where(p.funnel_name == funnel)
+    rows = conn.execute(stmt).all()
+    total = sum(r.failures for r in rows)
+
+    by_code = [
+        {
+            "failure_code": r.failure_code,
+            "failure_category": r.failure_category or "other",
+            "recovery_action": r.recovery_action or CATEGORIES.get(r.failure_category or "other", ("",))[0],
+            "failures": int(r.failures),
+            "failed_amount_usd": money(r.failed_amount_usd),
+            "share": ratio(r.failures, total),
+        }
+        for r in rows
+    ]
+    by_code.sort(key=lambda r: (-r["failures"], str(r["failure_code"])))
+
+    categories: dict[str, dict[str, Any]] = {}
+    for r in by_code:
+        cat = categories.setdefault(
+            r["failure_category"],
+            {
+                "failure_category": r["failure_category"],
+                "recovery_action": CATEGORIES.get(r["failure_category"], (r["recovery_action"],))[0],
+                "failures": 0,
+                "failed_amount_usd": money(0),
+            },
+        )
+        cat["failures"] += r["failures"]
+        cat["failed_amount_usd"] += r["failed_amount_usd"]
+    by_category = sorted(categories.values(), key=lambda c: (-c["failures"], c["failure_category"]))
+    for c in by_category:
+        c["share"] = ratio(c["failures"], total)
+    return {
+        "from": rng.start.isoformat(),
+        "to": rng.end.isoformat(),
+        "failures": total,
+        "failed_amount_usd": sum((c["failed_amount_usd"] for c in by_category), money(0)),
+        "by_category": by_category,
+        "by_code": by_code,
+    }

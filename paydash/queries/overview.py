@@ -1,0 +1,163 @@
+"""The Overview's numbers: period totals with the previous period, and the daily series.
+
+Definitions (docs/metrics.md): revenue is the sum of amount_usd over successful attempts;
+success rate is successful attempts / all attempts; failed payments are attempts with
+status 'failed' and their amount.
+
+When the requested timezone is the reporting timezone the daily mart was built in, the
+totals come from the daily mart (one row per day and funnel); otherwise from the charge
+mart, grouping by the local day of created_at. Both give the same numbers when the daily
+mart is built from the charge mart (a test holds them together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from paydash.queries.dates import DateRange
+from paydash.queries.sql import count_if, in_range, local_date, money, ratio, sum_if
+from paydash.warehouse.schema import Marts
+
+
+@dataclass(frozen=True)
+class PeriodTotals:
+    start: date
+    end: date
+    attempts: int
+    successful: int
+    failed: int
+    revenue_usd: Decimal
+    failed_amount_usd: Decimal
+
+    @property
+    def success_rate(self) -> float | None:
+        return ratio(self.successful, self.attempts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "attempts": self.attempts,
+            "successful": self.successful,
+            "failed": self.failed,
+            "revenue_usd": self.revenue_usd,
+            "failed_amount_usd": self.failed_amount_usd,
+            "success_rate": self.success_rate,
+        }
+
+
+def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
+    """The daily mart's dates are days in the reporting timezone; only then can it answer."""
+    return rng.tz == mart_tz
+
+
+def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str):
+    """(day, attempts, successful, failed, revenue, failed_amount) per day present."""
+    if uses_daily_mart(rng, mart_tz):
+        d = marts.daily.c
+        stmt = (
+            select(
+                d.date.label("day"),
+                func.coalesce(func.sum(d.total_attempts), 0),
+                func.coalesce(func.sum(d.successful_payments), 0),
+                func.coalesce(func.sum(d.failed_payments), 0),
+                func.coalesce(func.sum(d.gross_revenue_usd), 0),
+                func.coalesce(func.sum(d.failed_revenue_usd), 0),
+            )
+            .where(d.date >= rng.start, d.date <= rng.end)
+            .group_by(d.date)
+        )
+        if funnel:
+            stmt = stmt.where(d.funnel_name == funnel)
+    else:
+        p = marts.payments.c
+        where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
+        # the local day is computed once in a subquery, so its timezone is bound once
+        rows = select(local_date(p.created_at, rng.tz).label("day"), p.status, p.amount_usd).where(*where).subquery()
+        stmt = select(
+            rows.c.day,
+            func.count(),
+            count_if(rows.c.status == "succeeded"),
+            count_if(rows.c.status == "failed"),
+            sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
+            sum_if(rows.c.amount_usd, rows.c.status == "failed"),
+        ).group_by(rows.c.day)
+    return conn.execute(stmt).all()
+
+
+def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> PeriodTotals:
+    """Totals of a range: the sum of its days (at most a few hundred rows)."""
+    rows = _daily_rows(conn, marts, rng, funnel, mart_tz)
+    sums = [sum((row[i] or 0) for row in rows) for i in range(1, 6)]
+    attempts, successful, failed, revenue, failed_amount = sums
+    return PeriodTotals(rng.start, rng.end, int(attempts), int(successful), int(failed), money(revenue), money(failed_amount))
+
+
+def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> dict[str, Any]:
+    """Totals of the range and of its previous period (same length, ending the day before)."""
+    current = period_totals(conn, marts, rng, funnel, mart_tz)
+    previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz)
+    return {
+        "from": rng.start.isoformat(),
+        "to": rng.end.isoformat(),
+        "tz": rng.tz,
+        "funnel": funnel,
+        "current": current.as_dict(),
+        "previous": previous.as_dict(),
+        "change": changes(current, previous),
+    }
+
+
+def changes(current: PeriodTotals, previous: PeriodTotals) -> dict[str, float | None]:
+    """Relative change of counts and money; absolute change (in points of a fraction) of rates."""
+
+    def rel(a, b) -> float | None:
+        return None if not b else (float(a) - float(b)) / float(b)
+
+    rate_change = (
+        None
+        if current.success_rate is None or previous.success_rate is None
+        else current.success_rate - previous.success_rate
+    )
+    return {
+        "attempts": rel(current.attempts, previous.attempts),
+        "successful": rel(current.successful, previous.successful),
+        "failed": rel(current.failed, previous.failed),
+        "revenue_usd": rel(current.revenue_usd, previous.revenue_usd),
+        "failed_amount_usd": rel(current.failed_amount_usd, previous.failed_amount_usd),
+        "success_rate": rate_change,
+    }
+
+
+def daily_series(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> list[dict[str, Any]]:
+    """One row per day of the range (days without payments included, as zeros)."""
+    found = {row[0]: row for row in _daily_rows(conn, marts, rng, funnel, mart_tz)}
+    series = []
+    for day in rng.dates():
+        row = found.get(day)
+        attempts, successful, failed, revenue, failed_amount = (row[1:] if row else (0, 0, 0, 0, 0))
+        series.append(
+            {
+                "date": day.isoformat(),
+                "attempts": int(attempts),
+                "successful": int(successful),
+                "failed": int(failed),
+                "revenue_usd": money(revenue),
+                "failed_amount_usd": money(failed_amount),
+                "success_rate": ratio(successful, attempts),
+            }
+        )
+    return series
+
+
+def funnels(conn: Connection, marts: Marts) -> list[str]:
+    d = marts.daily.c
+    rows = conn.execute(select(d.funnel_name).where(d.funnel_name.is_not(None)).distinct().order_by(d.funnel_name))
+    return [r[0] for r in rows]
+

@@ -1,0 +1,95 @@
+"""Recovery through retries, and payment-level acceptance.
+
+A payment is a payment intent; its first attempt is the charge with attempt_number 1.
+Cohorts are payment intents whose first attempt falls in the range (grouped by the local
+day of that first attempt); later attempts count whenever they happened.
+
+- payment acceptance = intents that ended succeeded / intents attempted
+- recovery rate = of intents whose first attempt failed, the share a later attempt won
+- recovered revenue = amount_usd of those winning attempts
+- unrecovered amount = first-attempt amount of intents whose attempts all failed (so far)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from paydash.queries.dates import DateRange
+from paydash.queries.sql import count_if, in_range, local_date, money, ratio, sum_if
+from paydash.warehouse.schema import Marts
+
+
+def recovery(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None) -> dict[str, Any]:
+    p = marts.payments
+    start, _ = rng.utc_bounds()
+
+    firsts_where = [p.c.attempt_number == 1, in_range(p.c.created_at, rng)]
+    if funnel:
+        firsts_where.append(p.c.funnel_name == funnel)
+    firsts = (
+        select(
+            p.c.payment_intent_id,
+            p.c.status,
+            p.c.amount_usd,
+            local_date(p.c.created_at, rng.tz).label("day"),
+        )
+        .where(*firsts_where)
+        .cte("first_attempts")
+    )
+    # Retries happen after the first attempt, so none of a cohort's wins predate its range.
+    wins = (
+        select(
+            p.c.payment_intent_id,
+            func.sum(p.c.amount_usd).label("won_usd"),
+        )
+        .where(p.c.attempt_number > 1, p.c.status == "succeeded", p.c.created_at >= start)
+        .group_by(p.c.payment_intent_id)
+        .cte("retry_wins")
+    )
+    first_failed = firsts.c.status == "failed"
+    recovered = and_(first_failed, wins.c.payment_intent_id.is_not(None))
+    unrecovered = and_(first_failed, wins.c.payment_intent_id.is_(None))
+    stmt = (
+        select(
+            firsts.c.day,
+            func.count().label("payments"),
+            count_if(firsts.c.status == "succeeded").label("first_succeeded"),
+            count_if(first_failed).label("first_failed"),
+            count_if(recovered).label("recovered"),
+            sum_if(wins.c.won_usd, recovered).label("recovered_usd"),
+            sum_if(firsts.c.amount_usd, unrecovered).label("unrecovered_usd"),
+        )
+        .select_from(firsts.outerjoin(wins, wins.c.payment_intent_id == firsts.c.payment_intent_id))
+        .group_by(firsts.c.day)
+        .order_by(firsts.c.day)
+    )
+    rows = {r.day: r for r in conn.execute(stmt).all()}
+
+    by_day = []
+    totals = {"payments": 0, "first_succeeded": 0, "first_failed": 0, "recovered": 0, "recovered_usd": money(0), "unrecovered_usd": money(0)}
+    for day in rng.dates():
+        r = rows.get(day)
+        entry = {
+            "date": day.isoformat(),
+            "payments": int(r.payments) if r else 0,
+            "first_succeeded": int(r.first_succeeded) if r else 0,
+            "first_failed": int(r.first_failed) if r else 0,
+            "recovered": int(r.recovered) if r else 0,
+            "recovered_usd": money(r.recovered_usd if r else 0),
+            "unrecovered_usd": money(r.unrecovered_usd if r else 0),
+        }
+        entry["recovery_rate"] = ratio(entry["recovered"], entry["first_failed"])
+        by_day.append(entry)
+        for key in totals:
+            totals[key] += entry[key]
+    return {
+        "from": rng.start.isoformat(),
+        "to": rng.end.isoformat(),
+        **totals,
+        "recovery_rate": ratio(totals["recovered"], totals["first_failed"]),
+        "payment_acceptance": ratio(totals["first_succeeded"] + totals["recovered"], totals["payments"]),
+        "by_day": by_day,
+    }

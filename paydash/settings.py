@@ -1,0 +1,193 @@
+"""Every setting paydash reads, declared once.
+
+Values come from, lowest priority first: the declared default, `.streamlit/secrets.toml`,
+a `.env` file in the working directory, then the process environment. In secrets.toml a
+setting may be written either as its environment name at the top level
+(`PAYDASH_DATABASE_URL = "..."`) or by its short name in a `[paydash]` table
+(`database_url = "..."`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from paydash.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "PAYDASH_" + self.name.upper()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {text!r}; use an IANA name such as UTC or Europe/Berlin")
+    return text
+
+
+def _table_name(text: str) -> str:
+    from paydash.warehouse.schema import split_table_name
+
+    split_table_name(text)  # validates
+    return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "data/paydash.duckdb",
+        "Where the marts live: a SQLAlchemy URL (postgresql://user@host/db) or the path of "
+        "an embedded DuckDB file. Relative paths are relative to the working directory.",
+    ),
+    Setting(
+        "payments_table",
+        "mart_stripe_payments",
+        "Charge mart, one row per charge attempt; may be schema-qualified "
+        "(analytics.mart_stripe_payments).",
+        _table_name,
+    ),
+    Setting(
+        "daily_table",
+        "mart_stripe_payments_daily",
+        "Daily mart, one row per (date, funnel_name); may be schema-qualified.",
+        _table_name,
+    ),
+    Setting(
+        "timezone",
+        "UTC",
+        "Reporting timezone (IANA name): date ranges are whole days in it, and the daily "
+        "mart's dates are taken to be in it.",
+        _timezone,
+    ),
+    Setting(
+        "cache_ttl_overview",
+        300,
+        "Seconds the dashboard keeps an Overview query result before reading again.",
+        _positive_int,
+    ),
+    Setting(
+        "cache_ttl_explorer",
+        60,
+        "Seconds the dashboard keeps a Payments explorer result before reading again.",
+        _positive_int,
+    ),
+    Setting(
+        "connect_timeout",
+        5,
+        "Seconds to wait for a database connection before reporting it unreachable.",
+        _positive_int,
+    ),
+    Setting(
+        "statement_timeout",
+        30,
+        "Seconds a single query may run before it is cancelled.",
+        _positive_int,
+    ),
+    Setting(
+        "pool_size",
+        5,
+        "Database connections kept open by one process.",
+        _positive_int,
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in BY_NAME:
+            return self.values.get(name, BY_NAME[name].default)
+        raise AttributeError(name)
+
+    def replace(self, **changes: Any) -> "Settings":
+        merged = dict(self.values)
+        for name, value in changes.items():
+            if name not in BY_NAME:
+                raise AttributeError(name)
+            if value is not None:
+                merged[name] = value
+        return Settings(merged)
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it")
+    found: dict[str, str] = {}
+    for setting in SETTINGS:
+        if setting.env in data:
+            found[setting.env] = str(data[setting.env])
+        section = data.get("paydash")
+        if isinstance(section, dict) and setting.name in section:
+            found[setting.env] = str(section[setting.name])
+    return found
+
+
+def raw_sources(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment-style values merged from secrets.toml, .env and the environment."""
+    cwd = cwd or Path.cwd()
+    merged: dict[str, str] = {}
+    merged.update(_read_secrets(cwd / ".streamlit" / "secrets.toml"))
+    env_file = cwd / ".env"
+    if env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    raw = raw_sources(cwd, environ)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env not in raw or raw[setting.env] == "":
+            continue
+        try:
+            values[setting.name] = setting.parse(raw[setting.env])
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}={raw[setting.env]!r} is not valid: {exc}")
+    return Settings(values)
+
+
+def raw_value(name: str, cwd: Path | None = None) -> str | None:
+    """A PAYDASH_* value not declared above (used by later layers for their own secrets)."""
+    return raw_sources(cwd).get(name)
+
+
+def settings_markdown() -> str:
+    """The configuration reference, as written in docs/configuration.md."""
+    lines = ["| environment variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "(none)" if s.default in (None, "") else f"`{s.default}`"
+        lines.append(f"| `{s.env}` | {default} | {s.help} |")
+    return "\n".join(lines)

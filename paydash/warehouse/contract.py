@@ -1,0 +1,85 @@
+"""`paydash check`: does a database hold the data contract's marts?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from paydash.errors import PaydashError
+from paydash.warehouse.engine import Warehouse
+from paydash.warehouse.schema import DAILY_REQUIRED_COLUMNS, PAYMENT_COLUMNS, display_name
+
+
+@dataclass
+class TableReport:
+    name: str
+    setting: str
+    present: bool = False
+    missing_columns: list[str] = field(default_factory=list)
+    rows: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.present and not self.missing_columns and self.error is None
+
+
+@dataclass
+class ContractReport:
+    database: str
+    reachable: bool
+    seconds: float | None = None
+    error: str | None = None
+    tables: list[TableReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and all(t.ok for t in self.tables)
+
+    def lines(self) -> list[str]:
+        if not self.reachable:
+            return [f"database {self.database}: NOT REACHABLE", f"  {self.error}"]
+        out = [f"database {self.database}: reachable ({self.seconds * 1000:.0f} ms)"]
+        for t in self.tables:
+            if not t.present:
+                out.append(f"{t.name}: MISSING. Set {t.setting} to the table's name, or run `paydash demo --no-serve`.")
+            elif t.missing_columns:
+                out.append(f"{t.name}: missing columns {', '.join(t.missing_columns)} (see docs/data-contract.md)")
+            elif t.error:
+                out.append(f"{t.name}: cannot be read: {t.error}")
+            else:
+                out.append(f"{t.name}: ok ({t.rows:,} rows)")
+        out.append("the data contract is met" if self.ok else "the data contract is NOT met")
+        return out
+
+
+def check_contract(wh: Warehouse) -> ContractReport:
+    report = ContractReport(database=wh.display_url, reachable=False)
+    try:
+        report.seconds = wh.ping()
+        report.reachable = True
+    except PaydashError as exc:
+        report.error = str(exc)
+        return report
+    present = wh.table_names()
+    specs = (
+        (wh.marts.payments, "PAYDASH_PAYMENTS_TABLE", [n for n, _ in PAYMENT_COLUMNS]),
+        (wh.marts.daily, "PAYDASH_DAILY_TABLE", [n for n, _ in DAILY_REQUIRED_COLUMNS]),
+    )
+    for table, setting, required in specs:
+        tr = TableReport(display_name(table), setting)
+        report.tables.append(tr)
+        tr.present = display_name(table) in present
+        if not tr.present:
+            continue
+        columns = wh.columns_of(table)
+        tr.missing_columns = [c for c in required if c not in columns]
+        if tr.missing_columns:
+            continue
+        try:
+            with wh.read() as conn:
+                tr.rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        except PaydashError as exc:
+            tr.error = str(exc)
+    return report

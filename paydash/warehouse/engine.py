@@ -1,0 +1,341 @@
+"""Engines, connections, timeouts and read-only sessions: all database I/O starts here.
+
+`Warehouse` is the one object the rest of paydash talks to. `read()` hands out a
+connection in a read-only session (DuckDB: a read-only file handle; PostgreSQL: a
+read-only transaction); `write()` is for the loaders. Driver errors leave it translated
+into `PaydashError`s whose message names the thing and the fix.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.url import URL, make_url
+
+from paydash.errors import (
+    ColumnMissing,
+    ConfigError,
+    DatabaseUnreachable,
+    PaydashError,
+    QueryTimeout,
+    TableMissing,
+)
+from paydash.warehouse.schema import Marts, display_name, marts_for
+
+_PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+
+
+def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
+    """A SQLAlchemy URL from what a user typed: a URL, or the path of a DuckDB file."""
+    text = str(url_or_path).strip()
+    if not text:
+        raise ConfigError("the database URL is empty; set PAYDASH_DATABASE_URL or pass --db")
+    if "://" not in text:
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+        return f"duckdb:///{path.resolve()}"
+    scheme, rest = text.split("://", 1)
+    if scheme in _PG_DRIVERS:
+        return "postgresql+psycopg://" + rest
+    if scheme == "duckdb":
+        return text
+    raise ConfigError(
+        f"unsupported database URL scheme {scheme!r}; use postgresql://user@host:5432/db "
+        "or the path of a DuckDB file (e.g. data/paydash.duckdb)"
+    )
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - never let a message fail
+        return re.sub(r":[^:@/]+@", ":***@", url)
+
+
+class Warehouse:
+    """One database: its engine(s), the configured marts, and error translation."""
+
+    def __init__(self, url_or_path: str, settings, read_only: bool = True):
+        self.settings = settings
+        self.url = normalize_url(url_or_path)
+        self.read_only = read_only
+        self.marts: Marts = marts_for(settings)
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def dialect(self) -> str:
+        return "duckdb" if self.url.startswith("duckdb") else "postgresql"
+
+    @property
+    def display_url(self) -> str:
+        return safe_url(self.url)
+
+    @property
+    def duckdb_path(self) -> Path | None:
+        if self.dialect != "duckdb":
+            return None
+        database = make_url(self.url).database
+        return None if database in (None, "", ":memory:") else Path(database)
+
+    # -- engine ----------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._create_engine()
+        return self._engine
+
+    def _create_engine(self) -> Engine:
+        s = self.settings
+        if self.dialect == "duckdb":
+            path = self.duckdb_path
+            if self.read_only and path is not None and not path.exists():
+                raise DatabaseUnreachable(
+                    f"no DuckDB database at {path}; run `paydash demo --no-serve` to build the demo, "
+                    "or set PAYDASH_DATABASE_URL / --db to your database"
+                )
+            if path is not None and not self.read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(
+                self.url,
+                connect_args={"read_only": self.read_only},
+                pool_size=s.pool_size,
+                max_overflow=s.pool_size,
+                pool_pre_ping=True,
+            )
+            _install_duckdb_timeout(engine, s.statement_timeout)
+            return engine
+        options = f"-c statement_timeout={int(s.statement_timeout * 1000)}"
+        if self.read_only:
+            options += " -c default_transaction_read_only=on"
+        return sa.create_engine(
+            self.url,
+            connect_args={
+                "connect_timeout": s.connect_timeout,
+                "options": options,
+                "application_name": "paydash",
+            },
+            pool_size=s.pool_size,
+            max_overflow=s.pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- sessions ---------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading; errors come out as PaydashError."""
+        with self.translate_errors():
+            with self.engine.connect() as conn:
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a transaction, committed at the end (loaders only)."""
+        if self.read_only:
+            raise PaydashError("this warehouse was opened read-only; open it with read_only=False to load data")
+        with self.translate_errors():
+            with self.engine.begin() as conn:
+                yield conn
+
+    def ping(self) -> float:
+        """Seconds a trivial query takes; raises DatabaseUnreachable when it cannot."""
+        started = time.perf_counter()
+        with self.read() as conn:
+            conn.execute(sa.text("SELECT 1")).scalar_one()
+        return time.perf_counter() - started
+
+    def table_names(self) -> set[str]:
+        """Tables present: bare names in the current schema, schema.name for the others."""
+        stmt = sa.text(
+            "SELECT table_schema, table_name, table_schema = current_schema() AS is_current "
+            "FROM information_schema.tables"
+        )
+        with self.read() as conn:
+            found = set()
+            for schema, name, is_current in conn.execute(stmt):
+                found.add(f"{schema}.{name}")
+                if is_current:
+                    found.add(name)
+        return found
+
+    def columns_of(self, table: sa.Table) -> dict[str, str]:
+        """Column name -> type of a table (information_schema: reflection is broken on duckdb-engine)."""
+        schema_test = "table_schema = :schema" if table.schema else "table_schema = current_schema()"
+        stmt = sa.text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_name = :name AND {schema_test} ORDER BY ordinal_position"
+        )
+        params = {"name": table.name, **({"schema": table.schema} if table.schema else {})}
+        with self.read() as conn:
+            return {name: str(kind) for name, kind in conn.execute(stmt, params)}
+
+    def copy_csv(self, conn: Connection, stmt: sa.Select, write, chunk_rows: int = 100_000) -> None:  # noqa: ANN001
+        """Stream `stmt`'s result as CSV (with a header) to `write(bytes)`.
+
+        The database does the work: DuckDB hands over Arrow record batches for pyarrow's CSV
+        writer, PostgreSQL runs COPY ... TO STDOUT. Memory stays flat however many rows.
+        """
+        compiled = stmt.compile(dialect=conn.dialect)
+        dbapi = conn.connection.dbapi_connection
+        if self.dialect == "duckdb":
+            params = [compiled.params[name] for name in (compiled.positiontup or [])]
+            # a lazy relation streams record batches; a DB-API result would copy every row first
+            reader = dbapi.sql(str(compiled), params=params).to_arrow_reader(chunk_rows)
+            write((",".join(reader.schema.names) + "\n").encode())
+            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+            for batch in reader:
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer, options)
+                write(buffer.getvalue())
+            return
+        with dbapi.cursor() as cur:
+            with cur.copy(f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, HEADER true)", compiled.params) as copy:
+                for data in copy:
+                    write(bytes(data))
+
+    # -- errors ----------------------------------------------------------------
+    @contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except PaydashError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            raise self.explain(exc) from exc
+        except sa.exc.SQLAlchemyError as exc:
+            raise PaydashError(f"database error on {self.display_url}: {_first_line(exc)}") from exc
+        except Exception as exc:
+            # duckdb raises its own exceptions outside SQLAlchemy in a few paths
+            if type(exc).__module__.startswith("duckdb") or "duckdb" in type(exc).__module__:
+                raise self.explain(exc) from exc
+            raise
+
+    def explain(self, exc: BaseException) -> PaydashError:
+        orig = getattr(exc, "orig", None) or exc
+        message = _first_line(orig)
+        kind = type(orig).__name__
+        lowered = message.lower()
+        table = _missing_table(message)
+        if table is not None:
+            return TableMissing(self._table_hint(table))
+        column = _missing_column(message)
+        if column is not None:
+            return ColumnMissing(
+                f"column {column!r} is missing from a paydash table in {self.display_url}: "
+                f"{message}. Run `paydash check` to see what the data contract expects."
+            )
+        if kind in {"QueryCanceled", "InterruptException"} or "statement timeout" in lowered or "interrupted" in lowered:
+            return QueryTimeout(
+                f"a query ran longer than {self.settings.statement_timeout} s and was cancelled; "
+                "narrow the date range or filters, or raise PAYDASH_STATEMENT_TIMEOUT"
+            )
+        if "could not set lock" in lowered or "conflicting lock" in lowered:
+            return DatabaseUnreachable(
+                f"the DuckDB file {self.duckdb_path} is locked by another process that is writing "
+                "to it (for example `paydash demo`); wait for it to finish and try again"
+            )
+        unreachable = ("could not connect", "connection refused", "connection failed", "cannot open", "no such file",
+                       "could not translate host", "server closed the connection", "terminating connection",
+                       "password authentication failed", "does not exist\n", "timeout expired")
+        if (kind == "OperationalError" and self.dialect == "postgresql") or any(u in lowered for u in unreachable):
+            return DatabaseUnreachable(
+                f"cannot reach the database at {self.display_url}: {message}. Check "
+                "PAYDASH_DATABASE_URL (or --db) and that the server is running."
+            )
+        return PaydashError(f"database error on {self.display_url}: {message}")
+
+    def _table_hint(self, missing: str) -> str:
+        for table, env in ((self.marts.payments, "PAYDASH_PAYMENTS_TABLE"), (self.marts.daily, "PAYDASH_DAILY_TABLE")):
+            if missing.split(".")[-1] == table.name:
+                return (
+                    f"table {display_name(table)} not found in {self.display_url}; set {env} "
+                    "to where your mart lives, or run `paydash demo --no-serve` to build demo data"
+                )
+        return f"table {missing} not found in {self.display_url}; run `paydash check` to see what is missing"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return re.sub(r"^\([^)]*\)\s*", "", line)
+
+
+def _missing_table(message: str) -> str | None:
+    for pattern in (
+        r'relation "([^"]+)" does not exist',
+        r"Table with name ([\w.$]+) does not exist",
+        r'Table with name "?([\w.$]+)"? does not exist',
+    ):
+        m = re.search(pattern, message)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _missing_column(message: str) -> str | None:
+    for pattern in (
+        r'column "?([\w.]+)"? does not exist',
+        r'Referenced column "([^"]+)" not found',
+        r'column "([^"]+)" not found',
+    ):
+        m = re.search(pattern, message)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _install_duckdb_timeout(engine: Engine, seconds: float) -> None:
+    """DuckDB has no statement_timeout: interrupt the connection from a timer instead."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        raw = conn.connection.dbapi_connection
+        timer = threading.Timer(seconds, _interrupt, args=(raw,))
+        timer.daemon = True
+        conn.info["paydash_timer"] = timer
+        timer.start()
+
+    def _stop(conn) -> None:  # noqa: ANN001
+        timer = conn.info.pop("paydash_timer", None)
+        if timer is not None:
+            timer.cancel()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        _stop(conn)
+
+    @event.listens_for(engine, "handle_error")
+    def _error(context):  # noqa: ANN001
+        if context.connection is not None:
+            _stop(context.connection)
+
+
+def _interrupt(raw) -> None:  # noqa: ANN001
+    try:
+        raw.interrupt()
+    except Exception:  # noqa: BLE001 - the statement may have just finished
+        pass

@@ -1,0 +1,144 @@
+"""Bulk loading into the warehouse: DuckDB through Arrow, PostgreSQL through COPY.
+
+Also the DDL of the marts (from the tables declared in schema.py) and their indexes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateSchema
+
+from paydash.errors import PaydashError
+from paydash.warehouse.engine import Warehouse
+from paydash.warehouse.schema import display_name
+
+META_TABLE = "paydash_meta"
+_meta = sa.MetaData()
+meta_table = sa.Table(META_TABLE, _meta, sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text))
+
+# Lookups the explorer does by exact id; DuckDB also uses ART indexes for these.
+ID_COLUMNS = ("charge_id", "payment_intent_id", "customer_id", "profile_id")
+
+
+def read_meta(wh: Warehouse) -> dict[str, str]:
+    with wh.engine.connect() as conn:
+        if not sa.inspect(conn).has_table(META_TABLE):
+            return {}
+        return {k: v for k, v in conn.execute(sa.select(meta_table.c.key, meta_table.c.value))}
+
+
+def write_meta(wh: Warehouse, values: dict[str, str]) -> None:
+    with wh.write() as conn:
+        meta_table.create(conn, checkfirst=True)
+        conn.execute(meta_table.delete().where(meta_table.c.key.in_(list(values))))
+        conn.execute(meta_table.insert(), [{"key": k, "value": v} for k, v in values.items()])
+
+
+def ensure_replaceable(wh: Warehouse) -> None:
+    """Refuse to overwrite marts that paydash did not build (someone's real warehouse)."""
+    present = wh.table_names()
+    ours = read_meta(wh).get("built_by") == "paydash demo"
+    for table in wh.marts.all:
+        if display_name(table) in present or table.name in present and table.schema is None:
+            if not ours:
+                raise PaydashError(
+                    f"{display_name(table)} already exists in {wh.display_url} and was not built by "
+                    "`paydash demo`; refusing to overwrite it. Point --db at another database "
+                    "(e.g. --db data/demo.duckdb) or drop the table yourself."
+                )
+
+
+def recreate_marts(wh: Warehouse) -> None:
+    with wh.write() as conn:
+        for table in wh.marts.all:
+            if table.schema:
+                conn.execute(CreateSchema(table.schema, if_not_exists=True))
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+
+
+def load_arrow(wh: Warehouse, table: sa.Table, data: pa.Table, chunk_rows: int = 500_000,
+               progress: Callable[[int], None] | None = None) -> None:
+    """Append `data` (columns named like `table`'s) in chunks, reporting rows written."""
+    tick = progress or (lambda _n: None)
+    columns = [c.name for c in table.columns if c.name in data.column_names]
+    data = data.select(columns)
+    if wh.dialect == "duckdb":
+        _load_duckdb(wh, table, data, chunk_rows, tick)
+    else:
+        _load_postgres(wh, table, data, chunk_rows, tick)
+
+
+def _load_duckdb(wh: Warehouse, table: sa.Table, data: pa.Table, chunk_rows: int, tick) -> None:  # noqa: ANN001
+    target = display_name(table)
+    column_list = ", ".join(f'"{c}"' for c in data.column_names)
+    with wh.translate_errors():
+        raw = wh.engine.raw_connection()
+        try:
+            duck = raw.driver_connection
+            # duckdb 2.0 refuses new work while an earlier statement's result is unread
+            # (SQLAlchemy leaves DDL results unread); finishing one clears the way.
+            duck.execute("SELECT 1").fetchall()
+            for batch in data.to_batches(max_chunksize=chunk_rows):
+                chunk = pa.Table.from_batches([batch])
+                duck.register("paydash_chunk", chunk)
+                duck.execute(f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM paydash_chunk").fetchall()
+                duck.unregister("paydash_chunk")
+                tick(batch.num_rows)
+            raw.commit()
+        finally:
+            raw.close()
+
+
+def _load_postgres(wh: Warehouse, table: sa.Table, data: pa.Table, chunk_rows: int, tick) -> None:  # noqa: ANN001
+    schema, name = table.schema, table.name
+    target = f'"{schema}"."{name}"' if schema else f'"{name}"'
+    column_list = ", ".join(f'"{c}"' for c in data.column_names)
+    copy_sql = f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv, HEADER false, NULL '')"
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    with wh.translate_errors():
+        raw = wh.engine.raw_connection()
+        try:
+            with raw.driver_connection.cursor() as cur:
+                with cur.copy(copy_sql) as copy:
+                    for batch in data.to_batches(max_chunksize=chunk_rows):
+                        buffer = io.BytesIO()
+                        pacsv.write_csv(_plain(batch), buffer, options)
+                        copy.write(buffer.getvalue())
+                        tick(batch.num_rows)
+            raw.commit()
+        finally:
+            raw.close()
+
+
+def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns decoded, since the CSV writer wants plain values."""
+    arrays = [a.dictionary_decode() if pa.types.is_dictionary(a.type) else a for a in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def create_indexes(wh: Warehouse) -> None:
+    """Indexes for the explorer's lookups and the date-range scans.
+
+    DuckDB: ART indexes on the id columns (its zone maps already serve the date ranges,
+    since rows are stored in time order). PostgreSQL: B-trees on the ids, on
+    (created_at, charge_id) for paging and on the daily mart's (date, funnel_name).
+    """
+    p, d = wh.marts.payments, wh.marts.daily
+    indexes = [sa.Index(f"ix_{p.name}_{col}", p.c[col]) for col in ID_COLUMNS]
+    if wh.dialect == "postgresql":
+        indexes += [
+            sa.Index(f"ix_{p.name}_created", p.c.created_at.desc(), p.c.charge_id.desc()),
+            sa.Index(f"ix_{d.name}_date_funnel", d.c.date, d.c.funnel_name),
+        ]
+    with wh.write() as conn:
+        for index in indexes:
+            index.create(conn)
+        if wh.dialect == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {display_name(p)}"))
+            conn.execute(sa.text(f"ANALYZE {display_name(d)}"))

@@ -1,0 +1,113 @@
+"""The data contract's tables, declared in code (reflection is broken on duckdb-engine)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+)
+
+from paydash.decline_codes import FAILURE_CATEGORIES
+from paydash.errors import ConfigError
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+def split_table_name(name: str) -> tuple[str | None, str]:
+    """'analytics.mart' -> ('analytics', 'mart'); refuses anything that is not an identifier."""
+    parts = name.strip().split(".")
+    if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
+        raise ConfigError(
+            f"table name {name!r} is not valid: use letters, digits and underscores, "
+            "optionally schema-qualified (analytics.mart_stripe_payments)"
+        )
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
+# Column order is the contract's order (docs/data-contract.md).
+PAYMENT_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("charge_id", Text),
+    ("payment_intent_id", Text),
+    ("customer_id", Text),
+    ("profile_id", Text),
+    ("status", Text),
+    ("is_successful", Boolean),
+    ("amount_usd", Numeric(12, 2)),
+    ("currency", Text),
+    ("failure_code", Text),
+    ("failure_category", Text),
+    ("recovery_action", Text),
+    ("attempt_number", Integer),
+    ("created_at", DateTime),
+    ("created_date", Date),
+    ("hour_of_day", Integer),
+    ("day_of_week", Text),
+    ("funnel_name", Text),
+    ("card_brand", Text),
+    ("card_country", Text),
+)
+
+DAILY_REQUIRED_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("date", Date),
+    ("funnel_name", Text),
+    ("total_attempts", Integer),
+    ("successful_payments", Integer),
+    ("failed_payments", Integer),
+    ("gross_revenue_usd", Numeric(14, 2)),
+    ("failed_revenue_usd", Numeric(14, 2)),
+    ("success_rate", Double),
+)
+
+
+def category_count_column(category: str) -> str:
+    return f"{category}_count"
+
+
+DAILY_COLUMNS = DAILY_REQUIRED_COLUMNS + tuple(
+    (category_count_column(c), Integer) for c in FAILURE_CATEGORIES
+)
+
+
+@dataclass(frozen=True)
+class Marts:
+    payments: Table
+    daily: Table
+
+    @property
+    def all(self) -> tuple[Table, ...]:
+        return (self.payments, self.daily)
+
+
+def display_name(table: Table) -> str:
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+@lru_cache(maxsize=16)
+def marts(payments_table: str = "mart_stripe_payments", daily_table: str = "mart_stripe_payments_daily") -> Marts:
+    metadata = MetaData()
+    p_schema, p_name = split_table_name(payments_table)
+    d_schema, d_name = split_table_name(daily_table)
+    payments = Table(
+        p_name,
+        metadata,
+        *(Column(name, type_, primary_key=False) for name, type_ in PAYMENT_COLUMNS),
+        schema=p_schema,
+    )
+    daily = Table(d_name, metadata, *(Column(n, t) for n, t in DAILY_COLUMNS), schema=d_schema)
+    return Marts(payments, daily)
+
+
+def marts_for(settings) -> Marts:
+    return marts(settings.payments_table, settings.daily_table)
