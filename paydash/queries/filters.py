@@ -33,9 +33,12 @@ class PaymentFilters:
     funnel: str | None = None
     card_brand: str | None = None
     search: str | None = None
+    # the id columns a search is compared with; None: decided from the text (search_columns)
+    search_in: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.status is not None and self.status not in STATUSES:
+        # blank means "no filter" and surrounding spaces go (see normalized), so check what remains
+        if self.status is not None and self.status.strip() and self.status.strip() not in STATUSES:
             raise InvalidInput(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
         if self.search is not None and len(self.search) > MAX_SEARCH_LENGTH:
             raise InvalidInput(f"search text is longer than {MAX_SEARCH_LENGTH} characters")
@@ -81,8 +84,8 @@ def conditions(filters: PaymentFilters, table: sa.Table) -> list[sa.ColumnElemen
     if f.card_brand:
         out.append(c.card_brand == f.card_brand)
     if f.search:
-        cols = search_columns(f.search)
-        out.append(sa.or_(*(c[name] == f.search for name in cols)))
+        cols = f.search_in if f.search_in is not None else search_columns(f.search)
+        out.append(sa.or_(*(c[name] == f.search for name in cols)) if cols else sa.false())
     return out
 
 

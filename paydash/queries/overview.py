@@ -79,7 +79,7 @@ def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | No
         p = marts.payments.c
         where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
         # the local day is computed once in a subquery, so its timezone is bound once
-        rows = select(local_date(p.created_at, rng.tz).label("day"), p.status, p.amount_usd).where(*where).subquery()
+        rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
         stmt = select(
             rows.c.day,
             func.count(),

@@ -1,11 +1,12 @@
 """The Payments explorer: pages of matching charges, one payment's detail, filter options, export.
 
-Paging is newest first (created_at, then charge_id, descending). A page by number is found
-without OFFSET over the whole result: one aggregate counts the matches per hour (which also
-gives the total), picks the hour where the page starts, and the page query then reads
-from the end of that hour with an offset smaller than one hour's payments. With rows
-stored in time order DuckDB skips everything older through its zone maps; PostgreSQL walks
-its (created_at, charge_id) index. So the 1000th page costs about what the first does.
+Paging is newest first (created_at, then charge_id, descending). A deep page is found
+without OFFSET over the whole result: one aggregate counts the matches per day (which
+also gives the total), a second counts per hour inside the day where the page starts, and
+the page query reads below the end of that hour with an offset smaller than one hour's
+matches. With rows stored in time order DuckDB skips everything older through its zone
+maps; PostgreSQL walks its (created_at, charge_id) index. The 1000th page costs about
+what the first does.
 Next/previous from a known row can also seek by key (`after`).
 
 Export: `export_select` builds the statement, and the warehouse streams it as CSV.
@@ -14,20 +15,22 @@ Export: `export_select` builds the statement, and the warehouse streams it as CS
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Date, cast, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from paydash.errors import InvalidInput
-from paydash.queries.filters import PaymentFilters, conditions
+from paydash.queries.filters import PaymentFilters, conditions, search_columns
 from paydash.warehouse.expressions import formula_safe, iso_utc
 from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts
 
 PAGE_SIZE = 50
+# Offsets below this are read with a plain ORDER BY ... LIMIT/OFFSET (a top-N heap this big).
+DIRECT_OFFSET = 2_000
 
 LIST_COLUMNS = (
     "charge_id",
@@ -75,34 +78,69 @@ def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters) -> i
     return int(conn.execute(select(func.count()).select_from(t).where(*conditions(filters, t))).scalar_one())
 
 
-def _locate(conn: Connection, marts: Marts, filters: PaymentFilters, offset: int) -> tuple[int, datetime | None, int]:
-    """(total, end of the hour where row `offset` lies, rows of that page before it in the hour)."""
+def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters) -> PaymentFilters:
+    """Narrow an id search to the columns that hold it.
+
+    Text without a Stripe prefix may be any of the four ids; one indexed lookup per
+    column finds which (usually one, often none), so the page and count queries compare a
+    single column instead of OR-ing four, which no index serves.
+    """
+    f = filters.normalized()
+    if not f.search or f.search_in is not None:
+        return f
+    columns = search_columns(f.search)
+    if len(columns) > 1:
+        t = marts.payments
+        columns = tuple(
+            name for name in columns
+            if conn.execute(select(sa.literal(1)).select_from(t).where(t.c[name] == f.search).limit(1)).first()
+        )
+    return replace(f, search_in=columns)
+
+
+def _seek(conn: Connection, marts: Marts, filters: PaymentFilters, offset: int, page_size: int) -> tuple[int, tuple[datetime, datetime | None] | None, int]:
+    """(total, (upper, lower) time bounds of the page's rows, offset below `upper`).
+
+    Counts per UTC day (one cheap aggregate, which also gives the total), then per hour
+    inside the day where the page starts. The page's rows then lie in [lower, upper):
+    upper is the end of the hour where it starts, lower the start of the hour (or day)
+    by which `page_size` more rows have been counted, so the page query reads a few
+    thousand rows at most.
+    """
     t = marts.payments
-    buckets = (
-        select(_hour(t.c.created_at).label("hour"), func.count().label("n"))
-        .where(*conditions(filters, t))
-        .group_by(_hour(t.c.created_at))
-        .cte("buckets")
-    )
-    running = select(
-        buckets.c.hour,
-        buckets.c.n,
-        func.sum(buckets.c.n).over(order_by=buckets.c.hour.desc(), rows=(None, 0)).label("upto"),
-    ).cte("running")
-    total = select(func.coalesce(func.sum(buckets.c.n), 0)).scalar_subquery()
-    stmt = (
-        select(total.label("total"), running.c.hour, running.c.n, running.c.upto)
-        .select_from(running)
-        .where(running.c.upto > offset)
-        .order_by(running.c.hour.desc())
-        .limit(1)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        total_only = conn.execute(select(func.coalesce(func.sum(buckets.c.n), 0))).scalar_one()
-        return int(total_only), None, 0
-    before_hour = int(row.upto) - int(row.n)
-    return int(row.total), row.hour + timedelta(hours=1), offset - before_hour
+    where = conditions(filters, t)
+    day = cast(t.c.created_at, Date)
+    days = conn.execute(select(day, func.count()).where(*where).group_by(day).order_by(day.desc())).all()
+    total = sum(n for _, n in days)
+    before = 0
+    for index, (found_day, n) in enumerate(days):
+        if before + n > offset:
+            break
+        before += n
+    else:
+        return total, None, 0
+    day_start = datetime.combine(found_day, time.min)
+    hour = _hour(t.c.created_at)
+    hours = conn.execute(
+        select(hour, func.count())
+        .where(*where, t.c.created_at >= day_start, t.c.created_at < day_start + timedelta(days=1))
+        .group_by(hour)
+        .order_by(hour.desc())
+    ).all()
+    # newest first: (bucket start, bucket end, rows) for the hours of this day, then older days
+    buckets = [(h, h + timedelta(hours=1), n) for h, n in hours]
+    buckets += [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), n) for d, n in days[index + 1 :]]
+    upper = None
+    needed = offset + page_size
+    for bucket_start, bucket_end, n in buckets:
+        if upper is None and before + n > offset:
+            upper, local_offset = bucket_end, offset - before
+        before += n
+        if upper is not None and before >= needed:
+            return total, (upper, bucket_start), local_offset
+    if upper is None:
+        return total, None, 0  # rows vanished between the two reads
+    return total, (upper, None), local_offset
 
 
 def _rows(result) -> list[dict[str, Any]]:
@@ -114,19 +152,33 @@ def payments_page(conn: Connection, marts: Marts, filters: PaymentFilters, page:
     if page < 1:
         raise InvalidInput(f"page {page} does not exist; pages start at 1")
     t = marts.payments
+    filters = resolve_search(conn, marts, filters)
     offset = (page - 1) * page_size
-    total, hour_end, local_offset = _locate(conn, marts, filters, offset)
-    pages = max(1, math.ceil(total / page_size))
-    if hour_end is None:
-        return PaymentsPage(total, page, pages, [])
-    stmt = (
-        select(*(t.c[name] for name in LIST_COLUMNS))
-        .where(*conditions(filters, t), t.c.created_at < hour_end)
-        .order_by(*_order(t))
-        .limit(page_size)
-        .offset(local_offset)
-    )
-    return PaymentsPage(total, page, pages, _rows(conn.execute(stmt)))
+    where = conditions(filters, t)
+    if filters.search:
+        # an id search matches few rows: fetch them through the index first, then sort;
+        # a top-N over the whole table would not use the index
+        source = select(t).where(*where).cte("matches").prefix_with("MATERIALIZED")
+        where = []
+    else:
+        source = t
+    stmt = select(*(source.c[name] for name in LIST_COLUMNS)).where(*where).order_by(
+        source.c.created_at.desc(), source.c.charge_id.desc()
+    ).limit(page_size)
+    if offset < DIRECT_OFFSET or filters.search:
+        # near the top a plain top-N is cheapest, and the count is one aggregate
+        total = count_payments(conn, marts, filters)
+        rows = _rows(conn.execute(stmt.offset(offset))) if offset < total else []
+    else:
+        total, bounds, local_offset = _seek(conn, marts, filters, offset, page_size)
+        rows = []
+        if bounds is not None:
+            upper, lower = bounds
+            stmt = stmt.where(t.c.created_at < upper)
+            if lower is not None:
+                stmt = stmt.where(t.c.created_at >= lower)
+            rows = _rows(conn.execute(stmt.offset(local_offset)))
+    return PaymentsPage(total, page, max(1, math.ceil(total / page_size)), rows)
 
 
 def payments_after(

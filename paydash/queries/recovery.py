@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
@@ -25,46 +25,59 @@ from paydash.warehouse.schema import Marts
 def recovery(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None) -> dict[str, Any]:
     p = marts.payments
     start, _ = rng.utc_bounds()
-
     firsts_where = [p.c.attempt_number == 1, in_range(p.c.created_at, rng)]
     if funnel:
         firsts_where.append(p.c.funnel_name == funnel)
-    firsts = (
-        select(
-            p.c.payment_intent_id,
-            p.c.status,
-            p.c.amount_usd,
-            local_date(p.c.created_at, rng.tz).label("day"),
-        )
-        .where(*firsts_where)
-        .cte("first_attempts")
+    day = local_date(p.c.created_at, rng.tz, rng)
+
+    # Only intents whose first attempt failed need their later attempts looked up.
+    first_failed = (
+        select(p.c.payment_intent_id, p.c.amount_usd, day.label("day"))
+        .where(*firsts_where, p.c.status == "failed")
+        .cte("first_failed")
     )
     # Retries happen after the first attempt, so none of a cohort's wins predate its range.
     wins = (
-        select(
-            p.c.payment_intent_id,
-            func.sum(p.c.amount_usd).label("won_usd"),
-        )
+        select(p.c.payment_intent_id, func.sum(p.c.amount_usd).label("won_usd"))
         .where(p.c.attempt_number > 1, p.c.status == "succeeded", p.c.created_at >= start)
         .group_by(p.c.payment_intent_id)
         .cte("retry_wins")
     )
-    first_failed = firsts.c.status == "failed"
-    recovered = and_(first_failed, wins.c.payment_intent_id.is_not(None))
-    unrecovered = and_(first_failed, wins.c.payment_intent_id.is_(None))
-    stmt = (
+    recovered = wins.c.payment_intent_id.is_not(None)
+    failed_days = (
+        select(
+            first_failed.c.day,
+            func.count().label("first_failed"),
+            count_if(recovered).label("recovered"),
+            sum_if(wins.c.won_usd, recovered).label("recovered_usd"),
+            sum_if(first_failed.c.amount_usd, wins.c.payment_intent_id.is_(None)).label("unrecovered_usd"),
+        )
+        .select_from(first_failed.outerjoin(wins, wins.c.payment_intent_id == first_failed.c.payment_intent_id))
+        .group_by(first_failed.c.day)
+        .cte("failed_days")
+    )
+    firsts = select(day.label("day"), p.c.status).where(*firsts_where).subquery("first_attempts")
+    first_days = (
         select(
             firsts.c.day,
             func.count().label("payments"),
             count_if(firsts.c.status == "succeeded").label("first_succeeded"),
-            count_if(first_failed).label("first_failed"),
-            count_if(recovered).label("recovered"),
-            sum_if(wins.c.won_usd, recovered).label("recovered_usd"),
-            sum_if(firsts.c.amount_usd, unrecovered).label("unrecovered_usd"),
         )
-        .select_from(firsts.outerjoin(wins, wins.c.payment_intent_id == firsts.c.payment_intent_id))
         .group_by(firsts.c.day)
-        .order_by(firsts.c.day)
+        .cte("first_days")
+    )
+    stmt = (
+        select(
+            first_days.c.day,
+            first_days.c.payments,
+            first_days.c.first_succeeded,
+            func.coalesce(failed_days.c.first_failed, 0).label("first_failed"),
+            func.coalesce(failed_days.c.recovered, 0).label("recovered"),
+            func.coalesce(failed_days.c.recovered_usd, 0).label("recovered_usd"),
+            func.coalesce(failed_days.c.unrecovered_usd, 0).label("unrecovered_usd"),
+        )
+        .select_from(first_days.outerjoin(failed_days, failed_days.c.day == first_days.c.day))
+        .order_by(first_days.c.day)
     )
     rows = {r.day: r for r in conn.execute(stmt).all()}
 

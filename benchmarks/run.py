@@ -1,0 +1,197 @@
+"""Benchmarks of the demo generator and every query behind the Overview and the explorer.
+
+Not a test: timings on these shared machines are noisy, so this script reports medians
+of several runs after a warm-up, and docs/performance.md records what it printed.
+
+    .venv/bin/python benchmarks/run.py                       # 1M and 10M on DuckDB, 1M on PostgreSQL
+    .venv/bin/python benchmarks/run.py --sizes 1000000 --engines duckdb
+    .venv/bin/python benchmarks/run.py --pg-url postgresql://postgres@127.0.0.1/paydash_bench
+
+Databases are built once under benchmarks/data/ (DuckDB) or in the given PostgreSQL
+database, and reused while their demo spec matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from paydash.queries import failures, overview, payments, recovery  # noqa: E402
+from paydash.queries.dates import DateRange  # noqa: E402
+from paydash.queries.filters import PaymentFilters  # noqa: E402
+from paydash.settings import Settings  # noqa: E402
+from paydash.sources.demo import DemoSpec, build_demo_database  # noqa: E402
+from paydash.warehouse.engine import Warehouse  # noqa: E402
+from paydash.warehouse.load import read_meta  # noqa: E402
+
+SEED = 7
+DAYS = 90
+
+
+def timed(fn, repeat: int) -> float:
+    """Median milliseconds of `repeat` runs after one warm-up."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def ensure_database(url: str, size: int, end: date, rebuild: bool) -> tuple[Warehouse, float | None]:
+    """A demo database of `size` payments; returns (read-only warehouse, build seconds or None if reused)."""
+    settings = Settings()
+    writer = Warehouse(url, settings, read_only=False)
+    meta = {}
+    try:
+        meta = read_meta(writer)
+    except Exception:  # noqa: BLE001 - no database yet
+        meta = {}
+    wanted = {"payments": str(size), "seed": str(SEED), "end": end.isoformat(), "days": str(DAYS)}
+    build_seconds = None
+    if rebuild or any(meta.get(k) != v for k, v in wanted.items()):
+        started = time.perf_counter()
+        build_demo_database(writer, DemoSpec(payments=size, days=DAYS, seed=SEED, end=end), show_progress=True)
+        build_seconds = time.perf_counter() - started
+    writer.dispose()
+    return Warehouse(url, settings, read_only=True), build_seconds
+
+
+def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
+    rng = DateRange(end - timedelta(days=29), end, "UTC")
+    m = wh.marts
+    out: dict[str, float] = {}
+    with wh.read() as conn:
+        some = payments.payments_page(conn, m, PaymentFilters(), 1).rows[0]
+        failed = payments.payments_page(conn, m, PaymentFilters(status="failed"), 3).rows[0]
+        retried = conn.execute(
+            sa.select(m.payments.c.charge_id).where(m.payments.c.attempt_number == 3).limit(1)
+        ).scalar_one()
+
+        def overview_page() -> None:
+            overview.overview(conn, m, rng, mart_tz="UTC")
+            overview.daily_series(conn, m, rng, mart_tz="UTC")
+            failures.failure_breakdown(conn, m, rng)
+            recovery.recovery(conn, m, rng)
+
+        out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
+        out["overview: totals (current + previous)"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: totals from the charge mart (other tz)"] = timed(
+            lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC"), repeat
+        )
+        out["failures: by category and code"] = timed(lambda: failures.failure_breakdown(conn, m, rng), repeat)
+        out["recovery + acceptance"] = timed(lambda: recovery.recovery(conn, m, rng), repeat)
+        out["payments: page 1 (+ total)"] = timed(lambda: payments.payments_page(conn, m, PaymentFilters(), 1), repeat)
+        out["payments: page 1000 (+ total)"] = timed(lambda: payments.payments_page(conn, m, PaymentFilters(), 1000), repeat)
+        out["payments: failed, 30 days, page 1"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(status="failed", date_range=rng), 1), repeat
+        )
+        out["payments: funnel + card brand, page 20"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(funnel="mobile_app", card_brand="visa"), 20), repeat
+        )
+        out["search: exact charge id"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(search=some["charge_id"]), 1), repeat
+        )
+        out["search: exact customer id"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(search=failed["customer_id"]), 1), repeat
+        )
+        out["search: exact profile id"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(search=failed["profile_id"]), 1), repeat
+        )
+        out["detail: payment + retry history"] = timed(lambda: payments.payment_detail(conn, m, retried), repeat)
+        out["filter options"] = timed(lambda: payments.filter_options(conn, m), repeat)
+    return out
+
+
+def export_million(url: str, size: int, end: date) -> dict[str, float]:
+    """Export about 1M rows through the CLI in a child process; wall time and its peak memory."""
+    args = [str(ROOT / ".venv/bin/paydash"), "export", "payments", "--db", url, "--out", "/tmp/paydash-bench-export.csv"]
+    if size > 1_000_000:
+        # about 1M of the newest rows: the last days of the range
+        days = max(1, round(DAYS * 1_000_000 / size))
+        args += ["--from", (end - timedelta(days=days - 1)).isoformat(), "--to", end.isoformat()]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rows = sum(1 for _ in open("/tmp/paydash-bench-export.csv", "rb")) - 1
+    return {"export: rows": rows, "export: seconds": round(seconds, 2), "export: peak MB": round(max(peak_kb, before) / 1024, 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--engines", default="duckdb,postgres")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/paydash_bench")
+    parser.add_argument("--pg-sizes", default="1000000", help="sizes to run on PostgreSQL")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--no-export", action="store_true")
+    args = parser.parse_args()
+
+    end = date.today()
+    results = {"machine": f"{platform.node()} {platform.machine()} python {platform.python_version()}", "runs": []}
+    data_dir = ROOT / "benchmarks" / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for engine in args.engines.split(","):
+        sizes = args.sizes if engine == "duckdb" else args.pg_sizes
+        for size in (int(s) for s in sizes.split(",") if s):
+            if engine == "duckdb":
+                url = str(data_dir / f"demo-{size}.duckdb")
+            else:
+                url = args.pg_url
+                _create_pg_database(url)
+            wh, build = ensure_database(url, size, end, args.rebuild)
+            run = {"engine": engine, "payments": size, "build_seconds": None if build is None else round(build, 1)}
+            run["queries_ms"] = {k: round(v, 1) for k, v in run_queries(wh, end, args.repeat).items()}
+            wh.dispose()
+            if not args.no_export:
+                run.update(export_million(url, size, end))
+            results["runs"].append(run)
+            print(json.dumps(run, indent=2), flush=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"run-{int(time.time())}.json").write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+
+
+def _create_pg_database(url: str) -> None:
+    """CREATE DATABASE for the benchmark if it does not exist (needs autocommit)."""
+    parsed = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://"))
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def markdown(results: dict) -> str:
+    runs = results["runs"]
+    heads = [f"{r['engine']} {r['payments'] / 1e6:g}M" for r in runs]
+    lines = ["| query (median ms) | " + " | ".join(heads) + " |", "|---|" + "---|" * len(runs)]
+    for key in runs[0]["queries_ms"]:
+        lines.append(f"| {key} | " + " | ".join(str(r["queries_ms"].get(key, "")) for r in runs) + " |")
+    for key in ("build_seconds", "export: rows", "export: seconds", "export: peak MB"):
+        lines.append(f"| {key} | " + " | ".join(str(r.get(key, "")) for r in runs) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
