@@ -25,6 +25,10 @@ export_app = typer.Typer(no_args_is_help=True, help="Export data as CSV.")
 app.add_typer(query_app, name="query")
 app.add_typer(export_app, name="export")
 
+from paydash.app.users_cli import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+
 DB_HELP = "Database URL (postgresql://...) or path of a DuckDB file. Default: PAYDASH_DATABASE_URL."
 DbOption = typer.Option(None, "--db", help=DB_HELP, show_default=False)
 FromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: 30 days before --to).")

@@ -113,6 +113,59 @@ SETTINGS: tuple[Setting, ...] = (
         "Database connections kept open by one process.",
         _positive_int,
     ),
+    # -- dashboard login (paydash/app/auth.py) --------------------------------------
+    Setting(
+        "password",
+        "",
+        "Shared team password for the dashboard (everyone signs in as `team`, role admin). "
+        "Ignored once named users exist in PAYDASH_USERS_FILE. Set it in the environment or "
+        "`.streamlit/secrets.toml`, never in code.",
+        secret=True,
+    ),
+    Setting(
+        "users_file",
+        "data/users.json",
+        "Named dashboard users with roles (viewer, admin) and argon2 password hashes, managed "
+        "with `paydash users add`, `remove` and `list`. Kept outside the warehouse; relative to the "
+        "working directory.",
+    ),
+    Setting(
+        "session_max_age",
+        43_200,
+        "Seconds a dashboard sign-in lasts at most, however active (12 hours).",
+        _positive_int,
+    ),
+    Setting(
+        "session_idle_timeout",
+        1_800,
+        "Seconds without any interaction after which a dashboard sign-in ends (30 minutes).",
+        _positive_int,
+    ),
+    Setting(
+        "login_max_failures",
+        5,
+        "Failed sign-ins for one user, within PAYDASH_LOGIN_FAILURE_WINDOW, that lock that user out.",
+        _positive_int,
+    ),
+    Setting(
+        "login_failure_window",
+        300,
+        "Seconds over which failed sign-ins are counted for the lockout.",
+        _positive_int,
+    ),
+    Setting(
+        "login_lockout",
+        300,
+        "Seconds a locked-out user is refused, even with the right password.",
+        _positive_int,
+    ),
+    Setting(
+        "export_max_rows",
+        1_000_000,
+        "Most payments one CSV download from the dashboard may hold (the file is built in the "
+        "server's memory); larger exports go through `paydash export payments`.",
+        _positive_int,
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,211 @@
+"""Everything the pages read, and the only module of the app that calls the query layer.
+
+- one `Warehouse` per database configuration, shared by every session (`st.cache_resource`);
+- every read cached with a lifetime (`st.cache_data`, PAYDASH_CACHE_TTL_OVERVIEW /
+  PAYDASH_CACHE_TTL_EXPLORER) and keyed by all of its parameters, the database included;
+- `section()` turns a failure into a clear message in the part of the page it affects,
+  so the rest of the page still renders and no stack trace reaches the user.
+
+Errors are not cached, so a page works again as soon as the database is back.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Callable, Iterator
+
+import streamlit as st
+
+from paydash.app.format import md_escape
+from paydash.errors import ConfigError, PaydashError
+from paydash.queries import failures, overview, payments, recovery
+from paydash.queries.dates import DateRange
+from paydash.queries.filters import PaymentFilters
+from paydash.settings import Settings, load_settings
+from paydash.warehouse.engine import Warehouse
+
+log = logging.getLogger("paydash.app")
+
+# Settings that change what a query returns or how it connects; they key the caches.
+WAREHOUSE_SETTINGS = ("database_url", "payments_table", "daily_table", "timezone", "connect_timeout", "statement_timeout", "pool_size")
+
+
+def settings() -> Settings:
+    """The current settings; a broken configuration stops the page with its message."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(f"paydash is not configured correctly: {md_escape(exc)}")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def _ttl(name: str) -> int:
+    # TTLs are fixed when the module is imported, i.e. at server start.
+    try:
+        return int(getattr(load_settings(), name))
+    except ConfigError:
+        from paydash.settings import BY_NAME
+
+        return int(BY_NAME[name].default)
+
+
+TTL_OVERVIEW = _ttl("cache_ttl_overview")
+TTL_EXPLORER = _ttl("cache_ttl_explorer")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The database a page reads: hashable, so it is part of every cache key."""
+
+    items: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Source":
+        return cls(tuple((name, getattr(s, name)) for name in WAREHOUSE_SETTINGS))
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(dict(self.items))
+
+    @property
+    def timezone(self) -> str:
+        return dict(self.items)["timezone"]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A query result and when it was read from the database."""
+
+    value: Any
+    loaded_at: datetime
+
+
+def _loaded(value: Any) -> Loaded:
+    return Loaded(value, datetime.now(timezone.utc))
+
+
+@st.cache_resource(show_spinner=False)
+def warehouse(source: Source) -> Warehouse:
+    s = source.settings
+    return Warehouse(s.database_url, s, read_only=True)
+
+
+# -- Overview ---------------------------------------------------------------------------
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
+def overview_totals(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        rng = DateRange(start, end, source.timezone)
+        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
+def daily_series(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        rng = DateRange(start, end, source.timezone)
+        return _loaded(overview.daily_series(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
+def failure_breakdown(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(failures.failure_breakdown(conn, wh.marts, DateRange(start, end, source.timezone), funnel))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
+def recovery_trend(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
+def funnel_names(source: Source) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(overview.funnels(conn, wh.marts))
+
+
+OVERVIEW_READS = (overview_totals, daily_series, failure_breakdown, recovery_trend, funnel_names)
+
+
+def refresh_overview() -> None:
+    for read in OVERVIEW_READS:
+        read.clear()
+
+
+# -- Payments explorer --------------------------------------------------------------------
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=100)
+def filter_options(source: Source) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(payments.filter_options(conn, wh.marts))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def payments_page(source: Source, filters: PaymentFilters, page: int) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(payments.payments_page(conn, wh.marts, filters, page))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def payment_detail(source: Source, charge_id: str) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(payments.payment_detail(conn, wh.marts, charge_id))
+
+
+EXPLORER_READS = (filter_options, payments_page, payment_detail)
+
+
+def refresh_explorer() -> None:
+    for read in EXPLORER_READS:
+        read.clear()
+
+
+def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
+    """A callable building the whole filtered result as CSV, for a deferred download button.
+
+    It runs on a thread of its own when the user clicks, so it takes the warehouse now.
+    Its error messages reach the browser: only PaydashError's user-facing text passes.
+    """
+    wh = warehouse(source)
+    stmt = payments.export_select(wh.marts, filters)
+
+    def build() -> bytes:
+        buffer = io.BytesIO()
+        try:
+            with wh.read() as conn:
+                wh.copy_csv(conn, stmt, buffer.write)
+        except PaydashError:
+            raise
+        except Exception:
+            log.exception("CSV export failed")
+            raise PaydashError("the export failed unexpectedly; the details are in the server log") from None
+        return buffer.getvalue()
+
+    return build
+
+
+# -- errors --------------------------------------------------------------------------------
+@contextmanager
+def section(what: str) -> Iterator[None]:
+    """Show a failure inside this part of the page as a message, and go on with the rest."""
+    try:
+        yield
+    except PaydashError as exc:
+        st.error(f"**{what}** could not be loaded: {md_escape(exc)}", icon=":material/error:")
+    except Exception:  # noqa: BLE001 - a bug must not take the page down or show a trace
+        log.exception("section %r failed", what)
+        st.error(
+            f"**{what}** could not be shown because of an unexpected error; the details are in the server log.",
+            icon=":material/error:",
+        )

@@ -1,0 +1,37 @@
+"""Each metric's definition as the dashboard shows it (PRODUCT.md's one definition each)."""
+
+RANGE = (
+    "Whole calendar days in the reporting timezone, both ends included. Changes compare with the "
+    "previous period: the same number of days, ending the day before the range starts."
+)
+REVENUE = "Sum of amount_usd over successful attempts in the range."
+SUCCESS_RATE = "Successful attempts / all attempts in the range. The change is in percentage points (pp)."
+FAILED = (
+    "Attempts with status 'failed' in the range, and their amount in USD. A rise is shown in red: "
+    "more failures are bad."
+)
+ATTEMPTS = "All charge attempts in the range, retries included (one row of mart_stripe_payments each)."
+RECOVERY_RATE = (
+    "Of the payment intents whose first attempt (in the range) failed, the share that a later "
+    "attempt won. The trend is by the day of the first failure; recent days can still improve."
+)
+ACCEPTANCE = "Payment intents that ended succeeded (first try or after a retry) / payment intents attempted."
+RECOVERED = "Amount of the winning retries of payment intents whose first attempt failed."
+UNRECOVERED = "First-attempt amount of payment intents whose attempts have all failed so far."
+TOP_REASONS = (
+    "Failed attempts in the range by decline code, most frequent first, with their amount (lost "
+    "amount) and what to do about them."
+)
+
+ALL = {
+    "Date range": RANGE,
+    "Revenue": REVENUE,
+    "Success rate": SUCCESS_RATE,
+    "Failed payments": FAILED,
+    "Attempts": ATTEMPTS,
+    "Recovery rate": RECOVERY_RATE,
+    "Payment acceptance": ACCEPTANCE,
+    "Recovered revenue": RECOVERED,
+    "Unrecovered amount": UNRECOVERED,
+    "Top failure reasons": TOP_REASONS,
+}

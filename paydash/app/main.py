@@ -1,0 +1,30 @@
+"""The dashboard's entry point (`streamlit run paydash/app/main.py`, via `paydash serve`).
+
+Sign-in comes before any page: until someone is signed in, no page runs and no menu
+shows. The pages are still declared (hidden), so a shared link to a page, with its query
+parameters, opens that page once the visitor has signed in.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from paydash.app import data, login
+
+st.set_page_config(page_title="paydash", page_icon=":material/payments:", layout="wide")
+
+PAGES = Path(__file__).parent / "pages"
+pages = [
+    st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
+    st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),
+]
+
+settings = data.settings()
+user = login.valid_session(settings)
+page = st.navigation(pages, position="sidebar" if user else "hidden")
+if user is None:
+    login.sign_in_page(settings)
+    st.stop()
+
+login.sidebar_account(user)
+page.run()

@@ -1,0 +1,158 @@
+"""Payments explorer: find payments, page through them, export them, open one with its retries."""
+
+from dataclasses import replace
+from datetime import date
+
+import streamlit as st
+
+from paydash.app import data, explorer, login, tables
+from paydash.app import format as fmt
+from paydash.queries.filters import STATUSES
+
+settings = data.settings()
+user = login.require_user(settings)
+source = data.Source.from_settings(settings)
+tz = source.timezone
+STATE = "payments_state"
+
+
+def go_to_page(page: int) -> None:
+    st.session_state[STATE] = replace(st.session_state[STATE], page=page)
+
+
+def open_selected(table_key: str, charge_ids: list[str]) -> None:
+    rows = st.session_state[table_key].selection["rows"]
+    if rows:
+        st.session_state[STATE] = replace(st.session_state[STATE], charge=charge_ids[rows[0]])
+
+
+def close_detail() -> None:
+    st.session_state[STATE] = replace(st.session_state[STATE], charge=None)
+
+
+def clear_filters() -> None:
+    for key, value in explorer.widget_values(explorer.PaymentFilters()).items():
+        st.session_state[f"payments_{key}"] = value
+
+
+# -- the URL is the shareable state: read it when it changed outside this page -----------------
+url = {key: st.query_params[key] for key in explorer.URL_KEYS if key in st.query_params}
+if st.session_state.get("payments_url") != url or STATE not in st.session_state:
+    state, notes = explorer.state_from_params(url, tz)
+    for key, value in explorer.widget_values(state.filters).items():
+        st.session_state[f"payments_{key}"] = value
+    st.session_state[STATE] = state
+    st.session_state["payments_notes"] = notes
+    st.session_state["payments_url"] = url
+
+st.title("Payments")
+for note in st.session_state["payments_notes"]:
+    st.warning(fmt.md_escape(note), icon=":material/link_off:")
+
+# -- filters (they combine with AND) ----------------------------------------------------------
+options = {"status": list(STATUSES), "funnel": [], "card_brand": []}
+with data.section("Filter choices"):
+    options.update(data.filter_options(source).value)
+
+
+def choices(everything: str, found: list[str], current: str) -> list[str]:
+    # a value from a shared link stays selectable even when the data no longer has it
+    return [everything, *found, *([current] if current not in (everything, *found) else [])]
+
+
+status_col, dates_col, funnel_col, brand_col = st.columns(4)
+status_col.selectbox("Status", choices(explorer.ANY_STATUS, options["status"], st.session_state["payments_status"]),
+                     key="payments_status")
+dates_col.date_input("Dates", key="payments_dates", format="YYYY-MM-DD", min_value=date(2000, 1, 1),
+                     help="Whole days in the reporting timezone; leave empty for all dates.")
+funnel_col.selectbox("Funnel", choices(explorer.ALL_FUNNELS, options["funnel"], st.session_state["payments_funnel"]),
+                     key="payments_funnel")
+brand_col.selectbox("Card brand", choices(explorer.ALL_BRANDS, options["card_brand"], st.session_state["payments_card_brand"]),
+                    key="payments_card_brand")
+search_col, clear_col = st.columns([4, 1], vertical_alignment="bottom")
+search_col.text_input("Search", key="payments_search", placeholder="Exact charge (ch_...), payment intent (pi_...), customer (cus_...) or profile id",
+                      max_chars=200)
+clear_col.button("Clear filters", key="payments_clear", on_click=clear_filters, icon=":material/filter_alt_off:")
+
+filters = explorer.filters_from_widgets({key: st.session_state[f"payments_{key}"] for key in explorer.widget_values(explorer.PaymentFilters())}, tz)
+st.session_state[STATE] = st.session_state[STATE].with_filters(filters)
+state = st.session_state[STATE]
+
+# -- matching payments, a page at a time --------------------------------------------------------
+with data.section("Payments"):
+    result = data.payments_page(source, state.filters, state.page)
+    found = result.value
+    if found.total and state.page > found.pages:
+        go_to_page(found.pages)
+        state = st.session_state[STATE]
+        result = data.payments_page(source, state.filters, state.page)
+        found = result.value
+
+    count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
+    count_col.markdown(f"**{fmt.count(found.total)}** matching payments")
+    with export_col:
+        if found.total > settings.export_max_rows:
+            st.button("Download CSV", key="payments_export_disabled", disabled=True, icon=":material/download:")
+            st.caption(f"{fmt.count(found.total)} payments are more than one download holds "
+                       f"({fmt.count(settings.export_max_rows)}); narrow the filters or run:")
+            st.code(explorer.export_command(state.filters), language="bash")
+        elif found.total:
+            st.download_button(
+                f"Download CSV ({fmt.count(found.total)} payments)",
+                data=data.csv_export(source, state.filters),
+                file_name=f"payments-{date.today():%Y%m%d}.csv",
+                mime="text/csv",
+                key="payments_export",
+                on_click="ignore",
+                icon=":material/download:",
+            )
+
+    if found.rows:
+        table_key = f"payments_table_{state.page}_{abs(hash(state.filters))}"
+        charge_ids = [row["charge_id"] for row in found.rows]
+        st.dataframe(
+            tables.payment_rows(found.rows, tz),
+            key=table_key,
+            hide_index=True,
+            width="stretch",
+            on_select=lambda: open_selected(table_key, charge_ids),
+            selection_mode="single-row",
+            column_config={
+                "Time": st.column_config.TextColumn(f"Time ({tz})"),
+                "Amount (USD)": st.column_config.NumberColumn(format="dollar"),
+            },
+        )
+        st.caption("Select a row to see the payment's detail and retry history.")
+    else:
+        st.info("No payments match these filters.")
+
+    previous_col, position_col, next_col = st.columns([1, 2, 1], vertical_alignment="center")
+    previous_col.button("Previous", key="payments_previous", disabled=state.page <= 1,
+                        on_click=go_to_page, args=(state.page - 1,), icon=":material/chevron_left:")
+    position_col.markdown(f"Page {fmt.count(state.page)} of {fmt.count(found.pages)}")
+    next_col.button("Next", key="payments_next", disabled=state.page >= found.pages,
+                    on_click=go_to_page, args=(state.page + 1,), icon=":material/chevron_right:")
+    st.caption(f"Data loaded {fmt.loaded_at(result.loaded_at, tz)}")
+
+# -- one payment: detail and retry history -----------------------------------------------------------
+if state.charge:
+    with st.container(border=True, key="payments_detail"), data.section("Payment detail"):
+        header_col, close_col = st.columns([5, 1], vertical_alignment="center")
+        header_col.subheader("Payment detail")
+        close_col.button("Close", key="payments_close", on_click=close_detail, icon=":material/close:")
+        detail = data.payment_detail(source, state.charge).value
+        if detail is None:
+            st.warning(f"No payment with charge id {fmt.md_escape(state.charge)}.")
+        else:
+            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch")
+            st.markdown("**Retry history** of its payment intent")
+            st.dataframe(tables.retry_history(detail["retry_history"], tz), key="payments_history", hide_index=True,
+                         width="stretch", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
+            st.caption("Link to this payment:")
+            st.code(explorer.link(st.context.url or "", {"charge": state.charge}), language=None)
+
+# -- keep the URL in step, so the view can be shared --------------------------------------------------
+params = explorer.state_to_params(st.session_state[STATE])
+if params != url:
+    st.query_params.from_dict(params)
+st.session_state["payments_url"] = params

@@ -1,0 +1,99 @@
+"""Query results shaped into the tables the pages show (pure; every text cell is plain text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from paydash.app import format as fmt
+from paydash.decline_codes import CATEGORIES, DECLINE_CODES
+
+
+def top_failure_reasons(by_code: list[dict[str, Any]], limit: int = 10) -> pd.DataFrame:
+    rows = []
+    for r in by_code[:limit]:
+        code = r["failure_code"]
+        known = DECLINE_CODES.get(code) if code else None
+        meaning = known.description if known else CATEGORIES.get(r["failure_category"], ("", ""))[1]
+        rows.append(
+            {
+                "Failure reason": fmt.text(code),
+                "Category": fmt.text(r["failure_category"]),
+                "Failures": int(r["failures"]),
+                "Lost amount (USD)": float(r["failed_amount_usd"]),
+                "Share": r["share"],
+                "Recommended action": fmt.text(r["recovery_action"]),
+                "Meaning": fmt.text(meaning),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["Failure reason", "Category", "Failures", "Lost amount (USD)", "Share", "Recommended action", "Meaning"],
+    )
+
+
+PAYMENT_COLUMNS = ["Charge", "Time", "Amount (USD)", "Currency", "Status", "Failure", "Funnel", "Card", "Customer"]
+
+
+def payment_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
+    """A page of the explorer: one row per charge attempt."""
+    out = []
+    for r in rows:
+        card = " ".join(fmt.text(v) for v in (r.get("card_brand"), r.get("card_country")) if v)
+        out.append(
+            {
+                "Charge": fmt.text(r["charge_id"]),
+                "Time": fmt.local_time(r["created_at"], tz),
+                "Amount (USD)": float(r["amount_usd"]) if r["amount_usd"] is not None else None,
+                "Currency": fmt.text(r.get("currency")).upper(),
+                "Status": fmt.text(r["status"]),
+                "Failure": fmt.text(r.get("failure_code") or r.get("failure_category") or ""),
+                "Funnel": fmt.text(r.get("funnel_name")),
+                "Card": card or "-",
+                "Customer": fmt.text(r.get("customer_id")),
+            }
+        )
+    return pd.DataFrame(out, columns=PAYMENT_COLUMNS)
+
+
+def payment_fields(detail: dict[str, Any], tz: str) -> pd.DataFrame:
+    """One payment as a two-column table of field and value (all text)."""
+    category = detail.get("failure_category")
+    fields = [
+        ("Charge", detail["charge_id"]),
+        ("Payment intent", detail.get("payment_intent_id")),
+        ("Customer", detail.get("customer_id")),
+        ("Profile", detail.get("profile_id")),
+        ("Time", fmt.local_time(detail.get("created_at"), tz)),
+        ("Amount (USD)", fmt.money(detail.get("amount_usd"))),
+        ("Currency", fmt.text(detail.get("currency")).upper()),
+        ("Status", detail.get("status")),
+        ("Attempt", detail.get("attempt_number")),
+        ("Outcome of the payment", detail.get("payment_outcome")),
+        ("Failure code", detail.get("failure_code")),
+        ("Failure category", category),
+        ("Recommended action", detail.get("recovery_action")),
+        ("What to do", CATEGORIES[category][1] if category in CATEGORIES else None),
+        ("Card", " ".join(fmt.text(v) for v in (detail.get("card_brand"), detail.get("card_country")) if v)),
+        ("Funnel", detail.get("funnel_name")),
+    ]
+    return pd.DataFrame([{"Field": name, "Value": fmt.text(value)} for name, value in fields])
+
+
+def retry_history(history: list[dict[str, Any]], tz: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Attempt": h["attempt_number"],
+                "Time": fmt.local_time(h["created_at"], tz),
+                "Outcome": fmt.text(h["status"]),
+                "Amount (USD)": float(h["amount_usd"]) if h["amount_usd"] is not None else None,
+                "Failure": fmt.text(h.get("failure_code")),
+                "Category": fmt.text(h.get("failure_category")),
+                "Charge": fmt.text(h["charge_id"]),
+            }
+            for h in history
+        ],
+        columns=["Attempt", "Time", "Outcome", "Amount (USD)", "Failure", "Category", "Charge"],
+    )

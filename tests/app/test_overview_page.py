@@ -1,0 +1,205 @@
+"""The Overview page (AppTest): its numbers are the query layer's, its controls change them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+
+import pytest
+
+from streamlit.proto.Metric_pb2 import Metric
+
+from paydash.app import format as fmt
+from paydash.app import tables
+from paydash.queries import failures, overview, recovery
+from paydash.queries.dates import DateRange, last_n_days
+
+from dashboard_db import HOSTILE_CODE, HOSTILE_FUNNEL, SCRIPT
+
+
+def expected(warehouse, rng: DateRange, funnel: str | None = None) -> dict:  # noqa: ANN001
+    with warehouse.read() as conn:
+        return {
+            "totals": overview.overview(conn, warehouse.marts, rng, funnel, mart_tz="UTC"),
+            "daily": overview.daily_series(conn, warehouse.marts, rng, funnel, mart_tz="UTC"),
+            "failures": failures.failure_breakdown(conn, warehouse.marts, rng, funnel),
+            "recovery": recovery.recovery(conn, warehouse.marts, rng, funnel),
+        }
+
+
+def cards(at) -> dict[str, tuple[str, str | None]]:  # noqa: ANN001
+    return {m.label: (m.value, m.delta or None) for m in at.metric}
+
+
+def expected_cards(numbers: dict) -> dict[str, tuple[str, str | None]]:
+    now, change = numbers["totals"]["current"], numbers["totals"]["change"]
+    rec = numbers["recovery"]
+    return {
+        "Revenue": (fmt.money_compact(now["revenue_usd"]), fmt.relative_change(change["revenue_usd"])),
+        "Success rate": (fmt.percent(now["success_rate"]), fmt.points_change(change["success_rate"])),
+        "Failed payments": (fmt.count(now["failed"]), fmt.relative_change(change["failed"])),
+        "Attempts": (fmt.count(now["attempts"]), fmt.relative_change(change["attempts"])),
+        "Recovery rate": (fmt.percent(rec["recovery_rate"]), None),
+        "Payment acceptance": (fmt.percent(rec["payment_acceptance"]), None),
+        "Recovered revenue": (fmt.money_compact(rec["recovered_usd"]), None),
+        "Unrecovered amount": (fmt.money_compact(rec["unrecovered_usd"]), None),
+    }
+
+
+def table(at, first_column: str):  # noqa: ANN001, ANN201
+    found = [d.value for d in at.dataframe if list(d.value.columns[:1]) == [first_column]]
+    assert len(found) == 1, f"expected one table starting with {first_column!r}"
+    return found[0]
+
+
+def charts(at) -> dict[str, dict]:  # noqa: ANN001
+    return {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def chart(at, name: str) -> dict:  # noqa: ANN001
+    found = [spec for key, spec in charts(at).items() if name in key]
+    assert len(found) == 1, f"expected one chart keyed {name}, found {list(charts(at))}"
+    return found[0]
+
+
+def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    assert not at.exception and not at.error
+    numbers = expected(warehouse, last_n_days(30, "UTC"))
+    assert numbers["totals"]["current"]["attempts"] > 1000  # the data is there, the test can fail
+    assert cards(at) == expected_cards(numbers)
+    captions = [c.value for c in at.caption]
+    assert f"{fmt.money(numbers['totals']['current']['revenue_usd'])} exactly" in captions
+    assert f"{fmt.money(numbers['totals']['current']['failed_amount_usd'])} failed amount" in captions
+
+    daily = chart(at, "overview_daily")
+    bars, line = daily["data"]
+    assert bars["type"] == "bar" and line["type"] == "scatter" and line["yaxis"] == "y2"
+    assert bars["x"] == [d["date"] for d in numbers["daily"]]
+    assert bars["y"] == [float(d["revenue_usd"]) for d in numbers["daily"]]
+    assert line["y"] == [d["success_rate"] for d in numbers["daily"]]
+
+    donut = chart(at, "overview_donut")["data"][0]
+    assert donut["type"] == "pie" and donut["hole"] > 0
+    assert donut["values"] == [c["failures"] for c in numbers["failures"]["by_category"]]
+
+    trend = chart(at, "overview_recovery")["data"][0]
+    assert trend["y"] == [d["recovery_rate"] for d in numbers["recovery"]["by_day"]]
+
+    shown = table(at, "Failure reason")
+    want = tables.top_failure_reasons(numbers["failures"]["by_code"])
+    assert shown.to_dict("records") == want.to_dict("records")
+    assert list(shown.columns[:4]) == ["Failure reason", "Category", "Failures", "Lost amount (USD)"]
+    assert "Recommended action" in shown.columns
+
+
+@pytest.mark.parametrize("preset", ["Last 7 days", "Last 30 days", "Last 90 days"])
+def test_failures_rising_are_shown_as_bad(page, preset: str) -> None:  # noqa: ANN001
+    at = page("overview")
+    at.session_state["overview_preset"] = preset
+    at.run()
+    by_label = {m.label: m.proto for m in at.metric}
+    bad_when_up = {Metric.MetricDirection.UP: Metric.MetricColor.RED, Metric.MetricDirection.DOWN: Metric.MetricColor.GREEN}
+    good_when_up = {Metric.MetricDirection.UP: Metric.MetricColor.GREEN, Metric.MetricDirection.DOWN: Metric.MetricColor.RED}
+    failed = by_label["Failed payments"]
+    assert failed.color == bad_when_up[failed.direction]
+    for label in ("Revenue", "Success rate", "Attempts"):
+        assert by_label[label].color == good_when_up[by_label[label].direction]
+
+
+def test_every_metric_has_its_definition_one_click_away(page) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    for metric in at.metric:
+        assert metric.help, f"{metric.label} has no definition"
+    assert "Sum of amount_usd over successful attempts" in {m.label: m for m in at.metric}["Revenue"].help
+    assert at.expander[0].label == "How these numbers are defined"
+
+
+@pytest.mark.parametrize("preset, days", [("Last 7 days", 7), ("Last 90 days", 90)])
+def test_range_presets_change_the_numbers(page, warehouse, preset: str, days: int) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    default_cards = cards(at)
+    at.button_group(key="overview_preset").set_value(preset).run()
+    assert not at.error
+    numbers = expected(warehouse, last_n_days(days, "UTC"))
+    assert cards(at) == expected_cards(numbers)
+    assert cards(at)["Attempts"] != default_cards["Attempts"]
+    assert len(chart(at, "overview_daily")["data"][0]["x"]) == days
+
+
+def test_custom_range(page, warehouse) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    at.button_group(key="overview_preset").set_value("Custom").run()
+    assert "Pick the first and the last day" in at.info[0].value
+    end = last_n_days(1, "UTC").end - timedelta(days=3)
+    start = end - timedelta(days=9)
+    at.date_input(key="overview_custom").set_value((start, end)).run()
+    assert not at.info and not at.error
+    assert cards(at) == expected_cards(expected(warehouse, DateRange(start, end, "UTC")))
+    assert chart(at, "overview_daily")["data"][0]["x"][0] == start.isoformat()
+
+
+def test_funnel_filter_changes_the_numbers(page, warehouse) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    options = at.selectbox(key="overview_funnel").options
+    assert options[0] == "All funnels" and "mobile_app" in options
+    at.selectbox(key="overview_funnel").select("mobile_app").run()
+    numbers = expected(warehouse, last_n_days(30, "UTC"), "mobile_app")
+    all_funnels = expected(warehouse, last_n_days(30, "UTC"))
+    assert cards(at) == expected_cards(numbers)
+    assert numbers["totals"]["current"]["attempts"] < all_funnels["totals"]["current"]["attempts"]
+
+
+def test_data_from_the_warehouse_is_shown_as_text(page) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    at.button_group(key="overview_preset").set_value("Last 7 days").run()
+    assert HOSTILE_FUNNEL in at.selectbox(key="overview_funnel").options
+    at.selectbox(key="overview_funnel").select(HOSTILE_FUNNEL).run()
+    assert not at.exception and not at.error
+    reasons = table(at, "Failure reason")
+    assert reasons["Failure reason"].tolist() == [HOSTILE_CODE]
+    # plotly reads some tags in labels: the category reaches it entity-escaped
+    assert chart(at, "overview_donut")["data"][0]["labels"] == [SCRIPT.replace("<", "&lt;").replace(">", "&gt;")]
+    assert not any("<" in m.value for m in at.markdown)
+
+
+def test_refresh_reads_again_and_shows_when(page) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    loaded = [c.value for c in at.caption if c.value.startswith("Data loaded")]
+    assert len(loaded) == 1
+    at.button(key="overview_refresh").click().run()
+    assert not at.error
+    again = [c.value for c in at.caption if c.value.startswith("Data loaded")]
+    assert len(again) == 1
+
+
+def test_a_missing_database_is_reported_in_each_section_and_the_page_recovers(page, env, tmp_path, dashboard_db) -> None:  # noqa: ANN001
+    target = tmp_path / "later.duckdb"
+    env.setenv("PAYDASH_DATABASE_URL", str(target))
+    at = page("overview").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Totals** could not be loaded") for e in errors)
+    assert any(e.startswith("**Top failure reasons** could not be loaded") for e in errors)
+    assert all("paydash demo" in e for e in errors)  # the message says how to fix it
+    assert all("Traceback" not in e for e in errors)
+    # the rest of the page still renders: title, controls, definitions
+    assert at.title[0].value == "Overview"
+    assert at.button(key="overview_refresh")
+    assert at.expander
+
+    shutil.copy(dashboard_db, target)  # the database is back: no restart needed
+    at.run()
+    assert not at.error
+    assert at.metric[0].label == "Revenue"
+
+
+def test_a_missing_table_names_the_table_and_the_setting(page, env) -> None:  # noqa: ANN001
+    env.setenv("PAYDASH_PAYMENTS_TABLE", "no_such_mart")
+    at = page("overview").run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "no\\_such\\_mart" in errors and "PAYDASH\\_PAYMENTS\\_TABLE" in errors
+    # the cards come from the daily mart, which is still there
+    assert at.metric[0].label == "Revenue"
