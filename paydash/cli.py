@@ -46,11 +46,11 @@ def _settings() -> Settings:
 _opened: list = []
 
 
-def _warehouse(db: str | None, read_only: bool = True):  # noqa: ANN202
+def _warehouse(db: str | None, read_only: bool = True, **options):  # noqa: ANN202
     from paydash.warehouse.engine import Warehouse
 
     settings = _settings()
-    wh = Warehouse(db or settings.database_url, settings, read_only=read_only)
+    wh = Warehouse(db or settings.database_url, settings, read_only=read_only, **options)
     _opened.append(wh)  # closed in main(), before the interpreter tears DuckDB down
     return wh
 
@@ -309,9 +309,9 @@ def export_payments(
     db: Optional[str] = DbOption,
 ) -> None:
     """The whole filtered result as CSV, streamed in chunks."""
-    from paydash.queries.payments import export_select
+    from paydash.queries.payments import export_selects
 
-    wh = _warehouse(db)
+    wh = _warehouse(db, duckdb_memory_limit="128MB")
     filters = _filters(status, funnel, card_brand, search, start, end, tz)
     to_stdout = str(out) == "-"
     target = sys.stdout.buffer if to_stdout else open(out, "wb")
@@ -324,7 +324,8 @@ def export_payments(
 
     try:
         with wh.read() as conn:
-            wh.copy_csv(conn, export_select(wh.marts, filters), write)
+            for index, stmt in enumerate(export_selects(conn, wh.marts, filters)):
+                wh.copy_csv(conn, stmt, write, header=index == 0)
     finally:
         if not to_stdout:
             target.close()

@@ -243,11 +243,11 @@ def filter_options(conn: Connection, marts: Marts) -> dict[str, list[str]]:
     }
 
 
-def export_select(marts: Marts, filters: PaymentFilters) -> sa.Select:
-    """The whole filtered result in EXPORT_COLUMNS order, newest first, ready for CSV.
+def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime, datetime] | None = None) -> sa.Select:
+    """The filtered result in EXPORT_COLUMNS order, newest first, ready for CSV.
 
     Times become ISO 8601 (UTC, with Z); text a spreadsheet would run as a formula gets a
-    leading quote; numbers stay numbers.
+    leading quote; numbers stay numbers. `window` = [start, stop) limits created_at.
     """
     t = marts.payments
     columns = []
@@ -259,4 +259,32 @@ def export_select(marts: Marts, filters: PaymentFilters) -> sa.Select:
             columns.append(formula_safe(col).label(name))
         else:
             columns.append(col)
-    return select(*columns).where(*conditions(filters, t)).order_by(*_order(t))
+    where = conditions(filters, t)
+    if window is not None:
+        where += [t.c.created_at >= window[0], t.c.created_at < window[1]]
+    return select(*columns).where(*where).order_by(*_order(t))
+
+
+def export_selects(conn: Connection, marts: Marts, filters: PaymentFilters, rows_per_window: int = 50_000) -> list[sa.Select]:
+    """The export as consecutive time windows, newest first, of about `rows_per_window` rows.
+
+    Each window is sorted on its own, so the database never holds more than one window:
+    memory stays flat however large the export. Concatenated, they are exactly
+    export_select(marts, filters).
+    """
+    t = marts.payments
+    filters = resolve_search(conn, marts, filters)
+    day = cast(t.c.created_at, Date)
+    days = conn.execute(select(day, func.count()).where(*conditions(filters, t)).group_by(day).order_by(day.desc())).all()
+    windows: list[sa.Select] = []
+    stop, rows = None, 0
+    for index, (found_day, n) in enumerate(days):
+        if stop is None:
+            stop, rows = datetime.combine(found_day, time.min) + timedelta(days=1), 0
+        rows += n
+        last = index == len(days) - 1
+        if rows >= rows_per_window or last:
+            start = datetime.combine(found_day, time.min)
+            windows.append(export_select(marts, filters, (start, stop)))
+            stop = None
+    return windows or [export_select(marts, filters)]

@@ -67,10 +67,12 @@ def safe_url(url: str) -> str:
 class Warehouse:
     """One database: its engine(s), the configured marts, and error translation."""
 
-    def __init__(self, url_or_path: str, settings, read_only: bool = True):
+    def __init__(self, url_or_path: str, settings, read_only: bool = True, duckdb_memory_limit: str | None = None):
         self.settings = settings
         self.url = normalize_url(url_or_path)
         self.read_only = read_only
+        # a streaming job (export) caps DuckDB's buffer pool so its memory stays flat
+        self.duckdb_memory_limit = duckdb_memory_limit
         self.marts: Marts = marts_for(settings)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
@@ -113,7 +115,10 @@ class Warehouse:
                 path.parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(
                 self.url,
-                connect_args={"read_only": self.read_only},
+                connect_args={
+                    "read_only": self.read_only,
+                    "config": {"memory_limit": self.duckdb_memory_limit} if self.duckdb_memory_limit else {},
+                },
                 pool_size=s.pool_size,
                 max_overflow=s.pool_size,
                 pool_pre_ping=True,
@@ -193,8 +198,8 @@ class Warehouse:
         with self.read() as conn:
             return {name: str(kind) for name, kind in conn.execute(stmt, params)}
 
-    def copy_csv(self, conn: Connection, stmt: sa.Select, write, chunk_rows: int = 100_000) -> None:  # noqa: ANN001
-        """Stream `stmt`'s result as CSV (with a header) to `write(bytes)`.
+    def copy_csv(self, conn: Connection, stmt: sa.Select, write, header: bool = True, chunk_rows: int = 10_000) -> None:  # noqa: ANN001
+        """Stream `stmt`'s result as CSV (with a header line unless header=False) to `write(bytes)`.
 
         The database does the work: DuckDB hands over Arrow record batches for pyarrow's CSV
         writer, PostgreSQL runs COPY ... TO STDOUT. Memory stays flat however many rows.
@@ -203,17 +208,24 @@ class Warehouse:
         dbapi = conn.connection.dbapi_connection
         if self.dialect == "duckdb":
             params = [compiled.params[name] for name in (compiled.positiontup or [])]
+            # duckdb 2.0 refuses new work while an earlier result on this pooled connection is
+            # unread (the pool's pre-ping leaves one); finishing a statement clears the way
+            dbapi.execute("SELECT 1").fetchall()
             # a lazy relation streams record batches; a DB-API result would copy every row first
             reader = dbapi.sql(str(compiled), params=params).to_arrow_reader(chunk_rows)
-            write((",".join(reader.schema.names) + "\n").encode())
-            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-            for batch in reader:
-                buffer = io.BytesIO()
-                pacsv.write_csv(batch, buffer, options)
-                write(buffer.getvalue())
+            try:
+                if header:
+                    write((",".join(reader.schema.names) + "\n").encode())
+                options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+                for batch in reader:
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(batch, buffer, options)
+                    write(buffer.getvalue())
+            finally:
+                reader.close()
             return
         with dbapi.cursor() as cur:
-            with cur.copy(f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, HEADER true)", compiled.params) as copy:
+            with cur.copy(f"COPY ({compiled.string}) TO STDOUT WITH (FORMAT csv, HEADER {str(header).lower()})", compiled.params) as copy:
                 for data in copy:
                     write(bytes(data))
 
@@ -301,6 +313,7 @@ def _missing_column(message: str) -> str | None:
         r'column "?([\w.]+)"? does not exist',
         r'Referenced column "([^"]+)" not found',
         r'column "([^"]+)" not found',
+        r'does not have a column named "([^"]+)"',  # duckdb 2.0
     ):
         m = re.search(pattern, message)
         if m:

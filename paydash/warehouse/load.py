@@ -122,23 +122,30 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def create_indexes(wh: Warehouse) -> None:
+def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> None:
     """Indexes for the explorer's lookups and the date-range scans.
 
-    DuckDB: ART indexes on the id columns (its zone maps already serve the date ranges,
-    since rows are stored in time order). PostgreSQL: B-trees on the ids, on
-    (created_at, charge_id) for paging and on the daily mart's (date, funnel_name).
+    DuckDB: ART indexes on `id_columns` (its zone maps already serve the date ranges,
+    since rows are stored in time order, and any id that sorts with time). PostgreSQL:
+    B-trees on every id, on (created_at, charge_id) for paging and on the daily mart's
+    (date, funnel_name).
     """
     p, d = wh.marts.payments, wh.marts.daily
-    indexes = [sa.Index(f"ix_{p.name}_{col}", p.c[col]) for col in ID_COLUMNS]
     if wh.dialect == "postgresql":
-        indexes += [
-            sa.Index(f"ix_{p.name}_created", p.c.created_at.desc(), p.c.charge_id.desc()),
-            sa.Index(f"ix_{d.name}_date_funnel", d.c.date, d.c.funnel_name),
+        id_columns = ID_COLUMNS
+    wanted = [(p, f"ix_{p.name}_{col}", [col]) for col in id_columns]
+    if wh.dialect == "postgresql":
+        wanted += [
+            (p, f"ix_{p.name}_created", ["created_at DESC", "charge_id DESC"]),
+            (d, f"ix_{d.name}_date_funnel", ["date", "funnel_name"]),
         ]
     with wh.write() as conn:
-        for index in indexes:
-            index.create(conn)
+        quote = conn.dialect.identifier_preparer
+        for table, name, columns in wanted:
+            # DDL spelled from declared names (validated identifiers), not sa.Index: an
+            # Index object would attach itself to the shared Table and be created twice.
+            cols = ", ".join(" ".join([quote.quote(c.split()[0])] + c.split()[1:]) for c in columns)
+            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {quote.quote(name)} ON {quote.format_table(table)} ({cols})"))
         if wh.dialect == "postgresql":
-            conn.execute(sa.text(f"ANALYZE {display_name(p)}"))
-            conn.execute(sa.text(f"ANALYZE {display_name(d)}"))
+            conn.execute(sa.text(f"ANALYZE {quote.format_table(p)}"))
+            conn.execute(sa.text(f"ANALYZE {quote.format_table(d)}"))

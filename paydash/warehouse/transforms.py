@@ -48,4 +48,10 @@ def rebuild_daily_mart(conn: Connection, marts: Marts, since: date | None = None
     conn.execute(delete)
     stmt = daily_mart_select(marts, since)
     result = conn.execute(d.insert().from_select([c.name for c in stmt.selected_columns], stmt))
-    return result.rowcount
+    if result.rowcount >= 0:
+        return result.rowcount
+    # psycopg under SQLAlchemy 2.1 reports -1 for INSERT ... SELECT: count what is there
+    written = select(func.count()).select_from(d)
+    if since is not None:
+        written = written.where(d.c.date >= since)
+    return int(conn.execute(written).scalar_one())
