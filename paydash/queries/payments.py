@@ -257,6 +257,11 @@ def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime,
             columns.append(iso_utc(col).label(name))
         elif isinstance(col.type, sa.Text):
             columns.append(formula_safe(col).label(name))
+        elif isinstance(col.type, sa.Boolean):
+            # PostgreSQL's COPY would write t/f, DuckDB true/false: spell it once
+            columns.append(
+                sa.case((col.is_(True), sa.literal_column("'true'")), (col.is_(False), sa.literal_column("'false'"))).label(name)
+            )
         else:
             columns.append(col)
     where = conditions(filters, t)
