@@ -271,7 +271,7 @@ def query_payments(
     wh = _warehouse(db)
     filters = _filters(status, funnel, card_brand, search, start, end, tz)
     with wh.read() as conn:
-        result = payments_page(conn, wh.marts, filters, page)
+        result = payments_page(conn, wh.marts, filters, page, mart_tz=wh.settings.timezone)
     if as_json:
         _emit(result.as_dict(), True)
     else:
@@ -324,7 +324,7 @@ def export_payments(
 
     try:
         with wh.read() as conn:
-            for index, stmt in enumerate(export_selects(conn, wh.marts, filters)):
+            for index, stmt in enumerate(export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone)):
                 wh.copy_csv(conn, stmt, write, header=index == 0)
     finally:
         if not to_stdout:

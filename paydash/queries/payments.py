@@ -24,6 +24,7 @@ from sqlalchemy import Date, cast, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from paydash.errors import InvalidInput
+from paydash.queries.dates import local_midnight_utc
 from paydash.queries.filters import PaymentFilters, conditions, search_columns
 from paydash.warehouse.expressions import formula_safe, iso_utc
 from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts
@@ -73,7 +74,55 @@ def _order(table: sa.Table) -> list[sa.ColumnElement]:
     return [table.c.created_at.desc(), table.c.charge_id.desc()]
 
 
-def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters) -> int:
+def _daily_mart_count(filters: PaymentFilters, marts: Marts, mart_tz: str | None) -> sa.ColumnElement | None:
+    """The daily-mart expression counting these filters' matches, or None if it cannot.
+
+    The daily mart knows attempts per local day, funnel and status; it answers when the
+    filters use nothing else and the range is in the timezone its days are in.
+    """
+    f = filters.normalized()
+    if mart_tz is None or f.search or f.card_brand or (f.date_range is not None and f.date_range.tz != mart_tz):
+        return None
+    d = marts.daily.c
+    return {
+        None: d.total_attempts,
+        "succeeded": d.successful_payments,
+        "failed": d.failed_payments,
+        "pending": d.total_attempts - d.successful_payments - d.failed_payments,
+    }[f.status]
+
+
+def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None) -> list[tuple[datetime, datetime, int]]:
+    """Matches per day, newest first: (UTC start, UTC stop, count), days without matches left out.
+
+    From the daily mart when it can answer (cheap on any engine), else counted per UTC
+    day in the charge mart.
+    """
+    f = filters.normalized()
+    measure = _daily_mart_count(f, marts, mart_tz)
+    if measure is not None:
+        d = marts.daily.c
+        stmt = select(d.date, func.sum(measure)).group_by(d.date).order_by(d.date.desc())
+        if f.date_range is not None:
+            stmt = stmt.where(d.date >= f.date_range.start, d.date <= f.date_range.end)
+        if f.funnel:
+            stmt = stmt.where(d.funnel_name == f.funnel)
+        return [
+            (local_midnight_utc(day, mart_tz), local_midnight_utc(day + timedelta(days=1), mart_tz), int(n))
+            for day, n in conn.execute(stmt)
+            if n
+        ]
+    t = marts.payments
+    day = cast(t.c.created_at, Date)
+    rows = conn.execute(select(day, func.count()).where(*conditions(f, t)).group_by(day).order_by(day.desc()))
+    return [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), int(n)) for d, n in rows]
+
+
+def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None = None) -> int:
+    """How many payments match; from the daily mart when it can answer (`mart_tz` given)."""
+    measure = _daily_mart_count(filters, marts, mart_tz)
+    if measure is not None:
+        return sum(n for _, _, n in _day_counts(conn, marts, filters, mart_tz))
     t = marts.payments
     return int(conn.execute(select(func.count()).select_from(t).where(*conditions(filters, t))).scalar_one())
 
@@ -98,38 +147,36 @@ def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters) -> P
     return replace(f, search_in=columns)
 
 
-def _seek(conn: Connection, marts: Marts, filters: PaymentFilters, offset: int, page_size: int) -> tuple[int, tuple[datetime, datetime | None] | None, int]:
+def _seek(
+    conn: Connection, marts: Marts, filters: PaymentFilters, offset: int, page_size: int, mart_tz: str | None
+) -> tuple[int, tuple[datetime, datetime | None] | None, int]:
     """(total, (upper, lower) time bounds of the page's rows, offset below `upper`).
 
-    Counts per UTC day (one cheap aggregate, which also gives the total), then per hour
-    inside the day where the page starts. The page's rows then lie in [lower, upper):
-    upper is the end of the hour where it starts, lower the start of the hour (or day)
-    by which `page_size` more rows have been counted, so the page query reads a few
-    thousand rows at most.
+    Counts per day (one cheap aggregate, which also gives the total), then per hour inside
+    the day where the page starts. The page's rows then lie in [lower, upper): upper is
+    the end of the hour where it starts, lower the start of the hour (or day) by which
+    `page_size` more rows have been counted, so the page query reads a few thousand rows.
     """
     t = marts.payments
-    where = conditions(filters, t)
-    day = cast(t.c.created_at, Date)
-    days = conn.execute(select(day, func.count()).where(*where).group_by(day).order_by(day.desc())).all()
-    total = sum(n for _, n in days)
+    days = _day_counts(conn, marts, filters, mart_tz)
+    total = sum(n for _, _, n in days)
     before = 0
-    for index, (found_day, n) in enumerate(days):
+    for index, (day_start, day_stop, n) in enumerate(days):
         if before + n > offset:
             break
         before += n
     else:
         return total, None, 0
-    day_start = datetime.combine(found_day, time.min)
     hour = _hour(t.c.created_at)
     hours = conn.execute(
         select(hour, func.count())
-        .where(*where, t.c.created_at >= day_start, t.c.created_at < day_start + timedelta(days=1))
+        .where(*conditions(filters, t), t.c.created_at >= day_start, t.c.created_at < day_stop)
         .group_by(hour)
         .order_by(hour.desc())
     ).all()
-    # newest first: (bucket start, bucket end, rows) for the hours of this day, then older days
-    buckets = [(h, h + timedelta(hours=1), n) for h, n in hours]
-    buckets += [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), n) for d, n in days[index + 1 :]]
+    # newest first: (bucket start, bucket end, rows): the hours of this day, then older days
+    buckets = [(h, min(h + timedelta(hours=1), day_stop), n) for h, n in hours]
+    buckets += [(start, stop, n) for start, stop, n in days[index + 1 :]]
     upper = None
     needed = offset + page_size
     for bucket_start, bucket_end, n in buckets:
@@ -147,8 +194,13 @@ def _rows(result) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
-def payments_page(conn: Connection, marts: Marts, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE) -> PaymentsPage:
-    """Page `page` (1-based) of the matching payments, newest first, with the total count."""
+def payments_page(
+    conn: Connection, marts: Marts, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE, mart_tz: str | None = None
+) -> PaymentsPage:
+    """Page `page` (1-based) of the matching payments, newest first, with the total count.
+
+    `mart_tz`, the timezone the daily mart's days are in, lets counts come from it.
+    """
     if page < 1:
         raise InvalidInput(f"page {page} does not exist; pages start at 1")
     t = marts.payments
@@ -167,10 +219,10 @@ def payments_page(conn: Connection, marts: Marts, filters: PaymentFilters, page:
     ).limit(page_size)
     if offset < DIRECT_OFFSET or filters.search:
         # near the top a plain top-N is cheapest, and the count is one aggregate
-        total = count_payments(conn, marts, filters)
+        total = count_payments(conn, marts, filters, mart_tz)
         rows = _rows(conn.execute(stmt.offset(offset))) if offset < total else []
     else:
-        total, bounds, local_offset = _seek(conn, marts, filters, offset, page_size)
+        total, bounds, local_offset = _seek(conn, marts, filters, offset, page_size, mart_tz)
         rows = []
         if bounds is not None:
             upper, lower = bounds
@@ -270,26 +322,24 @@ def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime,
     return select(*columns).where(*where).order_by(*_order(t))
 
 
-def export_selects(conn: Connection, marts: Marts, filters: PaymentFilters, rows_per_window: int = 50_000) -> list[sa.Select]:
+def export_selects(
+    conn: Connection, marts: Marts, filters: PaymentFilters, rows_per_window: int = 50_000, mart_tz: str | None = None
+) -> list[sa.Select]:
     """The export as consecutive time windows, newest first, of about `rows_per_window` rows.
 
     Each window is sorted on its own, so the database never holds more than one window:
     memory stays flat however large the export. Concatenated, they are exactly
     export_select(marts, filters).
     """
-    t = marts.payments
     filters = resolve_search(conn, marts, filters)
-    day = cast(t.c.created_at, Date)
-    days = conn.execute(select(day, func.count()).where(*conditions(filters, t)).group_by(day).order_by(day.desc())).all()
     windows: list[sa.Select] = []
     stop, rows = None, 0
-    for index, (found_day, n) in enumerate(days):
+    days = _day_counts(conn, marts, filters, mart_tz)
+    for index, (day_start, day_stop, n) in enumerate(days):
         if stop is None:
-            stop, rows = datetime.combine(found_day, time.min) + timedelta(days=1), 0
+            stop, rows = day_stop, 0
         rows += n
-        last = index == len(days) - 1
-        if rows >= rows_per_window or last:
-            start = datetime.combine(found_day, time.min)
-            windows.append(export_select(marts, filters, (start, stop)))
+        if rows >= rows_per_window or index == len(days) - 1:
+            windows.append(export_select(marts, filters, (day_start, stop)))
             stop = None
     return windows or [export_select(marts, filters)]
