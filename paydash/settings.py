@@ -214,8 +214,10 @@ def raw_sources(cwd: Path | None = None, environ: Mapping[str, str] | None = Non
     merged.update(_read_secrets(cwd / ".streamlit" / "secrets.toml"))
     env_file = cwd / ".env"
     if env_file.is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v not in (None, "")})
+    # an empty variable means unset (docker-compose passes `NAME=` for one): it must not
+    # hide a value from .env or secrets.toml
+    merged.update({k: v for k, v in (os.environ if environ is None else environ).items() if v != ""})
     return merged
 
 
@@ -227,7 +229,7 @@ def load_settings(cwd: Path | None = None, environ: Mapping[str, str] | None = N
             continue
         try:
             values[setting.name] = setting.parse(raw[setting.env])
-        except ValueError as exc:
+        except (ValueError, ConfigError) as exc:  # ConfigError: from the table-name check
             raise ConfigError(f"{setting.env}={raw[setting.env]!r} is not valid: {exc}")
     return Settings(values)
 

@@ -1,0 +1,109 @@
+"""Charge-mart rows written by hand, for tests (plain functions; conftest turns them into fixtures).
+
+`charge(...)` fills the derived columns (is_successful, created_date, hour_of_day, day_of_week,
+failure category and recovery action) the way the data contract defines them, so a test only
+writes what it cares about.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from paydash.decline_codes import classify
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# The charge mart's columns as Arrow types (the contract's order).
+PAYMENT_ARROW_SCHEMA = pa.schema(
+    [
+        ("charge_id", pa.string()),
+        ("payment_intent_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("profile_id", pa.string()),
+        ("status", pa.string()),
+        ("is_successful", pa.bool_()),
+        ("amount_usd", pa.decimal128(12, 2)),
+        ("currency", pa.string()),
+        ("failure_code", pa.string()),
+        ("failure_category", pa.string()),
+        ("recovery_action", pa.string()),
+        ("attempt_number", pa.int32()),
+        ("created_at", pa.timestamp("us")),
+        ("created_date", pa.date32()),
+        ("hour_of_day", pa.int32()),
+        ("day_of_week", pa.string()),
+        ("funnel_name", pa.string()),
+        ("card_brand", pa.string()),
+        ("card_country", pa.string()),
+    ]
+)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A naive UTC datetime from a datetime or 'YYYY-MM-DD HH:MM[:SS]' text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def charge(
+    charge_id: str,
+    created_at: datetime | str,
+    status: str = "succeeded",
+    amount: str | Decimal | int | float = "10.00",
+    *,
+    payment_intent_id: str | None = None,
+    attempt_number: int = 1,
+    failure_code: str | None = None,
+    customer_id: str = "cus_A",
+    profile_id: str = "prof_A",
+    currency: str = "usd",
+    funnel_name: str = "main_funnel",
+    card_brand: str = "visa",
+    card_country: str = "US",
+    tz: str = "UTC",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One charge-mart row; derived columns follow the contract (`tz` is the reporting timezone)."""
+    created = as_utc(created_at)
+    local = created.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(tz))
+    category = action = None
+    if status == "failed":
+        failure_code, category, action = classify(failure_code or "generic_decline")
+    row = {
+        "charge_id": charge_id,
+        "payment_intent_id": payment_intent_id or "pi_" + charge_id.split("_", 1)[-1],
+        "customer_id": customer_id,
+        "profile_id": profile_id,
+        "status": status,
+        "is_successful": status == "succeeded",
+        "amount_usd": Decimal(str(amount)).quantize(Decimal("0.01")),
+        "currency": currency,
+        "failure_code": failure_code if status == "failed" else None,
+        "failure_category": category,
+        "recovery_action": action,
+        "attempt_number": attempt_number,
+        "created_at": created,
+        "created_date": local.date(),
+        "hour_of_day": local.hour,
+        "day_of_week": DAY_NAMES[local.weekday()],
+        "funnel_name": funnel_name,
+        "card_brand": card_brand,
+        "card_country": card_country,
+    }
+    unknown = set(overrides) - set(row)
+    if unknown:
+        raise TypeError(f"charge() got unknown columns {sorted(unknown)}")
+    row.update(overrides)
+    return row
+
+
+def rows_to_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=PAYMENT_ARROW_SCHEMA)
