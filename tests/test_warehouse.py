@@ -254,10 +254,6 @@ def test_two_demo_builds_in_one_process(databases) -> None:
         writer.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug, paydash/warehouse/load.py: the demo's ownership mark (paydash_meta) lives in the "
-    "connection's current schema, not beside the marts, so a demo built in one schema lets the "
-    "demo overwrite foreign marts in another schema of the same database"))
 def test_demo_ownership_mark_belongs_to_its_own_marts(databases) -> None:
     from builders import rows_to_arrow
     from paydash.warehouse import load

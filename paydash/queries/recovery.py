@@ -7,7 +7,8 @@ day of that first attempt); later attempts count whenever they happened.
 - payment acceptance = intents that ended succeeded / intents attempted
 - recovery rate = of intents whose first attempt failed, the share a later attempt won
 - recovered revenue = amount_usd of those winning attempts
-- unrecovered amount = first-attempt amount of intents whose attempts all failed (so far)
+- unrecovered amount = first-attempt amount of intents whose first attempt failed and that
+  no later attempt has won (yet: a retry still pending counts as not won)
 """
 
 from __future__ import annotations

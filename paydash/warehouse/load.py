@@ -19,24 +19,36 @@ from paydash.warehouse.schema import display_name
 
 META_TABLE = "paydash_meta"
 _meta = sa.MetaData()
-meta_table = sa.Table(META_TABLE, _meta, sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text))
 
 # Lookups the explorer does by exact id; DuckDB also uses ART indexes for these.
 ID_COLUMNS = ("charge_id", "payment_intent_id", "customer_id", "profile_id")
 
 
+def meta_table(wh: Warehouse) -> sa.Table:
+    """paydash's own notes (who built the marts), kept in the charge mart's schema."""
+    schema = wh.marts.payments.schema
+    key = f"{schema}.{META_TABLE}" if schema else META_TABLE
+    if key not in _meta.tables:
+        sa.Table(META_TABLE, _meta, sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text), schema=schema)
+    return _meta.tables[key]
+
+
 def read_meta(wh: Warehouse) -> dict[str, str]:
+    table = meta_table(wh)
     with wh.engine.connect() as conn:
-        if not sa.inspect(conn).has_table(META_TABLE):
+        if not sa.inspect(conn).has_table(table.name, schema=table.schema):
             return {}
-        return {k: v for k, v in conn.execute(sa.select(meta_table.c.key, meta_table.c.value))}
+        return {k: v for k, v in conn.execute(sa.select(table.c.key, table.c.value))}
 
 
 def write_meta(wh: Warehouse, values: dict[str, str]) -> None:
+    table = meta_table(wh)
     with wh.write() as conn:
-        meta_table.create(conn, checkfirst=True)
-        conn.execute(meta_table.delete().where(meta_table.c.key.in_(list(values))))
-        conn.execute(meta_table.insert(), [{"key": k, "value": v} for k, v in values.items()])
+        if table.schema:
+            conn.execute(CreateSchema(table.schema, if_not_exists=True))
+        table.create(conn, checkfirst=True)
+        conn.execute(table.delete().where(table.c.key.in_(list(values))))
+        conn.execute(table.insert(), [{"key": k, "value": v} for k, v in values.items()])
 
 
 def ensure_replaceable(wh: Warehouse) -> None:
