@@ -281,15 +281,19 @@ def _outcome(history: list[dict[str, Any]]) -> str:
 
 
 def filter_options(conn: Connection, marts: Marts) -> dict[str, list[str]]:
-    """Values the explorer's select boxes offer."""
+    """Values the explorer's select boxes offer (statuses and funnels from the daily mart)."""
     t = marts.payments.c
     d = marts.daily.c
 
     def distinct(col) -> list[str]:  # noqa: ANN001
         return [r[0] for r in conn.execute(select(col).where(col.is_not(None)).distinct().order_by(col))]
 
+    succeeded, failed, total = conn.execute(
+        select(func.sum(d.successful_payments), func.sum(d.failed_payments), func.sum(d.total_attempts))
+    ).one()
+    present = {"succeeded": bool(succeeded), "failed": bool(failed), "pending": (total or 0) > (succeeded or 0) + (failed or 0)}
     return {
-        "status": distinct(t.status),
+        "status": sorted(status for status, seen in present.items() if seen),
         "funnel": distinct(d.funnel_name),
         "card_brand": distinct(t.card_brand),
     }
