@@ -153,7 +153,7 @@ def filter_options(source: Source) -> Loaded:
 def payments_page(source: Source, filters: PaymentFilters, page: int) -> Loaded:
     wh = warehouse(source)
     with wh.read() as conn:
-        return _loaded(payments.payments_page(conn, wh.marts, filters, page))
+        return _loaded(payments.payments_page(conn, wh.marts, filters, page, mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)

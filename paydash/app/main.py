@@ -3,6 +3,11 @@
 Sign-in comes before any page: until someone is signed in, no page runs and no menu
 shows. The pages are still declared (hidden), so a shared link to a page, with its query
 parameters, opens that page once the visitor has signed in.
+
+The page scripts live in `app_pages/`, not `pages/`: Streamlit still treats a `pages/`
+directory beside the main script as an old-style multipage app, and until st.navigation
+has run once in the server process it routes /payments straight to pages/payments.py,
+past this file (seen in the browser tests). Each page also calls `login.require_user`.
 """
 
 from pathlib import Path
@@ -13,7 +18,7 @@ from paydash.app import data, login
 
 st.set_page_config(page_title="paydash", page_icon=":material/payments:", layout="wide")
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "app_pages"
 pages = [
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),

@@ -22,7 +22,7 @@ from paydash.warehouse.engine import Warehouse
 
 APP = Path(__file__).resolve().parents[2] / "paydash" / "app"
 PASSWORD = "correct horse battery"
-# The first run of a page imports plotly, pandas and the query layer: generous, not timed.
+# The first run of a page imports pandas, pyarrow and the query layer: generous, not timed.
 TIMEOUT = 60
 
 
@@ -44,6 +44,16 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dashboard_db: Path) -> 
 def _fresh_lockouts() -> None:
     # the lockout counter is one per process (as on a server); tests must not share it
     login._throttle.clear()
+
+
+@pytest.fixture
+def team_password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def app_dir() -> Path:
+    return APP
 
 
 @pytest.fixture
@@ -73,7 +83,7 @@ def page(env: pytest.MonkeyPatch) -> Callable[..., AppTest]:
     """page('overview') -> an AppTest of that page script with the team user signed in."""
 
     def make(name: str, sign_in: bool = True) -> AppTest:
-        at = AppTest.from_file(str(APP / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+        at = AppTest.from_file(str(APP / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
         return signed_in(at) if sign_in else at
 
     return make

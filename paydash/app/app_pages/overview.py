@@ -66,7 +66,7 @@ with daily_col, data.section("Daily revenue and success rate"):
     st.subheader("Revenue and success rate by day")
     result = data.daily_series(source, rng.start, rng.end, funnel)
     loaded.append(result.loaded_at)
-    st.plotly_chart(charts.daily_revenue(result.value), key="overview_daily", width="stretch")
+    st.vega_lite_chart(spec=charts.daily_revenue(result.value), key="overview_daily", width="stretch")
 
 with donut_col, data.section("Failures by category"):
     st.subheader("Failures by category", help=definitions.FAILED)
@@ -74,7 +74,7 @@ with donut_col, data.section("Failures by category"):
     loaded.append(result.loaded_at)
     breakdown = result.value
     if breakdown["failures"]:
-        st.plotly_chart(charts.failure_donut(breakdown["by_category"]), key="overview_donut", width="stretch")
+        st.vega_lite_chart(spec=charts.failure_donut(breakdown["by_category"]), key="overview_donut", width="stretch")
     else:
         st.info("No failed payments in this range.")
 
@@ -90,7 +90,7 @@ with recovery_col, data.section("Recovery"):
     won, lost = st.columns(2)
     won.metric("Recovered revenue", fmt.money_compact(recovered["recovered_usd"]), help=definitions.RECOVERED)
     lost.metric("Unrecovered amount", fmt.money_compact(recovered["unrecovered_usd"]), help=definitions.UNRECOVERED)
-    st.plotly_chart(charts.recovery_trend(recovered["by_day"]), key="overview_recovery", width="stretch")
+    st.vega_lite_chart(spec=charts.recovery_trend(recovered["by_day"]), key="overview_recovery", width="stretch")
 
 with reasons_col, data.section("Top failure reasons"):
     st.subheader("Top failure reasons", help=definitions.TOP_REASONS)
@@ -100,6 +100,7 @@ with reasons_col, data.section("Top failure reasons"):
         key="overview_reasons",
         hide_index=True,
         width="stretch",
+        height="content",
         column_config={
             "Failures": st.column_config.NumberColumn(format="localized"),
             "Lost amount (USD)": st.column_config.NumberColumn(format="dollar"),

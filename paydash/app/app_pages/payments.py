@@ -115,6 +115,7 @@ with data.section("Payments"):
             key=table_key,
             hide_index=True,
             width="stretch",
+            height=600,
             on_select=lambda: open_selected(table_key, charge_ids),
             selection_mode="single-row",
             column_config={
@@ -144,10 +145,18 @@ if state.charge:
         if detail is None:
             st.warning(f"No payment with charge id {fmt.md_escape(state.charge)}.")
         else:
-            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch")
+            st.code(detail["charge_id"], language=None)
+            amount, status, outcome, attempts = st.columns(4)
+            amount.metric("Amount", fmt.money(detail["amount_usd"]), help="In USD; the currency is in the table below.")
+            status.metric("Status of this attempt", fmt.text(detail["status"]))
+            outcome.metric("Outcome of the payment", fmt.text(detail["payment_outcome"]),
+                           help="How its payment intent stands after all attempts: succeeded, recovered (a retry won), failed or pending.")
+            attempts.metric("Attempts", fmt.count(len(detail["retry_history"])))
+            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch",
+                         height="content")
             st.markdown("**Retry history** of its payment intent")
             st.dataframe(tables.retry_history(detail["retry_history"], tz), key="payments_history", hide_index=True,
-                         width="stretch", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
+                         width="stretch", height="content", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
             st.caption("Link to this payment:")
             st.code(explorer.link(st.context.url or "", {"charge": state.charge}), language=None)
 

@@ -1,0 +1,227 @@
+"""The Payments explorer (AppTest): filters, search, paging, shared links, detail, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+
+from paydash.app import data, explorer, tables
+from paydash.app import format as fmt
+from paydash.queries import payments
+from paydash.queries.dates import DateRange, today_in
+from paydash.queries.filters import PaymentFilters
+from paydash.settings import Settings
+
+from dashboard_db import HOSTILE_CHARGE, HOSTILE_CUSTOMER, HOSTILE_RETRY, IMG, SCRIPT
+
+
+def expected_page(warehouse, filters: PaymentFilters, page: int = 1):  # noqa: ANN001, ANN201
+    with warehouse.read() as conn:
+        return payments.payments_page(conn, warehouse.marts, filters, page, mart_tz="UTC")
+
+
+def shown_rows(at):  # noqa: ANN001, ANN201
+    found = [d.value for d in at.dataframe if list(d.value.columns) == tables.PAYMENT_COLUMNS]
+    return found[0] if found else None
+
+
+def summary(at) -> list[str]:  # noqa: ANN001
+    return [m.value for m in at.markdown if "matching payments" in m.value or m.value.startswith("Page ")]
+
+
+def assert_shows(at, warehouse, filters: PaymentFilters, page: int = 1) -> None:  # noqa: ANN001
+    want = expected_page(warehouse, filters, page)
+    assert summary(at) == [f"**{fmt.count(want.total)}** matching payments", f"Page {fmt.count(page)} of {fmt.count(want.pages)}"]
+    assert shown_rows(at).to_dict("records") == tables.payment_rows(want.rows, "UTC").to_dict("records")
+
+
+def test_first_page_shows_the_query_layers_rows_and_count(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    assert not at.exception and not at.error
+    assert_shows(at, warehouse, PaymentFilters())
+    assert len(shown_rows(at)) == 50
+    assert at.query_params == {}
+
+
+def test_filters_combine_with_and_and_go_into_the_url(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    at.selectbox(key="payments_status").select("failed").run()
+    assert_shows(at, warehouse, PaymentFilters(status="failed"))
+    assert set(shown_rows(at)["Status"]) == {"failed"}
+    at.selectbox(key="payments_card_brand").select("amex").run()
+    at.selectbox(key="payments_funnel").select("paid_social").run()
+    end = today_in("UTC")
+    start = end - timedelta(days=20)
+    at.date_input(key="payments_dates").set_value((start, end)).run()
+    both = PaymentFilters(status="failed", card_brand="amex", funnel="paid_social", date_range=DateRange(start, end, "UTC"))
+    assert_shows(at, warehouse, both)
+    rows = shown_rows(at)
+    assert set(rows["Status"]) == {"failed"} and set(rows["Funnel"]) == {"paid_social"}
+    assert all(card.startswith("amex") for card in rows["Card"])
+    assert expected_page(warehouse, both).total < expected_page(warehouse, PaymentFilters(status="failed")).total
+    assert at.query_params == {
+        "status": "failed", "card_brand": "amex", "funnel": "paid_social", "from": start.isoformat(), "to": end.isoformat(),
+    }
+    at.button(key="payments_clear").click().run()
+    assert_shows(at, warehouse, PaymentFilters())
+    assert at.query_params == {}
+
+
+@pytest.mark.parametrize("column", ["charge_id", "customer_id", "profile_id", "payment_intent_id"])
+def test_search_finds_exact_ids(page, warehouse, column: str) -> None:  # noqa: ANN001
+    some = expected_page(warehouse, PaymentFilters(status="failed"), page=3).rows[7]
+    at = page("payments").run()
+    at.text_input(key="payments_search").input(some[column]).run()
+    want = expected_page(warehouse, PaymentFilters(search=some[column]))
+    assert 1 <= want.total < 100
+    assert_shows(at, warehouse, PaymentFilters(search=some[column]))
+    assert some["charge_id"] in set(shown_rows(at)["Charge"])
+    assert at.query_params["search"] == some[column]
+
+
+def test_search_without_a_match(page) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    at.text_input(key="payments_search").input("ch_does_not_exist").run()
+    assert summary(at) == ["**0** matching payments", "Page 1 of 1"]
+    assert "No payments match" in at.info[0].value
+    assert at.button(key="payments_next").disabled and at.button(key="payments_previous").disabled
+
+
+def test_paging_next_previous_and_page_n_of_m(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    assert at.button(key="payments_previous").disabled
+    first = shown_rows(at)
+    at.button(key="payments_next").click().run()
+    assert_shows(at, warehouse, PaymentFilters(), page=2)
+    assert at.query_params["page"] == "2"
+    assert set(first["Charge"]).isdisjoint(shown_rows(at)["Charge"])
+    at.button(key="payments_next").click().run()
+    assert_shows(at, warehouse, PaymentFilters(), page=3)
+    at.button(key="payments_previous").click().run()
+    assert_shows(at, warehouse, PaymentFilters(), page=2)
+    # a new filter starts again at page 1
+    at.selectbox(key="payments_status").select("succeeded").run()
+    assert_shows(at, warehouse, PaymentFilters(status="succeeded"), page=1)
+    assert "page" not in at.query_params
+
+
+def test_the_last_page(page, warehouse) -> None:  # noqa: ANN001
+    filters = PaymentFilters(status="failed")
+    last = expected_page(warehouse, filters).pages
+    at = page("payments")
+    at.query_params.update({"status": "failed", "page": str(last)})
+    at.run()
+    assert_shows(at, warehouse, filters, page=last)
+    assert at.button(key="payments_next").disabled and not at.button(key="payments_previous").disabled
+    beyond = page("payments")
+    beyond.query_params.update({"status": "failed", "page": str(last + 50)})
+    beyond.run()
+    assert_shows(beyond, warehouse, filters, page=last)
+
+
+def test_a_shared_link_opens_the_same_view(page, warehouse) -> None:  # noqa: ANN001
+    end = today_in("UTC")
+    filters = PaymentFilters(status="failed", funnel="main_funnel", date_range=DateRange(end - timedelta(days=30), end, "UTC"))
+    params = {**explorer.state_to_params(explorer.ExplorerState(filters, page=2))}
+    at = page("payments")
+    at.query_params.update(params)
+    at.run()
+    assert not at.warning
+    assert at.selectbox(key="payments_status").value == "failed"
+    assert at.selectbox(key="payments_funnel").value == "main_funnel"
+    assert at.date_input(key="payments_dates").value == (filters.date_range.start, filters.date_range.end)
+    assert_shows(at, warehouse, filters, page=2)
+
+
+def test_invalid_link_values_are_dropped_with_a_note(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments")
+    at.query_params.update({"status": "bogus", "from": "yesterday", "page": "-3", "card_brand": "visa"})
+    at.run()
+    assert not at.exception and not at.error
+    notes = " ".join(w.value for w in at.warning)
+    assert "status" in notes and "from" in notes and "page" in notes
+    assert_shows(at, warehouse, PaymentFilters(card_brand="visa"))
+
+
+def test_a_payments_link_opens_its_detail_with_the_retry_history(page, warehouse) -> None:  # noqa: ANN001
+    recovered = next(
+        r for r in expected_page(warehouse, PaymentFilters(status="succeeded"), page=2).rows if r["attempt_number"] == 2
+    )
+    with warehouse.read() as conn:
+        detail = payments.payment_detail(conn, warehouse.marts, recovered["charge_id"])
+    at = page("payments")
+    at.query_params["charge"] = recovered["charge_id"]
+    at.run()
+    assert not at.error
+    fields = next(d.value for d in at.dataframe if list(d.value.columns) == ["Field", "Value"])
+    assert fields.to_dict("records") == tables.payment_fields(detail, "UTC").to_dict("records")
+    history = next(d.value for d in at.dataframe if list(d.value.columns[:3]) == ["Attempt", "Time", "Outcome"])
+    assert history["Attempt"].tolist() == [h["attempt_number"] for h in detail["retry_history"]]
+    assert history["Outcome"].tolist()[-1] == "succeeded" and len(history) >= 2
+    assert [c.value for c in at.code] == [recovered["charge_id"], f"?charge={recovered['charge_id']}"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {
+        "Amount": fmt.money(detail["amount_usd"]),
+        "Status of this attempt": "succeeded",
+        "Outcome of the payment": "recovered",
+        "Attempts": str(len(detail["retry_history"])),
+    }
+    at.button(key="payments_close").click().run()
+    assert "charge" not in at.query_params
+    assert not any(list(d.value.columns) == ["Field", "Value"] for d in at.dataframe)
+
+
+def test_an_unknown_charge_in_a_link(page) -> None:  # noqa: ANN001
+    at = page("payments")
+    at.query_params["charge"] = "ch_nope"
+    at.run()
+    assert "No payment with charge id ch\\_nope" in at.warning[0].value
+
+
+def test_hostile_ids_and_metadata_are_plain_text(page) -> None:  # noqa: ANN001
+    at = page("payments")
+    at.query_params["search"] = HOSTILE_CUSTOMER
+    at.query_params["charge"] = HOSTILE_CHARGE
+    at.run()
+    assert not at.exception and not at.error
+    rows = shown_rows(at)
+    assert set(rows["Charge"]) == {HOSTILE_CHARGE, HOSTILE_RETRY}
+    assert set(rows["Customer"]) == {HOSTILE_CUSTOMER}
+    fields = next(d.value for d in at.dataframe if list(d.value.columns) == ["Field", "Value"])
+    assert SCRIPT in fields["Value"].tolist()[1] and IMG in fields["Value"].tolist()[10]
+    # markdown-capable elements never carry the raw payload
+    assert not any("<script" in m.value or "<img" in m.value for m in [*at.markdown, *at.caption, *at.warning])
+
+
+def test_export_is_the_whole_filtered_result(env, warehouse, dashboard_db) -> None:  # noqa: ANN001
+    filters = PaymentFilters(status="failed", card_brand="visa")
+    source = data.Source.from_settings(Settings({"database_url": str(dashboard_db)}))
+    body = data.csv_export(source, filters)()
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    with warehouse.read() as conn:
+        total = payments.count_payments(conn, warehouse.marts, filters)
+    assert total > 100 and len(rows) == total
+    assert {r["status"] for r in rows} == {"failed"} and {r["card_brand"] for r in rows} == {"visa"}
+    assert list(rows[0])[:3] == ["charge_id", "payment_intent_id", "customer_id"]
+
+
+def test_too_big_an_export_points_to_the_cli(page, env) -> None:  # noqa: ANN001
+    env.setenv("PAYDASH_EXPORT_MAX_ROWS", "100")
+    at = page("payments")
+    at.query_params["status"] = "failed"
+    at.run()
+    assert at.button(key="payments_export_disabled").disabled
+    assert [c.value for c in at.code] == ["paydash export payments --out payments.csv --status failed"]
+
+
+def test_a_database_error_stays_in_its_section(page, env, tmp_path) -> None:  # noqa: ANN001
+    env.setenv("PAYDASH_DATABASE_URL", str(tmp_path / "missing.duckdb"))
+    at = page("payments").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Payments** could not be loaded") for e in errors)
+    assert at.title[0].value == "Payments"
+    assert at.text_input(key="payments_search")  # the filters still render
