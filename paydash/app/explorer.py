@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from paydash.errors import InvalidInput
 from paydash.queries.dates import DateRange
-from paydash.queries.filters import MAX_SEARCH_LENGTH, PaymentFilters, filters_from_params, filters_to_params
+from paydash.queries.filters import MAX_SEARCH_LENGTH, STATUSES, PaymentFilters, filters_from_params, filters_to_params  # noqa: F401
 
 FILTER_KEYS = ("status", "from", "to", "funnel", "card_brand", "search")
 URL_KEYS = (*FILTER_KEYS, "page", "charge")

@@ -7,7 +7,6 @@ import streamlit as st
 
 from paydash.app import data, explorer, login, tables
 from paydash.app import format as fmt
-from paydash.queries.filters import STATUSES
 
 settings = data.settings()
 user = login.require_user(settings)
@@ -50,7 +49,7 @@ for note in st.session_state["payments_notes"]:
     st.warning(fmt.md_escape(note), icon=":material/link_off:")
 
 # -- filters (they combine with AND) ----------------------------------------------------------
-options = {"status": list(STATUSES), "funnel": [], "card_brand": []}
+options = {"status": list(explorer.STATUSES), "funnel": [], "card_brand": []}
 with data.section("Filter choices"):
     options.update(data.filter_options(source).value)
 
