@@ -89,7 +89,12 @@ def _loaded(value: Any) -> Loaded:
     return Loaded(value, datetime.now(timezone.utc))
 
 
-@st.cache_resource(show_spinner=False)
+def _release(wh: Warehouse) -> None:
+    wh.dispose()
+
+
+# on_release closes the pool when the cache lets the engine go (st.cache_resource.clear())
+@st.cache_resource(show_spinner=False, on_release=_release)
 def warehouse(source: Source) -> Warehouse:
     s = source.settings
     return Warehouse(s.database_url, s, read_only=True)

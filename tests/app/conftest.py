@@ -40,6 +40,13 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dashboard_db: Path) -> 
     return monkeypatch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_cached_warehouses():  # noqa: ANN202
+    # the app keeps its engines in st.cache_resource; close them before DuckDB is torn down
+    yield
+    st.cache_resource.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_lockouts() -> None:
     # the lockout counter is one per process (as on a server); tests must not share it
