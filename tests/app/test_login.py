@@ -126,3 +126,12 @@ def test_no_pages_directory_beside_main_py(app_dir) -> None:  # noqa: ANN001
     # st.navigation has run once in the process (see paydash/app/main.py)
     assert (app_dir / "main.py").exists()
     assert not (app_dir / "pages").exists()
+
+
+def test_the_team_password_can_come_from_streamlit_secrets(main_app, env, tmp_path) -> None:  # noqa: ANN001
+    env.delenv("PAYDASH_PASSWORD")
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[paydash]\npassword = "from-the-secrets-file"\n')
+    at = submit(main_app(opened=True), "from-the-secrets-file")
+    assert not at.error
+    assert signed_in_user(at).username == auth.TEAM_USER

@@ -222,3 +222,19 @@ def test_a_missing_table_names_the_table_and_the_setting(page, env) -> None:  # 
     assert "no\\_such\\_mart" in errors and "PAYDASH\\_PAYMENTS\\_TABLE" in errors
     # the cards come from the daily mart, which is still there
     assert at.metric[0].label == "Revenue"
+
+
+def test_reads_are_cached_per_parameters_and_refresh_reads_again(page) -> None:  # noqa: ANN001
+    from paydash.app import data
+    from paydash.settings import load_settings
+
+    at = page("overview").run()
+    source = data.Source.from_settings(load_settings())
+    rng = last_n_days(30, "UTC")
+    first = data.overview_totals(source, rng.start, rng.end, None)
+    assert data.overview_totals(source, rng.start, rng.end, None).loaded_at == first.loaded_at  # cached
+    other = data.overview_totals(source, rng.start, rng.end, "mobile_app")
+    assert other.value != first.value  # the funnel is part of the key
+    at.button(key="overview_refresh").click().run()
+    again = data.overview_totals(source, rng.start, rng.end, None)
+    assert again.loaded_at > first.loaded_at and again.value == first.value
