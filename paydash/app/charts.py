@@ -54,11 +54,11 @@ def failure_donut(by_category: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "height": HEIGHT,
         "data": {"values": values},
-        "mark": {"type": "arc", "innerRadius": 65, "outerRadius": 120},
+        "mark": {"type": "arc", "innerRadius": 55},
         "encoding": {
             "theta": {"field": "failures", "type": "quantitative", "stack": True},
             "color": {"field": "category", "type": "nominal", "title": "Category", "sort": None,
-                      "legend": {"orient": "right", "labelLimit": 220}},
+                      "legend": {"orient": "bottom", "columns": 2, "labelLimit": 180}},
             "order": {"field": "failures", "type": "quantitative", "sort": "descending"},
             "tooltip": [{"field": "category", "title": "Category"},
                         {"field": "failures", "type": "quantitative", "title": "Failures", "format": ","},
