@@ -1,4 +1,4 @@
-"""CSV export: the streamed warehouse export on both engines, and the in-memory csv helpers.
+"""CSV export: the streamed warehouse export on both engines.
 
 Rules: a header, ISO 8601 UTC times ending in Z, numbers as plain numbers, booleans as
 true/false, and no text cell a spreadsheet would run as a formula (a leading ' is added).
@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 
-from paydash.export import csv_cell, csv_chunks
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
 from paydash.queries.payments import EXPORT_COLUMNS, count_payments, export_select
@@ -92,43 +91,6 @@ def test_export_of_nothing_has_the_header(make_warehouse, rows) -> None:
 
 
 # -- in-memory CSV (small tables of the dashboard) ----------------------------------------
-@pytest.mark.parametrize(
-    "value, cell",
-    [
-        (None, ""),
-        (True, "true"),
-        (False, "false"),
-        (3, 3),
-        (2.5, 2.5),
-        (Decimal("10.50"), Decimal("10.50")),
-        (-4, -4),  # a negative number is a number, not a formula
-        (datetime(2024, 3, 4, 10, 0, 5), "2024-03-04T10:00:05Z"),
-        (datetime(2024, 3, 4, 10, 0, 5, tzinfo=timezone.utc), "2024-03-04T10:00:05+00:00"),
-        (date(2024, 3, 4), "2024-03-04"),
-        ("=1+1", "'=1+1"),
-        ("+1", "'+1"),
-        ("-1", "'-1"),
-        ("@x", "'@x"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
-        ("\nx", "'\nx"),
-        ("a=b", "a=b"),
-        ("", ""),
-        ("ünï", "ünï"),
-    ],
-)
-def test_csv_cell(value, cell) -> None:
-    assert csv_cell(value) == cell
-
-
-def test_csv_chunks() -> None:
-    pieces = list(csv_chunks(["id", "amount", "at"], [[("a", Decimal("1.50"), datetime(2024, 1, 1))], [("=b", -2, None)], []]))
-    assert pieces[0] == "id,amount,at\n"
-    assert pieces[1] == "a,1.50,2024-01-01T00:00:00Z\n"
-    assert pieces[2] == "'=b,-2,\n"
-    assert pieces[3] == ""
-
-
 def test_repeated_exports_and_queries_share_pooled_connections(make_warehouse, rows) -> None:
     # An export on a connection the pool already used (and pinged) must work, and leave it usable.
     wh = make_warehouse(rows)
