@@ -165,6 +165,18 @@ def serve(
     run_server(port=port or int(os.environ.get("PORT", "8501")), address=address, db=db, demo_login=demo_login)
 
 
+@app.command()
+def webhooks(
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: $PORT, else 8502)."),
+    address: str = typer.Option("0.0.0.0", "--address", help="Address to listen on."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Receive Stripe webhooks (POST /webhooks/stripe) into the raw tables and the marts."""
+    from paydash.sources.stripe_webhooks import run
+
+    run(db=db, address=address, port=port or int(os.environ.get("PORT", "8502")))
+
+
 @query_app.command("overview")
 def query_overview(
     start: Optional[str] = FromOption,

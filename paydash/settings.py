@@ -49,6 +49,37 @@ def _timezone(text: str) -> str:
     return text
 
 
+def _fx_rates(text: str) -> str:
+    parse_fx_rates(text)  # validates
+    return text
+
+
+def parse_fx_rates(text: str) -> dict[str, float]:
+    """'eur=1.08, jpy=0.0067' -> {'eur': 1.08, 'jpy': 0.0067} (USD per unit of currency)."""
+    rates: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        code, sep, value = part.partition("=")
+        code = code.strip().lower()
+        if not sep or len(code) != 3 or not code.isalpha():
+            raise ValueError(f"{part!r} is not CURRENCY=RATE; write e.g. eur=1.08,gbp=1.27")
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ValueError(f"rate {value.strip()!r} of {code} is not a number") from None
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError(f"rate of {code} must be a positive number")
+        rates[code] = rate
+    return rates
+
+
+def _metadata_key(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text.strip()
+
+
 def _table_name(text: str) -> str:
     from paydash.warehouse.schema import split_table_name
 
@@ -164,6 +195,56 @@ SETTINGS: tuple[Setting, ...] = (
         1_000_000,
         "Most payments one CSV download from the dashboard may hold (the file is built in the "
         "server's memory); larger exports go through `paydash export payments`.",
+        _positive_int,
+    ),
+    # -- Stripe data: transform and webhook receiver (paydash/sources/) --------------
+    Setting(
+        "fx_rates",
+        "",
+        "USD per unit of each currency, for charges whose balance transaction did not settle in USD "
+        "(or is not known yet): `eur=1.08,gbp=1.27,jpy=0.0067`. A charge in a currency missing here "
+        "gets an empty amount_usd and a warning naming the currency. See docs/stripe.md.",
+        _fx_rates,
+    ),
+    Setting(
+        "metadata_funnel_key",
+        "funnel_name",
+        "Key of a Stripe charge's (else its payment intent's) metadata that holds the acquisition "
+        "funnel (funnel_name in the charge mart).",
+        _metadata_key,
+    ),
+    Setting(
+        "metadata_profile_key",
+        "profile_id",
+        "Key of a Stripe charge's (else its payment intent's) metadata that holds your own user or "
+        "profile id (profile_id in the charge mart).",
+        _metadata_key,
+    ),
+    Setting(
+        "stripe_webhook_secret",
+        "",
+        "Signing secret(s) of the Stripe webhook endpoint (`whsec_...`) that `paydash webhooks` "
+        "checks every delivery against; several, comma-separated, while a secret is being rolled.",
+        secret=True,
+    ),
+    Setting(
+        "webhook_tolerance",
+        300,
+        "Seconds a webhook's signed timestamp may be older (or newer) than the receiver's clock "
+        "before the delivery is refused.",
+        _positive_int,
+    ),
+    Setting(
+        "webhook_max_body",
+        1_048_576,
+        "Largest webhook request body, in bytes, the receiver reads; larger deliveries get 413.",
+        _positive_int,
+    ),
+    Setting(
+        "write_lock_wait",
+        10,
+        "Seconds a write waits for another process to release an embedded DuckDB file; after that "
+        "the webhook receiver answers 503 and Stripe delivers the event again later.",
         _positive_int,
     ),
 )

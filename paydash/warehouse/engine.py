@@ -67,8 +67,12 @@ def safe_url(url: str) -> str:
 class Warehouse:
     """One database: its engine(s), the configured marts, and error translation."""
 
-    def __init__(self, url_or_path: str, settings, read_only: bool = True, duckdb_memory_limit: str | None = None):
+    def __init__(self, url_or_path: str, settings, read_only: bool = True, duckdb_memory_limit: str | None = None,
+                 hold_duckdb_file: bool = True):
         self.settings = settings
+        # False: every DuckDB connection is closed when returned, so the file's lock is
+        # released between transactions (the webhook receiver shares the file this way)
+        self.hold_duckdb_file = hold_duckdb_file
         self.url = normalize_url(url_or_path)
         self.read_only = read_only
         # a streaming job (export) caps DuckDB's buffer pool so its memory stays flat
@@ -113,15 +117,17 @@ class Warehouse:
                 )
             if path is not None and not self.read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            pooling = (
+                {"pool_size": s.pool_size, "max_overflow": s.pool_size, "pool_pre_ping": True}
+                if self.hold_duckdb_file else {"poolclass": sa.pool.NullPool}
+            )
             engine = sa.create_engine(
                 self.url,
                 connect_args={
                     "read_only": self.read_only,
                     "config": {"memory_limit": self.duckdb_memory_limit} if self.duckdb_memory_limit else {},
                 },
-                pool_size=s.pool_size,
-                max_overflow=s.pool_size,
-                pool_pre_ping=True,
+                **pooling,
             )
             _install_duckdb_timeout(engine, s.statement_timeout)
             return engine

@@ -1,0 +1,406 @@
+"""The webhook receiver: signatures (pure), then a real `paydash webhooks` process over HTTP on both engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from paydash.errors import ConfigError, DatabaseUnreachable
+from paydash.settings import Settings
+from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
+from paydash.warehouse.engine import Warehouse
+from paydash.warehouse.raw import raw_tables
+from stripe_objects import stripe_charge, stripe_event, stripe_payment_intent
+
+SECRET = "whsec_test_secret"
+OLD_SECRET = "whsec_old_secret"
+BODY = b'{"id": "evt_test_webhook", "object": "event"}'
+NOW = 1_750_000_000
+
+
+def header(payload: bytes, secret: str = SECRET, timestamp: int | None = None, extra: str = "") -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={sign(payload, secret, timestamp)}{extra}"
+
+
+# -- signatures, pure ------------------------------------------------------------------------
+def test_sign_matches_stripes_algorithm() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(SECRET.encode(), f"{NOW}.{BODY.decode()}".encode(), hashlib.sha256).hexdigest()
+    assert sign(BODY, SECRET, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "signature, secrets",
+    [
+        (f"t={NOW},v1={sign(BODY, SECRET, NOW)}", [SECRET]),
+        # any v1 may match; v0 and unknown schemes are ignored
+        (f"t={NOW},v0=abc,v1=deadbeef,v1={sign(BODY, SECRET, NOW)},x=1", [SECRET]),
+        # while rolling: either configured secret
+        (f"t={NOW},v1={sign(BODY, OLD_SECRET, NOW)}", [SECRET, OLD_SECRET]),
+        (f" t={NOW} , v1={sign(BODY, SECRET, NOW)} ", [SECRET]),
+    ],
+    ids=["one_v1", "any_v1", "rolling_secret", "spaces"],
+)
+def test_valid_signatures(signature, secrets) -> None:
+    assert verify_signature(BODY, signature, secrets, 300, now=NOW + 10) == NOW
+
+
+@pytest.mark.parametrize(
+    "payload, signature, now, message",
+    [
+        (BODY, None, NOW, "no Stripe-Signature"),
+        (BODY, "", NOW, "no Stripe-Signature"),
+        (BODY, f"v1={sign(BODY, SECRET, NOW)}", NOW, "no timestamp"),
+        (BODY, f"t={NOW}", NOW, "no v1"),
+        (BODY, f"t=abc,v1={sign(BODY, SECRET, NOW)}", NOW, "not a number"),
+        (BODY, f"t={NOW},v0={sign(BODY, SECRET, NOW)}", NOW, "no v1"),
+        (BODY, f"t={NOW},v1={sign(BODY, 'whsec_other', NOW)}", NOW, "no v1 signature matches"),
+        (BODY + b" ", f"t={NOW},v1={sign(BODY, SECRET, NOW)}", NOW, "no v1 signature matches"),
+        # the timestamp is signed: changing it breaks the signature
+        (BODY, f"t={NOW + 1},v1={sign(BODY, SECRET, NOW)}", NOW, "no v1 signature matches"),
+        (BODY, f"t={NOW},v1={sign(BODY, SECRET, NOW)}", NOW + 301, "old"),
+        (BODY, f"t={NOW},v1={sign(BODY, SECRET, NOW)}", NOW - 301, "future"),
+        (BODY, f"t={NOW},v1=\u00e9\u00e9", NOW, "no v1 signature matches"),
+    ],
+    ids=["none", "empty", "no_t", "no_v1", "bad_t", "v0_only", "wrong_secret", "tampered_body", "tampered_t",
+         "stale", "future", "non_ascii"],
+)
+def test_refused_signatures(payload, signature, now, message) -> None:
+    with pytest.raises(SignatureError, match=message):
+        verify_signature(payload, signature, [SECRET], 300, now=now)
+
+
+def test_tolerance_edges_are_accepted() -> None:
+    signature = f"t={NOW},v1={sign(BODY, SECRET, NOW)}"
+    assert verify_signature(BODY, signature, [SECRET], 300, now=NOW + 300) == NOW
+    assert verify_signature(BODY, signature, [SECRET], 300, now=NOW - 300) == NOW
+
+
+@pytest.mark.parametrize("text, secrets", [("whsec_a", ["whsec_a"]), (" whsec_a , whsec_b ,", ["whsec_a", "whsec_b"])])
+def test_parse_secrets(text, secrets) -> None:
+    assert parse_secrets(text) == secrets
+
+
+@pytest.mark.parametrize("text", [None, "", " , "])
+def test_no_secret_is_a_clear_error(text) -> None:
+    with pytest.raises(ConfigError, match="PAYDASH_STRIPE_WEBHOOK_SECRET"):
+        parse_secrets(text)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[]", "not a Stripe event"),
+        (b'{"object": "event", "id": "x", "type": "a", "created": 1, "data": {"object": {}}}', "evt_"),
+        (b'{"object": "event", "id": "evt_1", "type": "a", "created": "1", "data": {"object": {}}}', "integer created"),
+        (b'{"object": "event", "id": "evt_1", "type": "a", "created": 1, "data": {}}', "data.object"),
+        (b'{"object": "event", "id": "evt_1", "type": "a", "created": 1, "data": {"object": {"object": "charge", "id": "ch_1"}}}',
+         "charge has no id or no integer created"),
+    ],
+)
+def test_bad_payloads(payload, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_event(payload)
+
+
+# -- a real receiver ------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Receiver:
+    url: str
+    db: Any
+    proc: subprocess.Popen
+    log: Path
+
+    def post(self, payload: bytes, signature: str | None, client: httpx.Client | None = None) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        if signature is not None:
+            headers["Stripe-Signature"] = signature
+        return (client or httpx).post(self.url + "/webhooks/stripe", content=payload, headers=headers, timeout=60)
+
+    def deliver(self, event: dict, secret: str = SECRET, client: httpx.Client | None = None) -> httpx.Response:
+        payload = json.dumps(event).encode()
+        return self.post(payload, header(payload, secret), client)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_receiver(db, tmp: Path, **env: str) -> Receiver:  # noqa: ANN001
+    port = _free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_") or k == "PAYDASH_TEST_PG"}
+    environ.update(
+        PAYDASH_STRIPE_WEBHOOK_SECRET=f"{SECRET},{OLD_SECRET}",
+        PAYDASH_PAYMENTS_TABLE=db.settings.payments_table,
+        PAYDASH_DAILY_TABLE=db.settings.daily_table,
+        PAYDASH_WRITE_LOCK_WAIT="1",
+        PAYDASH_WEBHOOK_MAX_BODY="65536",
+        **env,
+    )
+    log = tmp / f"receiver-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "paydash.cli", "webhooks", "--address", "127.0.0.1", "--port", str(port), "--db", db.url],
+            stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=tmp,
+        )
+    receiver = Receiver(f"http://127.0.0.1:{port}", db, proc, log)
+    # wait for the server's own readiness, not a fixed sleep; the bound only ends a hung start
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"the receiver exited with {proc.returncode}:\n{receiver.output()}")
+        try:
+            if httpx.get(receiver.url + "/healthz", timeout=5).status_code == 200:
+                return receiver
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            receiver.stop()
+            raise AssertionError(f"the receiver did not answer /healthz:\n{receiver.output()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def receiver(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
+    db = module_databases.new()
+    r = start_receiver(db, tmp_path_factory.mktemp("receiver"))
+    yield r
+    r.stop()
+
+
+def read(db, build) -> list:  # noqa: ANN001
+    """Rows of a query on the receiver's database, from this process, opening it only briefly."""
+    deadline = time.monotonic() + 30
+    while True:
+        wh = Warehouse(db.url, db.settings, read_only=True, hold_duckdb_file=False)
+        try:
+            with wh.read() as conn:
+                return [tuple(r) for r in conn.execute(build(wh, raw_tables(wh.marts.payments.schema)))]
+        except DatabaseUnreachable as exc:  # the receiver holds the DuckDB file for a moment
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            wh.dispose()
+
+
+def stored_events(db, event_id: str) -> int:  # noqa: ANN001
+    return read(db, lambda wh, raw: sa.select(sa.func.count()).select_from(raw.events).where(raw.events.c.id == event_id))[0][0]
+
+
+def raw_charge(db, charge_id: str) -> list:  # noqa: ANN001
+    return read(db, lambda wh, raw: sa.select(raw.charges.c.status).where(raw.charges.c.id == charge_id))
+
+
+def mart_rows(db, payment_intent: str) -> list:  # noqa: ANN001
+    def build(wh, raw):  # noqa: ANN001, ANN202
+        p = wh.marts.payments.c
+        return sa.select(p.charge_id, p.attempt_number, p.status, p.failure_code).where(
+            p.payment_intent_id == payment_intent).order_by(p.attempt_number)
+    return read(db, build)
+
+
+def invalid_count(db) -> int:  # noqa: ANN001
+    return read(db, lambda wh, raw: sa.select(sa.func.count()).select_from(raw.invalid_deliveries))[0][0]
+
+
+def test_healthz(receiver) -> None:
+    response = httpx.get(receiver.url + "/healthz")
+    assert response.status_code == 200 and response.json()["ok"] is True
+    assert httpx.get(receiver.url + "/webhooks/stripe").status_code == 405
+
+
+def test_valid_delivery_is_stored_and_reaches_the_marts(receiver) -> None:
+    ch = stripe_charge("ch_valid", "2024-03-04 10:00", "failed", payment_intent="pi_valid",
+                       failure_code="card_declined", outcome_reason="do_not_honor")
+    response = receiver.deliver(stripe_event("evt_valid", "charge.failed", ch))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": True, "duplicate": False}
+    assert stored_events(receiver.db, "evt_valid") == 1
+    assert mart_rows(receiver.db, "pi_valid") == [("ch_valid", 1, "failed", "do_not_honor")]
+    # an event about an object paydash does not keep is stored, and touches no payment table
+    other = {"id": "prod_1", "object": "product", "created": 1}
+    assert receiver.deliver(stripe_event("evt_product", "product.created", other)).status_code == 200
+    assert stored_events(receiver.db, "evt_product") == 1
+
+
+def test_the_previous_secret_still_works_while_rolling(receiver) -> None:
+    ch = stripe_charge("ch_rolled", "2024-03-04 10:00", payment_intent="pi_rolled")
+    assert receiver.deliver(stripe_event("evt_rolled", "charge.succeeded", ch), secret=OLD_SECRET).status_code == 200
+    assert mart_rows(receiver.db, "pi_rolled") == [("ch_rolled", 1, "succeeded", None)]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong_secret", "stale", "future", "tampered", "no_header", "not_json"],
+)
+def test_refused_deliveries_are_400_and_touch_no_payment_table(receiver, case) -> None:
+    charge_id = f"ch_refused_{case}"
+    event = stripe_event(f"evt_refused_{case}", "charge.succeeded",
+                         stripe_charge(charge_id, "2024-03-04 10:00", payment_intent=f"pi_refused_{case}"))
+    payload = json.dumps(event).encode()
+    now = int(time.time())
+    signature = {
+        "wrong_secret": header(payload, "whsec_wrong"),
+        "stale": header(payload, timestamp=now - 301 - 5),
+        "future": header(payload, timestamp=now + 301 + 60),
+        "tampered": header(payload),
+        "no_header": None,
+        "not_json": None,
+    }[case]
+    if case == "tampered":
+        payload = payload.replace(b'"succeeded"', b'"failed"')
+    if case == "not_json":
+        payload = b"{not json"
+        signature = header(payload)
+    before = invalid_count(receiver.db)
+    response = receiver.post(payload, signature)
+    assert response.status_code == 400, response.text
+    assert invalid_count(receiver.db) == before + 1
+    assert stored_events(receiver.db, f"evt_refused_{case}") == 0
+    assert raw_charge(receiver.db, charge_id) == []
+    assert mart_rows(receiver.db, f"pi_refused_{case}") == []
+    assert SECRET not in receiver.output() and OLD_SECRET not in receiver.output()
+
+
+def test_oversized_body_is_refused(receiver) -> None:
+    payload = b'{"pad": "' + b"x" * 70_000 + b'"}'
+    assert receiver.post(payload, header(payload)).status_code == 413
+
+
+def test_ten_concurrent_duplicates_store_one_event(receiver) -> None:
+    ch = stripe_charge("ch_dup", "2024-03-04 10:00", payment_intent="pi_dup")
+    event = stripe_event("evt_dup", "charge.succeeded", ch)
+    with httpx.Client() as client, ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda _: receiver.deliver(event, client=client), range(10)))
+    assert [r.status_code for r in responses] == [200] * 10, [r.text for r in responses]
+    assert sorted(r.json()["duplicate"] for r in responses) == [False] + [True] * 9
+    assert stored_events(receiver.db, "evt_dup") == 1
+    assert mart_rows(receiver.db, "pi_dup") == [("ch_dup", 1, "succeeded", None)]
+
+
+def test_out_of_order_events_never_overwrite_newer_state(receiver) -> None:
+    created = 1_709_546_400  # 2024-03-04 10:00 UTC
+    pending = stripe_charge("ch_ooo", created, "pending", payment_intent="pi_ooo")
+    succeeded = stripe_charge("ch_ooo", created, "succeeded", payment_intent="pi_ooo")
+    retry_failed = stripe_charge("ch_ooo_0", created - 60, "failed", payment_intent="pi_ooo", failure_code="expired_card",
+                                 outcome_type="invalid")
+    # newest first, then the older state, then the earlier attempt
+    assert receiver.deliver(stripe_event("evt_ooo_2", "charge.succeeded", succeeded, created + 5)).status_code == 200
+    assert receiver.deliver(stripe_event("evt_ooo_1", "charge.pending", pending, created + 1)).status_code == 200
+    assert raw_charge(receiver.db, "ch_ooo") == [("succeeded",)]
+    assert receiver.deliver(stripe_event("evt_ooo_0", "charge.failed", retry_failed, created - 59)).status_code == 200
+    assert mart_rows(receiver.db, "pi_ooo") == [("ch_ooo_0", 1, "failed", "expired_card"), ("ch_ooo", 2, "succeeded", None)]
+    # a payment intent event updates its charges' funnel
+    pi = stripe_payment_intent("pi_ooo", created - 120, "succeeded", metadata={"funnel_name": "late_funnel"})
+    assert receiver.deliver(stripe_event("evt_ooo_pi", "payment_intent.succeeded", pi, created + 6)).status_code == 200
+
+    def funnels(wh, raw):  # noqa: ANN001, ANN202
+        p = wh.marts.payments.c
+        return sa.select(p.funnel_name).distinct().where(p.payment_intent_id == "pi_ooo")
+    assert read(receiver.db, funnels) == [("late_funnel",)]
+
+
+# -- the database down ---------------------------------------------------------------------
+@dataclass
+class Place:
+    """Where a receiver writes (tables under their default, bare names)."""
+
+    url: str
+    settings: Settings = Settings()
+
+
+def pg_autocommit(url: str, *statements: str) -> None:
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.duckdb
+def test_duckdb_file_held_by_another_process_gives_503_then_the_redelivery_is_stored(tmp_path) -> None:
+    db = Place(f"duckdb:///{tmp_path / 'held.duckdb'}")
+    receiver = start_receiver(db, tmp_path)
+    event = stripe_event("evt_held", "charge.succeeded", stripe_charge("ch_held", "2024-03-04 10:00", payment_intent="pi_held"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+         str(tmp_path / "held.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        response = receiver.deliver(event)
+        assert response.status_code == 503, response.text
+        assert httpx.get(receiver.url + "/healthz").status_code == 503
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    try:
+        assert receiver.deliver(event).json() == {"received": True, "duplicate": False}
+        assert receiver.deliver(event).json() == {"received": True, "duplicate": True}
+        assert stored_events(db, "evt_held") == 1
+        assert mart_rows(db, "pi_held") == [("ch_held", 1, "succeeded", None)]
+    finally:
+        receiver.stop()
+    assert "could not store event evt_held" in receiver.output()
+
+
+@pytest.mark.postgres
+def test_postgres_down_gives_503_then_the_redelivery_is_stored(pg_url, tmp_path) -> None:
+    name = f"{sa.make_url(pg_url).database}_down"
+    pg_autocommit(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    db = Place(sa.make_url(pg_url).set(database=name).render_as_string(False))
+    event = stripe_event("evt_down", "charge.succeeded", stripe_charge("ch_down", "2024-03-04 10:00", payment_intent="pi_down"))
+    receiver = start_receiver(db, tmp_path)
+    try:
+        pg_autocommit(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                      f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        try:
+            response = receiver.deliver(event)
+            assert response.status_code == 503, response.text
+            assert httpx.get(receiver.url + "/healthz").status_code == 503
+        finally:
+            pg_autocommit(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert receiver.deliver(event).json() == {"received": True, "duplicate": False}
+        assert receiver.deliver(event).json() == {"received": True, "duplicate": True}
+        assert stored_events(db, "evt_down") == 1
+        assert mart_rows(db, "pi_down") == [("ch_down", 1, "succeeded", None)]
+    finally:
+        receiver.stop()
+        pg_autocommit(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
