@@ -180,6 +180,16 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
                 ddl += f" WHERE {where}"
             conn.execute(sa.text(ddl))
     if wh.dialect == "postgresql":
+        with wh.write() as conn:
+            quote = conn.dialect.identifier_preparer
+            # Without statistics on the day expression the planner expects a group per row
+            # and sorts a month of first attempts instead of hashing 30 days (recovery
+            # 189 -> 106 ms at 1M payments).
+            name = quote.quote(f"st_{p.name}_created_day")
+            schema = f"{quote.quote(p.schema)}." if p.schema else ""
+            conn.execute(sa.text(
+                f"CREATE STATISTICS IF NOT EXISTS {schema}{name} ON ((created_at)::date) FROM {quote.format_table(p)}"
+            ))
         # VACUUM cannot run in a transaction; it sets the visibility map index-only scans need
         with wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             quote = conn.dialect.identifier_preparer
