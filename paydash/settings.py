@@ -41,6 +41,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("use true or false")
+
+
 def _timezone(text: str) -> str:
     try:
         ZoneInfo(text)
@@ -239,6 +248,15 @@ SETTINGS: tuple[Setting, ...] = (
         1_048_576,
         "Largest webhook request body, in bytes, the receiver reads; larger deliveries get 413.",
         _positive_int,
+    ),
+    Setting(
+        "duckdb_shared",
+        False,
+        "true: every paydash process opens the embedded DuckDB file only for the length of one "
+        "query or transaction, and waits while another holds it. Set it when `paydash serve` runs "
+        "beside `paydash webhooks` on the same file (DuckDB lets one process write and then no other "
+        "open the file); costs a file open per query. Not needed on PostgreSQL.",
+        _boolean,
     ),
     Setting(
         "write_lock_wait",

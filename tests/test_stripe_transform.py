@@ -327,6 +327,22 @@ def test_a_new_state_replaces_the_mart_row_and_the_daily_totals(new_database) ->
         wh.dispose()
 
 
+def test_refunds_keep_the_attempt_successful_and_its_gross_amount(new_database) -> None:
+    _, wh, raw = _writer(new_database)
+    try:
+        _load(wh, raw, [stripe_charge("ch_1", "2024-03-04 10:00", amount=5000)], state_ts=100)
+        partial = stripe_charge("ch_1", "2024-03-04 10:00", amount=5000, amount_refunded=2000, refunded=False)
+        full = stripe_charge("ch_1", "2024-03-04 10:00", amount=5000, amount_refunded=5000, refunded=True)
+        _load(wh, raw, [full], state_ts=300)
+        _load(wh, raw, [partial], state_ts=200)  # the partial refund's event arrives last
+        assert _raw_charge(wh, raw, "ch_1")["amount_refunded"] == 5000
+        row = _mart(wh)["ch_1"]
+        assert (row["status"], row["is_successful"], row["amount_usd"]) == ("succeeded", True, Decimal("50.00"))
+        assert _daily(wh)[(date(2024, 3, 4), None)]["gross_revenue_usd"] == Decimal("50.00")
+    finally:
+        wh.dispose()
+
+
 def test_a_balance_transaction_arriving_later_fixes_amount_usd(new_database) -> None:
     _, wh, raw = _writer(new_database)
     try:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paydash.errors import ConfigError, DatabaseUnreachable
+from paydash.errors import ConfigError
 from paydash.settings import Settings
 from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
 from paydash.warehouse.engine import Warehouse
@@ -161,14 +161,14 @@ class Receiver:
 def start_receiver(db, tmp: Path, **env: str) -> Receiver:  # noqa: ANN001
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_") or k == "PAYDASH_TEST_PG"}
-    environ.update(
-        PAYDASH_STRIPE_WEBHOOK_SECRET=f"{SECRET},{OLD_SECRET}",
-        PAYDASH_PAYMENTS_TABLE=db.settings.payments_table,
-        PAYDASH_DAILY_TABLE=db.settings.daily_table,
-        PAYDASH_WRITE_LOCK_WAIT="1",
-        PAYDASH_WEBHOOK_MAX_BODY="65536",
+    environ.update({
+        "PAYDASH_STRIPE_WEBHOOK_SECRET": f"{SECRET},{OLD_SECRET}",
+        "PAYDASH_PAYMENTS_TABLE": db.settings.payments_table,
+        "PAYDASH_DAILY_TABLE": db.settings.daily_table,
+        "PAYDASH_WRITE_LOCK_WAIT": "1",
+        "PAYDASH_WEBHOOK_MAX_BODY": "65536",
         **env,
-    )
+    })
     log = tmp / f"receiver-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -202,18 +202,12 @@ def receiver(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
 
 def read(db, build) -> list:  # noqa: ANN001
     """Rows of a query on the receiver's database, from this process, opening it only briefly."""
-    deadline = time.monotonic() + 30
-    while True:
-        wh = Warehouse(db.url, db.settings, read_only=True, hold_duckdb_file=False)
-        try:
-            with wh.read() as conn:
-                return [tuple(r) for r in conn.execute(build(wh, raw_tables(wh.marts.payments.schema)))]
-        except DatabaseUnreachable as exc:  # the receiver holds the DuckDB file for a moment
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-        finally:
-            wh.dispose()
+    wh = Warehouse(db.url, db.settings.replace(duckdb_shared=True), read_only=True)
+    try:
+        with wh.read() as conn:
+            return [tuple(r) for r in conn.execute(build(wh, raw_tables(wh.marts.payments.schema)))]
+    finally:
+        wh.dispose()
 
 
 def stored_events(db, event_id: str) -> int:  # noqa: ANN001
@@ -351,6 +345,47 @@ def pg_autocommit(url: str, *statements: str) -> None:
                 conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+@pytest.mark.duckdb
+def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> None:
+    """`serve` beside `webhooks` on one file (PAYDASH_DUCKDB_SHARED): every delivery stored, every read answered."""
+    import threading
+
+    db = Place(f"duckdb:///{tmp_path / 'shared.duckdb'}")
+    receiver = start_receiver(db, tmp_path, PAYDASH_WRITE_LOCK_WAIT="5")
+    dashboard = Warehouse(db.url, Settings().replace(duckdb_shared=True, write_lock_wait=5), read_only=True)
+    seen: list[int] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not done.is_set():
+                with dashboard.read() as conn:
+                    seen.append(conn.execute(sa.select(sa.func.count()).select_from(dashboard.marts.payments)).scalar_one())
+                done.wait(0.01)  # pacing like a dashboard's reruns, not a timing assumption
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        statuses = []
+        for i in range(30):
+            event = stripe_event(f"evt_shared_{i}", "charge.succeeded",
+                                 stripe_charge(f"ch_shared_{i}", "2024-03-04 10:00", payment_intent=f"pi_shared_{i}"))
+            statuses.append(receiver.deliver(event).status_code)
+            if statuses[-1] != 200 or errors:
+                break
+    finally:
+        done.set()
+        watcher.join()
+        dashboard.dispose()
+        receiver.stop()
+    assert statuses == [200] * 30 and not errors, (errors, receiver.output())
+    assert seen and seen == sorted(seen)  # the dashboard only ever saw committed, growing totals
+    assert read(db, lambda wh, raw: sa.select(sa.func.count()).select_from(wh.marts.payments)) == [(30,)]
 
 
 @pytest.mark.duckdb

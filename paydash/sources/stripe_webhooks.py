@@ -127,29 +127,20 @@ class Stored:
 class Receiver:
     """Stores verified events; one per process."""
 
-    def __init__(self, wh, options: TransformOptions, lock_wait: float = 10.0):  # noqa: ANN001 - a writable Warehouse
+    def __init__(self, wh, options: TransformOptions):  # noqa: ANN001 - a writable Warehouse
         self.wh = wh
-        self.lock_wait = lock_wait
         self.options = options
         self.raw: RawTables = prepare_database(wh)
         # DuckDB allows one writer: serialise this process's transactions
         self._lock = threading.Lock() if wh.dialect == "duckdb" else None
 
     def _retrying(self, work):  # noqa: ANN001, ANN202
+        # the Warehouse waits for another process's lock on a DuckDB file (hold_duckdb_file=False)
         if self._lock is None:
             with self.wh.write() as conn:
                 return work(conn)
-        deadline = time.monotonic() + self.lock_wait
-        delay = 0.05
-        while True:
-            try:
-                with self._lock, self.wh.write() as conn:
-                    return work(conn)
-            except DatabaseUnreachable as exc:
-                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        with self._lock, self.wh.write() as conn:
+            return work(conn)
 
     def store(self, event: Mapping[str, Any]) -> Stored:
         return self._retrying(lambda conn: self._store(conn, event))
@@ -250,7 +241,7 @@ def run(db: str | None, address: str, port: int) -> None:
     secrets = parse_secrets(settings.stripe_webhook_secret)
     wh = Warehouse(db or settings.database_url, settings, read_only=False, hold_duckdb_file=False)
     try:
-        receiver = Receiver(wh, TransformOptions.from_settings(settings), settings.write_lock_wait)
+        receiver = Receiver(wh, TransformOptions.from_settings(settings))
         app = create_app(receiver, secrets, settings.webhook_tolerance, settings.webhook_max_body)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, wh.display_url)

@@ -71,8 +71,9 @@ class Warehouse:
                  hold_duckdb_file: bool = True):
         self.settings = settings
         # False: every DuckDB connection is closed when returned, so the file's lock is
-        # released between transactions (the webhook receiver shares the file this way)
-        self.hold_duckdb_file = hold_duckdb_file
+        # released between transactions, and opening waits while another process holds it
+        # (how the webhook receiver and the dashboard share one file; docs/stripe.md)
+        self.hold_duckdb_file = hold_duckdb_file and not getattr(settings, "duckdb_shared", False)
         self.url = normalize_url(url_or_path)
         self.read_only = read_only
         # a streaming job (export) caps DuckDB's buffer pool so its memory stays flat
@@ -166,7 +167,7 @@ class Warehouse:
     def read(self) -> Iterator[Connection]:
         """A connection for reading; errors come out as PaydashError."""
         with self.translate_errors():
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 try:
                     yield conn
                 finally:
@@ -178,8 +179,25 @@ class Warehouse:
         if self.read_only:
             raise PaydashError("this warehouse was opened read-only; open it with read_only=False to load data")
         with self.translate_errors():
-            with self.engine.begin() as conn:
+            with self._connect() as conn, conn.begin():
                 yield conn
+
+    def _connect(self) -> Connection:
+        """A connection; on a shared DuckDB file, waits up to PAYDASH_WRITE_LOCK_WAIT for its lock."""
+        if self.dialect != "duckdb" or self.hold_duckdb_file:
+            return self.engine.connect()
+        deadline = time.monotonic() + self.settings.write_lock_wait
+        delay = 0.02
+        while True:
+            try:
+                return self.engine.connect()
+            except Exception as exc:  # noqa: BLE001 - only the lock of another process is retried
+                message = _first_line(getattr(exc, "orig", None) or exc).lower()
+                locked = "could not set lock" in message or "conflicting lock" in message
+                if not locked or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def ping(self) -> float:
         """Seconds a trivial query takes; raises DatabaseUnreachable when it cannot."""
