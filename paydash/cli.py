@@ -247,7 +247,8 @@ def query_recovery(
     wh = _warehouse(db)
     rng = _range(start, end, tz)
     with wh.read() as conn:
-        _emit(recovery(conn, wh.marts, rng, funnel), as_json)
+        _emit(recovery(conn, wh.marts, rng, funnel, precomputed=wh.has_table(wh.marts.first_failures),
+                       mart_tz=wh.settings.timezone), as_json)
 
 
 def _filters(status, funnel, card_brand, search, start, end, tz):  # noqa: ANN001, ANN202

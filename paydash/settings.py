@@ -117,6 +117,15 @@ SETTINGS: tuple[Setting, ...] = (
         _table_name,
     ),
     Setting(
+        "first_failures_table",
+        "",
+        "Optional mart paydash builds beside its own marts: one row per payment intent whose "
+        "first attempt failed, with whether and when a retry won it. When present, recovery "
+        "reads it instead of joining the charge mart with itself; dbt users need not build it. "
+        "Default: mart_stripe_first_failures in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
         "timezone",
         "UTC",
         "Reporting timezone (IANA name): date ranges are whole days in it, and the daily "

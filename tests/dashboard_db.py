@@ -51,7 +51,7 @@ def build_dashboard_database(path: Path, payments: int, seed: int = 7, days: int
         now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         load.load_arrow(wh, wh.marts.payments, rows_to_arrow(hostile_rows(now)))
         with wh.write() as conn:
-            transforms.rebuild_daily_mart(conn, wh.marts)
+            transforms.rebuild_derived_marts(conn, wh.marts)
     finally:
         wh.dispose()
     return path

@@ -107,3 +107,64 @@ def test_cohort_day_is_the_local_day_of_the_first_attempt(make_warehouse, charge
         ("2024-03-05", 1, 1),
     ]
     assert result["recovered_usd"] == Decimal("9.00")
+
+
+def _with_first_failures(make_warehouse, rows):
+    """The warehouse over `rows`, plus the first-failures mart paydash builds for itself."""
+    from paydash.warehouse import transforms
+
+    wh = make_warehouse(rows)
+    writer = type(wh)(wh.url, wh.settings, read_only=False)
+    try:
+        with writer.write() as conn:
+            wh.marts.first_failures.create(conn, checkfirst=True)
+            transforms.rebuild_first_failures(conn, writer.marts)
+    finally:
+        writer.dispose()
+    return wh
+
+
+@pytest.mark.parametrize("rng, funnel", [
+    (RANGE, None),
+    (RANGE, "mobile_app"),
+    (DateRange(date(2024, 3, 1), date(2024, 3, 9)), None),
+    (DateRange(date(2024, 3, 4), date(2024, 3, 5), "America/New_York"), None),
+])
+def test_the_first_failures_mart_gives_the_same_numbers(make_warehouse, rows, rng, funnel) -> None:
+    wh = _with_first_failures(make_warehouse, rows)
+    assert wh.has_table(wh.marts.first_failures)
+    with wh.read() as conn:
+        joined = recovery(conn, wh.marts, rng, funnel)
+        precomputed = recovery(conn, wh.marts, rng, funnel, precomputed=True)
+        from_daily_mart = recovery(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
+        both = recovery(conn, wh.marts, rng, funnel, precomputed=True, mart_tz=wh.settings.timezone)
+    assert precomputed == joined
+    assert from_daily_mart == joined
+    assert both == joined
+    if rng == RANGE and funnel is None:
+        assert precomputed["recovered"] == 2 and precomputed["unrecovered_usd"] == Decimal("35.00")
+
+
+def test_first_failures_rebuilt_since_a_day_picks_up_a_late_win(make_warehouse, charge) -> None:
+    """A retry that wins days later changes an old cohort: an incremental rebuild must see it."""
+    from paydash.warehouse import load, transforms
+    from builders import rows_to_arrow
+
+    first = charge("ch_x1", "2024-03-04 10:00", "failed", "25.00", payment_intent_id="pi_x", attempt_number=1,
+                   failure_code="insufficient_funds")
+    other = charge("ch_y1", "2024-03-04 11:00", "failed", "5.00", payment_intent_id="pi_y", attempt_number=1,
+                   failure_code="expired_card")
+    wh = _with_first_failures(make_warehouse, [first, other])
+    writer = type(wh)(wh.url, wh.settings, read_only=False)
+    try:
+        load.load_arrow(writer, writer.marts.payments, rows_to_arrow([
+            charge("ch_x2", "2024-03-07 09:00", "succeeded", "25.00", payment_intent_id="pi_x", attempt_number=2)
+        ]))
+        with writer.write() as conn:
+            transforms.rebuild_first_failures(conn, writer.marts, since=date(2024, 3, 7))
+    finally:
+        writer.dispose()
+    with wh.read() as conn:
+        result = recovery(conn, wh.marts, DateRange(date(2024, 3, 4), date(2024, 3, 4)), precomputed=True)
+        assert result == recovery(conn, wh.marts, DateRange(date(2024, 3, 4), date(2024, 3, 4)))
+    assert (result["first_failed"], result["recovered"], result["recovered_usd"]) == (2, 1, Decimal("25.00"))

@@ -127,8 +127,10 @@ def failure_breakdown(source: Source, start: date, end: date, funnel: str | None
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def recovery_trend(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
     wh = warehouse(source)
+    precomputed = wh.has_table(wh.marts.first_failures)
     with wh.read() as conn:
-        return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel))
+        return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel, precomputed,
+                                             mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)

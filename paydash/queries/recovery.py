@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
@@ -23,7 +24,8 @@ from paydash.queries.sql import count_if, in_range, local_date, money, ratio, su
 from paydash.warehouse.schema import Marts
 
 
-def recovery(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None) -> dict[str, Any]:
+def _failed_days_joined(marts: Marts, rng: DateRange, funnel: str | None) -> sa.CTE:
+    """Per day of first failure: failed, recovered, recovered_usd, unrecovered_usd (charge mart only)."""
     p = marts.payments
     start, _ = rng.utc_bounds()
     firsts_where = [p.c.attempt_number == 1, in_range(p.c.created_at, rng)]
@@ -57,8 +59,38 @@ def recovery(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None 
         .group_by(first_failed.c.day)
         .cte("failed_days")
     )
-    firsts = select(day.label("day"), p.c.status).where(*firsts_where).subquery("first_attempts")
-    first_days = (
+    return failed_days
+
+
+def _failed_days_precomputed(marts: Marts, rng: DateRange, funnel: str | None) -> sa.CTE:
+    """The same from the first-failures mart (paydash's own; see warehouse/transforms.py)."""
+    f = marts.first_failures
+    where = [in_range(f.c.first_attempt_at, rng)] + ([f.c.funnel_name == funnel] if funnel else [])
+    rows = select(
+        local_date(f.c.first_attempt_at, rng.tz, rng).label("day"),
+        f.c.recovered,
+        f.c.recovered_usd,
+        f.c.first_amount_usd,
+    ).where(*where).subquery("first_failures")
+    return (
+        select(
+            rows.c.day,
+            func.count().label("first_failed"),
+            count_if(rows.c.recovered).label("recovered"),
+            sum_if(rows.c.recovered_usd, rows.c.recovered).label("recovered_usd"),
+            sum_if(rows.c.first_amount_usd, sa.not_(rows.c.recovered)).label("unrecovered_usd"),
+        )
+        .group_by(rows.c.day)
+        .cte("failed_days")
+    )
+
+
+def _first_days_charges(marts: Marts, rng: DateRange, funnel: str | None) -> sa.CTE:
+    """Per day: payments attempted (first attempts) and those whose first attempt succeeded."""
+    p = marts.payments
+    where = [p.c.attempt_number == 1, in_range(p.c.created_at, rng)] + ([p.c.funnel_name == funnel] if funnel else [])
+    firsts = select(local_date(p.c.created_at, rng.tz, rng).label("day"), p.c.status).where(*where).subquery("first_attempts")
+    return (
         select(
             firsts.c.day,
             func.count().label("payments"),
@@ -67,6 +99,62 @@ def recovery(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None 
         .group_by(firsts.c.day)
         .cte("first_days")
     )
+
+
+def _first_days_daily_mart(marts: Marts, rng: DateRange, funnel: str | None) -> sa.CTE:
+    """The same as the daily mart's attempts minus the retries (a small share of the rows)."""
+    d, p = marts.daily.c, marts.payments
+    daily_where = [d.date >= rng.start, d.date <= rng.end] + ([d.funnel_name == funnel] if funnel else [])
+    daily = (
+        select(
+            d.date.label("day"),
+            func.sum(d.total_attempts).label("attempts"),
+            func.sum(d.successful_payments).label("succeeded"),
+        )
+        .where(*daily_where)
+        .group_by(d.date)
+        .cte("daily_days")
+    )
+    where = [p.c.attempt_number > 1, in_range(p.c.created_at, rng)] + ([p.c.funnel_name == funnel] if funnel else [])
+    retries = select(local_date(p.c.created_at, rng.tz, rng).label("day"), p.c.status).where(*where).subquery("retries")
+    retry_days = (
+        select(
+            retries.c.day,
+            func.count().label("retries"),
+            count_if(retries.c.status == "succeeded").label("retries_succeeded"),
+        )
+        .group_by(retries.c.day)
+        .cte("retry_days")
+    )
+    return (
+        select(
+            daily.c.day,
+            (daily.c.attempts - func.coalesce(retry_days.c.retries, 0)).label("payments"),
+            (daily.c.succeeded - func.coalesce(retry_days.c.retries_succeeded, 0)).label("first_succeeded"),
+        )
+        .select_from(daily.outerjoin(retry_days, retry_days.c.day == daily.c.day))
+        .cte("first_days")
+    )
+
+
+def recovery(
+    conn: Connection,
+    marts: Marts,
+    rng: DateRange,
+    funnel: str | None = None,
+    precomputed: bool = False,
+    mart_tz: str | None = None,
+) -> dict[str, Any]:
+    """Recovery and acceptance of the range's cohorts, per local day of the first attempt.
+
+    Same numbers whichever way they are read:
+    - `precomputed`: failures and their wins from the first-failures mart (present when
+      paydash built the marts) instead of joining the charge mart with itself;
+    - `mart_tz` equal to the range's timezone: payments attempted per day as the daily
+      mart's attempts minus the retries, instead of counting first attempts.
+    """
+    failed_days = (_failed_days_precomputed if precomputed else _failed_days_joined)(marts, rng, funnel)
+    first_days = (_first_days_daily_mart if rng.tz == mart_tz else _first_days_charges)(marts, rng, funnel)
     stmt = (
         select(
             first_days.c.day,

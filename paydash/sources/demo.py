@@ -409,7 +409,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     load.load_arrow(wh, wh.marts.payments, table, progress=bar.update)
     bar.set_description("building daily mart")
     with wh.write() as conn:
-        daily_rows = transforms.rebuild_daily_mart(conn, wh.marts)
+        daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
     bar.set_description("indexing")
     # Demo charge and intent ids are numbered in time order, like the rows, so DuckDB's
     # zone maps find them; customers and profiles are scattered and need an index.

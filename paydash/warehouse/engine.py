@@ -81,6 +81,7 @@ class Warehouse:
         self.marts: Marts = marts_for(settings)
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._present: dict[str, tuple[bool, float]] = {}
 
     # -- identity -----------------------------------------------------------
     @property
@@ -198,6 +199,15 @@ class Warehouse:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def has_table(self, table: sa.Table, max_age: float = 60.0) -> bool:
+        """Whether `table` exists (looked up at most once a minute: optional marts come and go rarely)."""
+        now = time.monotonic()
+        cached = self._present.get(table.key)
+        if cached is None or now - cached[1] > max_age:
+            cached = (display_name(table) in self.table_names(), now)
+            self._present[table.key] = cached
+        return cached[0]
 
     def ping(self) -> float:
         """Seconds a trivial query takes; raises DatabaseUnreachable when it cannot."""

@@ -55,7 +55,7 @@ def ensure_replaceable(wh: Warehouse) -> None:
     """Refuse to overwrite marts that paydash did not build (someone's real warehouse)."""
     present = wh.table_names()
     ours = read_meta(wh).get("built_by") == "paydash demo"
-    for table in wh.marts.all:
+    for table in wh.marts.built:
         if display_name(table) in present or table.name in present and table.schema is None:
             if not ours:
                 raise PaydashError(
@@ -67,7 +67,7 @@ def ensure_replaceable(wh: Warehouse) -> None:
 
 def recreate_marts(wh: Warehouse) -> None:
     with wh.write() as conn:
-        for table in wh.marts.all:
+        for table in wh.marts.built:
             if table.schema:
                 conn.execute(CreateSchema(table.schema, if_not_exists=True))
             table.drop(conn, checkfirst=True)
@@ -142,7 +142,7 @@ PG_AGGREGATE_INDEXES = (
                                 "amount_usd", "funnel_name", "payment_intent_id"], "status = 'failed'"),
     ("retry_wins", ["created_at"], ["payment_intent_id", "amount_usd"], "attempt_number > 1 AND status = 'succeeded'"),
     ("first_attempts", ["created_at"], ["status", "funnel_name"], "attempt_number = 1"),
-    ("created_totals", ["created_at"], ["status", "amount_usd", "funnel_name", "card_brand"], None),
+    ("created_totals", ["created_at"], ["status", "amount_usd", "funnel_name", "card_brand", "attempt_number"], None),
 )
 
 
@@ -164,6 +164,10 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             (d, f"ix_{d.name}_date_funnel", ["date", "funnel_name"], [], None),
         ]
         wanted += [(p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
+        f = wh.marts.first_failures
+        if wh.has_table(f, max_age=0):  # optional: only where paydash built it
+            wanted.append((f, f"ix_{f.name}_first_attempt", ["first_attempt_at"],
+                           ["recovered", "recovered_usd", "first_amount_usd", "funnel_name"], None))
     with wh.write() as conn:
         quote = conn.dialect.identifier_preparer
 
@@ -195,3 +199,5 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             quote = conn.dialect.identifier_preparer
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(p)}"))
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(d)}"))
+            if wh.has_table(wh.marts.first_failures, max_age=0):
+                conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(wh.marts.first_failures)}"))

@@ -96,14 +96,34 @@ DAILY_COLUMNS = DAILY_REQUIRED_COLUMNS + tuple(
 )
 
 
+FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("payment_intent_id", Text),
+    ("first_charge_id", Text),
+    ("first_attempt_at", DateTime),
+    ("first_amount_usd", Numeric(12, 2)),
+    ("funnel_name", Text),
+    ("recovered", Boolean),
+    ("recovered_at", DateTime),
+    ("recovered_usd", Numeric(14, 2)),
+)
+
+
 @dataclass(frozen=True)
 class Marts:
     payments: Table
     daily: Table
+    # optional, built by paydash's own transforms (not part of the data contract)
+    first_failures: Table
 
     @property
     def all(self) -> tuple[Table, ...]:
+        """The data contract's marts."""
         return (self.payments, self.daily)
+
+    @property
+    def built(self) -> tuple[Table, ...]:
+        """Every table paydash creates when it builds the marts itself."""
+        return (self.payments, self.daily, self.first_failures)
 
 
 def display_name(table: Table) -> str:
@@ -111,10 +131,18 @@ def display_name(table: Table) -> str:
 
 
 @lru_cache(maxsize=16)
-def marts(payments_table: str = "mart_stripe_payments", daily_table: str = "mart_stripe_payments_daily") -> Marts:
+def marts(
+    payments_table: str = "mart_stripe_payments",
+    daily_table: str = "mart_stripe_payments_daily",
+    first_failures_table: str = "",
+) -> Marts:
     metadata = MetaData()
     p_schema, p_name = split_table_name(payments_table)
     d_schema, d_name = split_table_name(daily_table)
+    # by default beside the charge mart, so each set of marts has its own
+    f_schema, f_name = (
+        split_table_name(first_failures_table) if first_failures_table else (p_schema, "mart_stripe_first_failures")
+    )
     payments = Table(
         p_name,
         metadata,
@@ -125,8 +153,9 @@ def marts(payments_table: str = "mart_stripe_payments", daily_table: str = "mart
         schema=p_schema,
     )
     daily = Table(d_name, metadata, *(Column(n, t) for n, t in DAILY_COLUMNS), schema=d_schema)
-    return Marts(payments, daily)
+    first_failures = Table(f_name, metadata, *(Column(n, t) for n, t in FIRST_FAILURE_COLUMNS), schema=f_schema)
+    return Marts(payments, daily, first_failures)
 
 
 def marts_for(settings) -> Marts:
-    return marts(settings.payments_table, settings.daily_table)
+    return marts(settings.payments_table, settings.daily_table, settings.first_failures_table)

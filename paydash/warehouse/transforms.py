@@ -1,8 +1,8 @@
 """Transforms inside the warehouse: the daily mart, built from the charge mart with SQL.
 
-The demo generator and the Stripe sync both call `rebuild_daily_mart`, so the daily mart
-means the same whatever filled the charge mart. Dates are created_date, the charge's
-calendar day in the reporting timezone.
+The demo generator and the Stripe sync both call `rebuild_derived_marts`, so the daily
+mart (and the optional first-failures mart) mean the same whatever filled the charge
+mart. Dates are created_date, the charge's calendar day in the reporting timezone.
 """
 
 from __future__ import annotations
@@ -55,3 +55,60 @@ def rebuild_daily_mart(conn: Connection, marts: Marts, since: date | None = None
     if since is not None:
         written = written.where(d.c.date >= since)
     return int(conn.execute(written).scalar_one())
+
+
+def first_failures_select(marts: Marts, since: date | None = None) -> sa.Select:
+    """One row per payment intent whose first attempt failed, with the retry that won it.
+
+    A later successful attempt of the same intent counts whenever it happened. Charges
+    without a payment intent are their own payment and can never be won back. With
+    `since`, only intents with an attempt on or after that day (the ones that can change).
+    """
+    p = marts.payments
+    first = (
+        select(p.c.payment_intent_id, p.c.charge_id, p.c.created_at, p.c.amount_usd, p.c.funnel_name)
+        .where(p.c.attempt_number == 1, p.c.status == "failed")
+    )
+    wins = select(
+        p.c.payment_intent_id,
+        func.min(p.c.created_at).label("won_at"),
+        func.sum(p.c.amount_usd).label("won_usd"),
+    ).where(p.c.attempt_number > 1, p.c.status == "succeeded")
+    if since is not None:
+        touched = select(p.c.payment_intent_id).where(p.c.created_date >= since, p.c.payment_intent_id.is_not(None))
+        first = first.where(p.c.payment_intent_id.in_(touched))
+        wins = wins.where(p.c.payment_intent_id.in_(touched))
+    first = first.subquery("first_failed")
+    wins = wins.group_by(p.c.payment_intent_id).subquery("retry_wins")
+    return select(
+        first.c.payment_intent_id,
+        first.c.charge_id.label("first_charge_id"),
+        first.c.created_at.label("first_attempt_at"),
+        first.c.amount_usd.label("first_amount_usd"),
+        first.c.funnel_name,
+        wins.c.payment_intent_id.is_not(None).label("recovered"),
+        wins.c.won_at.label("recovered_at"),
+        wins.c.won_usd.label("recovered_usd"),
+    ).select_from(first.outerjoin(wins, wins.c.payment_intent_id == first.c.payment_intent_id))
+
+
+def rebuild_first_failures(conn: Connection, marts: Marts, since: date | None = None) -> None:
+    """Replace the first-failures mart's rows (of intents touched since `since`, or all)."""
+    f, p = marts.first_failures, marts.payments
+    if since is None:
+        conn.execute(f.delete())
+    else:
+        touched = select(p.c.payment_intent_id).where(p.c.created_date >= since, p.c.payment_intent_id.is_not(None))
+        conn.execute(f.delete().where(f.c.payment_intent_id.in_(touched)))
+    stmt = first_failures_select(marts, since)
+    conn.execute(f.insert().from_select([c.name for c in stmt.selected_columns], stmt))
+
+
+def rebuild_derived_marts(conn: Connection, marts: Marts, since: date | None = None) -> int:
+    """Everything built from the charge mart: the daily mart, and the first-failures mart
+    when it exists. Call this after any change to the charge mart. Returns daily rows."""
+    rows = rebuild_daily_mart(conn, marts, since)
+    f = marts.first_failures
+    if sa.inspect(conn).has_table(f.name, schema=f.schema):
+        rebuild_first_failures(conn, marts, since)
+    return rows
