@@ -140,7 +140,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 PG_AGGREGATE_INDEXES = (
     ("failed", ["created_at"], ["attempt_number", "failure_category", "failure_code", "recovery_action",
                                 "amount_usd", "funnel_name", "payment_intent_id"], "status = 'failed'"),
-    ("retry_wins", ["created_at"], ["payment_intent_id", "amount_usd"], "attempt_number > 1 AND status = 'succeeded'"),
+    ("retries", ["created_at"], ["status", "payment_intent_id", "amount_usd", "funnel_name"], "attempt_number > 1"),
     ("first_attempts", ["created_at"], ["status", "funnel_name"], "attempt_number = 1"),
     ("created_totals", ["created_at"], ["status", "amount_usd", "funnel_name", "card_brand", "attempt_number"], None),
 )
