@@ -1,15 +1,15 @@
 """The Payments explorer: pages of matching charges, one payment's detail, filter options, export.
 
 Paging is newest first (created_at, then charge_id, descending). A deep page is found
-without OFFSET over the whole result: one aggregate counts the matches per day (which
-also gives the total), a second counts per hour inside the day where the page starts, and
-the page query reads below the end of that hour with an offset smaller than one hour's
-matches. With rows stored in time order DuckDB skips everything older through its zone
-maps; PostgreSQL walks its (created_at, charge_id) index. The 1000th page costs about
-what the first does.
-Next/previous from a known row can also seek by key (`after`).
+without OFFSET over the whole result: matches are counted per day (from the daily mart
+when the filters allow, which also gives the total), then per hour inside the day where
+the page starts, and the page query reads a bounded window below the end of that hour.
+With rows stored in time order DuckDB skips everything else through its zone maps;
+PostgreSQL walks its (created_at, charge_id) index. The 1000th page costs about what the
+first does. Next/previous from a known row can also seek by key (`payments_after`).
 
-Export: `export_select` builds the statement, and the warehouse streams it as CSV.
+Export: `export_selects` cuts the result into sorted time windows and the warehouse
+streams each as CSV, so memory stays flat.
 """
 
 from __future__ import annotations
