@@ -439,3 +439,95 @@ def test_postgres_down_gives_503_then_the_redelivery_is_stored(pg_url, tmp_path)
     finally:
         receiver.stop()
         pg_autocommit(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- many deliveries: duplicates, any order, a restart ---------------------------------------
+def _history(seed: int, intents: int) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+    """Events of `intents` payments (1-3 attempts, each pending first), and the final objects."""
+    import random
+
+    rng = random.Random(seed)
+    events: list[dict] = []
+    charges: dict[str, dict] = {}
+    pis: dict[str, dict] = {}
+    clock = 1_709_546_400
+    codes = [("card_declined", "issuer_declined", "insufficient_funds"), ("expired_card", "invalid", None),
+             ("card_declined", "blocked", "highest_risk_level"), ("processing_error", None, None)]
+    for i in range(intents):
+        pi_id, meta = f"pi_many_{i}", {"funnel_name": rng.choice(["main_funnel", "mobile_app"]), "profile_id": f"p{i % 7}"}
+        currency, amount = rng.choice([("usd", 1999), ("eur", 4900), ("jpy", 3000)])
+        clock += rng.randint(30, 4000)
+        pi = stripe_payment_intent(pi_id, clock, "requires_payment_method", metadata=meta, customer=f"cus_{i % 11}")
+        events.append(stripe_event(f"evt_many_{i}_pi0", "payment_intent.created", pi, clock))
+        attempts = rng.randint(1, 3)
+        for n in range(attempts):
+            created = clock + n * rng.randint(60, 900)
+            charge_id = f"ch_many_{i}_{n}"
+            pending = stripe_charge(charge_id, created, "pending", amount, currency, payment_intent=pi_id, customer=None)
+            events.append(stripe_event(f"evt_many_{i}_{n}_p", "charge.pending", pending, created))
+            won = n == attempts - 1 and rng.random() < 0.7
+            if won:
+                final = stripe_charge(charge_id, created, "succeeded", amount, currency, payment_intent=pi_id, customer=None,
+                                      brand=rng.choice(["visa", "amex"]), country=rng.choice(["US", "DE"]))
+            else:
+                code, kind, reason = rng.choice(codes)
+                final = stripe_charge(charge_id, created, "failed", amount, currency, payment_intent=pi_id, customer=None,
+                                      failure_code=code, outcome_type=kind, outcome_reason=reason)
+            # the final state in the same second as pending half of the time (the rank decides)
+            at = created + rng.choice([0, 2])
+            events.append(stripe_event(f"evt_many_{i}_{n}_f", f"charge.{final['status']}", final, at))
+            charges[charge_id] = final
+        end = clock + attempts * 1000
+        pis[pi_id] = stripe_payment_intent(pi_id, clock, "succeeded" if final["status"] == "succeeded" else "requires_payment_method",
+                                           metadata=meta, customer=f"cus_{i % 11}")
+        events.append(stripe_event(f"evt_many_{i}_pi1", "payment_intent.updated", pis[pi_id], end))
+    return events, charges, pis
+
+
+def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_marts(databases, tmp_path) -> None:
+    import random
+
+    from paydash.sources.stripe_transform import TransformOptions, attempt_numbers, mart_row, rebuild_from_raw
+
+    events, charges, pis = _history(seed=7, intents=40)
+    rng = random.Random(11)
+    deliveries = events + rng.sample(events, len(events) // 5)  # 20% duplicates
+    rng.shuffle(deliveries)
+    db = databases.new()
+    rates = "eur=1.08,jpy=0.0067"
+    half = len(deliveries) // 2
+    for part in (deliveries[:half], deliveries[half:]):  # a restart midway
+        receiver = start_receiver(db, tmp_path, PAYDASH_FX_RATES=rates, PAYDASH_WRITE_LOCK_WAIT="30")
+        try:
+            with httpx.Client() as client, ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda ev: receiver.deliver(ev, client=client).status_code, part))
+        finally:
+            receiver.stop()
+        assert statuses == [200] * len(part), receiver.output()[-3000:]
+
+    assert read(db, lambda wh, raw: sa.select(sa.func.count()).select_from(raw.events)) == [(len(events),)]
+    options = TransformOptions(fx_rates={"eur": 1.08, "jpy": 0.0067})
+    ranks = attempt_numbers(charges.values())
+    expected = {cid: mart_row(ch, ranks[cid], None, pis[ch["payment_intent"]], options) for cid, ch in charges.items()}
+
+    def mart(wh, raw):  # noqa: ANN001, ANN202
+        return sa.select(wh.marts.payments).order_by(wh.marts.payments.c.charge_id)
+
+    def daily(wh, raw):  # noqa: ANN001, ANN202
+        d = wh.marts.daily
+        return sa.select(d).order_by(d.c.date, d.c.funnel_name)
+
+    columns = [c.name for c in db.warehouse().marts.payments.columns]
+    got = {row[0]: dict(zip(columns, row)) for row in read(db, mart)}
+    assert got == expected
+    incremental_daily = read(db, daily)
+    writer = db.warehouse(read_only=False)
+    try:
+        from paydash.warehouse.raw import raw_tables_for
+
+        with writer.write() as conn:
+            rebuild_from_raw(conn, writer.marts, raw_tables_for(writer), options)
+    finally:
+        writer.dispose()
+    assert read(db, daily) == incremental_daily
+    assert {row[0]: dict(zip(columns, row)) for row in read(db, mart)} == expected

@@ -19,10 +19,11 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -124,52 +125,111 @@ class Stored:
     charges_refreshed: int
 
 
+@dataclass
+class _Pending:
+    event: Mapping[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Stored | None = None
+    error: BaseException | None = None
+
+
 class Receiver:
-    """Stores verified events; one per process."""
+    """Stores verified events; one per process.
+
+    Group commit: request threads queue their event and wait; one writer thread takes
+    whatever is queued (up to MAX_BATCH events) and stores it in one transaction, so a
+    burst costs one commit, one mart refresh and (DuckDB) one file open instead of one each.
+    Every caller still returns only after its own event committed. When a batch fails,
+    its events are retried one by one, so one bad event cannot fail the others.
+    """
+
+    MAX_BATCH = 200
 
     def __init__(self, wh, options: TransformOptions):  # noqa: ANN001 - a writable Warehouse
         self.wh = wh
         self.options = options
         self.raw: RawTables = prepare_database(wh)
-        # DuckDB allows one writer: serialise this process's transactions
-        self._lock = threading.Lock() if wh.dialect == "duckdb" else None
+        # one writing thread per process (DuckDB allows one writer; PostgreSQL gains batches)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="paydash-webhook-writer", daemon=True)
+        self._writer.start()
 
     def _retrying(self, work):  # noqa: ANN001, ANN202
         # the Warehouse waits for another process's lock on a DuckDB file (hold_duckdb_file=False)
-        if self._lock is None:
-            with self.wh.write() as conn:
-                return work(conn)
         with self._lock, self.wh.write() as conn:
             return work(conn)
 
     def store(self, event: Mapping[str, Any]) -> Stored:
-        return self._retrying(lambda conn: self._store(conn, event))
+        """Store one event; returns once it is committed (raises PaydashError when it cannot be)."""
+        pending = _Pending(event)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
 
-    def _store(self, conn, event: Mapping[str, Any]) -> Stored:  # noqa: ANN001
-        obj = event["data"]["object"]
-        kind = obj.get("object")
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = self._retrying(lambda conn: self._store_batch(conn, [p.event for p in batch]))
+                for pending, result in zip(batch, results):
+                    pending.result = result
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+                if len(batch) == 1:
+                    batch[0].error = exc
+                else:
+                    for pending in batch:
+                        try:
+                            pending.result = self._retrying(lambda conn: self._store_batch(conn, [pending.event]))[0]
+                        except BaseException as single:  # noqa: BLE001
+                            pending.error = single
+            finally:
+                for pending in batch:
+                    pending.done.set()
+
+    def _store_batch(self, conn, batch: list[Mapping[str, Any]]) -> list[Stored]:  # noqa: ANN001
         events = self.raw.events
-        inserted = conn.execute(
-            pg_insert(events).values(
-                id=event["id"], type=event["type"], created=event["created"], object_type=kind,
-                object_id=obj.get("id") if isinstance(obj.get("id"), str) else None,
-                livemode=bool(event.get("livemode")), received_at=_now(),
-                data=json.dumps(event, sort_keys=True, separators=(",", ":")),
-            ).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
-        ).first()
-        if inserted is None:
-            return Stored(new=False, charges_refreshed=0)
-        if kind not in UPSERTS:
-            return Stored(new=True, charges_refreshed=0)
-        UPSERTS[kind](conn, self.raw, obj, event["created"])
+        new: list[bool] = []
+        seen: set[str] = set()
+        touched_charges: set[str] = set()
+        touched_intents: set[str] = set()
+        touched_bts: set[str] = set()
+        for event in batch:
+            if event["id"] in seen:  # the same event twice in one batch
+                new.append(False)
+                continue
+            seen.add(event["id"])
+            obj = event["data"]["object"]
+            kind = obj.get("object")
+            inserted = conn.execute(
+                pg_insert(events).values(
+                    id=event["id"], type=event["type"], created=event["created"], object_type=kind,
+                    object_id=obj.get("id") if isinstance(obj.get("id"), str) else None,
+                    livemode=bool(event.get("livemode")), received_at=_now(),
+                    data=json.dumps(event, sort_keys=True, separators=(",", ":")),
+                ).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
+            ).first()
+            new.append(inserted is not None)
+            if inserted is None or kind not in UPSERTS:
+                continue
+            UPSERTS[kind](conn, self.raw, obj, event["created"])
+            {"charge": touched_charges, "payment_intent": touched_intents,
+             "balance_transaction": touched_bts}[kind].add(obj["id"])
         c = self.raw.charges.c
-        if kind == "charge":
-            charge_ids = [obj["id"]]
-        elif kind == "payment_intent":
-            charge_ids = [i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id == obj["id"]))]
-        else:
-            charge_ids = [i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id == obj["id"]))]
-        return Stored(True, refresh_charges(conn, self.wh.marts, self.raw, charge_ids, self.options))
+        if touched_intents:
+            touched_charges.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(sorted(touched_intents)))))
+        if touched_bts:
+            touched_charges.update(i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id.in_(sorted(touched_bts)))))
+        refreshed = refresh_charges(conn, self.wh.marts, self.raw, touched_charges, self.options)
+        return [Stored(is_new, refreshed if is_new else 0) for is_new in new]
 
     def record_invalid(self, reason: str, body: bytes) -> None:
         def work(conn) -> None:  # noqa: ANN001
