@@ -308,6 +308,11 @@ def test_a_late_earlier_attempt_renumbers_the_retries(new_database) -> None:
                                       failure_code="card_declined")])
         assert {k: v["attempt_number"] for k, v in _mart(wh).items()} == {"ch_1": 1, "ch_2": 2, "ch_3": 3}
         assert _daily(wh)[(date(2024, 3, 4), None)]["total_attempts"] == 3
+        # the first-failures mart follows: the intent's first failure is now ch_1, won back by ch_3
+        f = wh.marts.first_failures
+        with wh.read() as conn:
+            rows = conn.execute(sa.select(f.c.payment_intent_id, f.c.first_charge_id, f.c.recovered)).all()
+        assert [tuple(r) for r in rows] == [("pi_1", "ch_1", True)]
     finally:
         wh.dispose()
 

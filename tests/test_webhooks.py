@@ -520,7 +520,12 @@ def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_m
     columns = [c.name for c in db.warehouse().marts.payments.columns]
     got = {row[0]: dict(zip(columns, row)) for row in read(db, mart)}
     assert got == expected
-    incremental_daily = read(db, daily)
+    def first_failures(wh, raw):  # noqa: ANN001, ANN202
+        f = wh.marts.first_failures
+        return sa.select(f).order_by(f.c.payment_intent_id)
+
+    incremental_daily, incremental_ff = read(db, daily), read(db, first_failures)
+    assert incremental_ff  # some intents failed first
     writer = db.warehouse(read_only=False)
     try:
         from paydash.warehouse.raw import raw_tables_for
@@ -530,4 +535,5 @@ def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_m
     finally:
         writer.dispose()
     assert read(db, daily) == incremental_daily
+    assert read(db, first_failures) == incremental_ff
     assert {row[0]: dict(zip(columns, row)) for row in read(db, mart)} == expected

@@ -3,7 +3,8 @@
 The mapping of one charge is a pure function (`mart_row`); `refresh_charges` applies it to
 the charges a sync page or a webhook touched, together with every other charge of their
 payment intents (attempt numbers depend on all of them), then rebuilds the daily mart from
-the earliest day touched with the demo generator's SQL (`rebuild_daily_mart`).
+the earliest day touched with the demo generator's SQL (`rebuild_derived_marts`: the daily
+mart, and the first-failures mart when it exists).
 
 Rules (docs/stripe.md):
 - is_successful: status == 'succeeded' (not `paid`, true for uncaptured authorisations too);
@@ -227,7 +228,8 @@ def _write_rows(conn: Connection, marts: Marts, raw: RawTables, charges: list[di
         conn.execute(p.insert(), part)
     since: date | None = None if replace_all else min((r["created_date"] for r in rows), default=None)
     if replace_all or since is not None:
-        transforms.rebuild_daily_mart(conn, marts, since)
+        # since covers every charge of the intents rewritten, so their first attempts too
+        transforms.rebuild_derived_marts(conn, marts, since)
     return len(rows)
 
 
@@ -236,9 +238,8 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
     """Create the raw tables and the marts when missing; refuse marts something else built."""
     raw = raw_tables_for(wh)
     present = wh.table_names()
-    # the data contract's two marts only: an optional mart this transform does not maintain
-    # must stay absent, so that no query reads it stale
-    marts = (wh.marts.payments, wh.marts.daily)
+    # the contract's two marts and the first-failures mart: rebuild_derived_marts keeps it current
+    marts = wh.marts.built
     existing = [t for t in marts if display_name(t) in present]
     built_by = load.read_meta(wh).get("built_by") if existing else None
     if existing and built_by != BUILT_BY:
