@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
-from paydash.warehouse.raw import UPSERTS, RawTables, _now
+from paydash.warehouse.raw import UPSERTS, RawBatch, RawTables, _now
 
 log = logging.getLogger("paydash.webhooks")
 
@@ -197,32 +197,45 @@ class Receiver:
 
     def _store_batch(self, conn, batch: list[Mapping[str, Any]]) -> list[Stored]:  # noqa: ANN001
         events = self.raw.events
-        new: list[bool] = []
-        seen: set[str] = set()
+        unique: dict[str, Mapping[str, Any]] = {}
+        for event in batch:
+            unique.setdefault(event["id"], event)
+        received = _now()
+        rows = [
+            {
+                "id": event["id"], "type": event["type"], "created": event["created"],
+                "object_type": event["data"]["object"].get("object"),
+                "object_id": event["data"]["object"].get("id") if isinstance(event["data"]["object"].get("id"), str) else None,
+                "livemode": bool(event.get("livemode")), "received_at": received,
+                "data": json.dumps(event, sort_keys=True, separators=(",", ":")),
+            }
+            for event in unique.values()
+        ]
+        inserted = {
+            i for (i,) in conn.execute(
+                pg_insert(events).values(sorted(rows, key=lambda r: r["id"]))
+                .on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
+            )
+        }
         touched_charges: set[str] = set()
         touched_intents: set[str] = set()
         touched_bts: set[str] = set()
-        for event in batch:
-            if event["id"] in seen:  # the same event twice in one batch
-                new.append(False)
-                continue
-            seen.add(event["id"])
+        objects = RawBatch(self.raw, received)
+        for event_id in inserted:
+            event = unique[event_id]
             obj = event["data"]["object"]
-            kind = obj.get("object")
-            inserted = conn.execute(
-                pg_insert(events).values(
-                    id=event["id"], type=event["type"], created=event["created"], object_type=kind,
-                    object_id=obj.get("id") if isinstance(obj.get("id"), str) else None,
-                    livemode=bool(event.get("livemode")), received_at=_now(),
-                    data=json.dumps(event, sort_keys=True, separators=(",", ":")),
-                ).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
-            ).first()
-            new.append(inserted is not None)
-            if inserted is None or kind not in UPSERTS:
+            if obj.get("object") not in UPSERTS:
                 continue
-            UPSERTS[kind](conn, self.raw, obj, event["created"])
+            kind = objects.add(obj, event["created"])
             {"charge": touched_charges, "payment_intent": touched_intents,
              "balance_transaction": touched_bts}[kind].add(obj["id"])
+        objects.write(conn)
+        # the first delivery of an event in this batch is the new one; the rest are duplicates
+        first_seen: set[str] = set()
+        new: list[bool] = []
+        for event in batch:
+            new.append(event["id"] in inserted and event["id"] not in first_seen)
+            first_seen.add(event["id"])
         c = self.raw.charges.c
         if touched_intents:
             touched_charges.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(sorted(touched_intents)))))

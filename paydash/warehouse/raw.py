@@ -161,12 +161,26 @@ def _newer(table: Table, excluded) -> sa.ColumnElement[bool]:  # noqa: ANN001
     )
 
 
-def _upsert(conn: Connection, table: Table, row: dict[str, Any]) -> None:
-    stmt = pg_insert(table).values(**row)
+def _version_key(row: Mapping[str, Any]) -> tuple[int, int, str]:
+    return (row["state_ts"], row["state_rank"], row["state_hash"])
+
+
+def upsert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """One multi-row upsert; of several states of one id, only the newest is sent (a statement
+    may not touch a row twice), and it replaces the stored row only when newer."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        held = best.get(row["id"])
+        if held is None or _version_key(row) > _version_key(held):
+            best[row["id"]] = row
+    if not best:
+        return
+    values = [best[k] for k in sorted(best)]  # a stable order: concurrent writers lock rows alike
+    stmt = pg_insert(table).values(values)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["id"],
-        set_={name: getattr(excluded, name) for name in row if name != "id"},
+        set_={name: getattr(excluded, name) for name in values[0] if name != "id"},
         where=_newer(table, excluded),
     )
     conn.execute(stmt)
@@ -191,52 +205,89 @@ def _version(obj: Mapping[str, Any], state_ts: int, rank: int, loaded_at: dateti
     }
 
 
+class RawBatch:
+    """Objects to store, collected as rows per table and written with one upsert per table."""
+
+    def __init__(self, tables: RawTables, loaded_at: datetime | None = None):
+        self.tables = tables
+        self.loaded_at = loaded_at or _now()
+        self.rows: dict[str, list[dict[str, Any]]] = {"charges": [], "payment_intents": [], "balance_transactions": []}
+
+    def add(self, obj: Mapping[str, Any], state_ts: int) -> str:
+        """Queue one object (a kind in UPSERTS); returns its kind."""
+        kind = obj.get("object") if isinstance(obj, Mapping) else None
+        if kind not in UPSERTS:
+            raise ValueError(f"cannot store a Stripe {kind!r} object; expected one of {', '.join(UPSERTS)}")
+        getattr(self, f"_add_{kind}")(obj, state_ts)
+        return kind
+
+    def _add_charge(self, charge: Mapping[str, Any], state_ts: int) -> None:
+        _require(charge, "charge")
+        bt = charge.get("balance_transaction")
+        if isinstance(bt, Mapping):
+            self._add_balance_transaction(bt, state_ts)
+        self.rows["charges"].append({
+            "id": charge["id"],
+            "payment_intent_id": _id_of(charge.get("payment_intent")),
+            "customer_id": _id_of(charge.get("customer")),
+            "status": charge.get("status"),
+            "created": charge["created"],
+            "balance_transaction_id": _id_of(bt),
+            **_version(charge, state_ts, CHARGE_STATUS_RANK.get(charge.get("status"), 0), self.loaded_at),
+        })
+
+    def _add_payment_intent(self, intent: Mapping[str, Any], state_ts: int) -> None:
+        _require(intent, "payment_intent")
+        self.rows["payment_intents"].append({
+            "id": intent["id"],
+            "customer_id": _id_of(intent.get("customer")),
+            "status": intent.get("status"),
+            "created": intent["created"],
+            **_version(intent, state_ts, PAYMENT_INTENT_STATUS_RANK.get(intent.get("status"), 0), self.loaded_at),
+        })
+
+    def _add_balance_transaction(self, bt: Mapping[str, Any], state_ts: int) -> None:
+        _require(bt, "balance_transaction")
+        amount = bt.get("amount")
+        self.rows["balance_transactions"].append({
+            "id": bt["id"],
+            "source_id": _id_of(bt.get("source")),
+            "currency": (bt.get("currency") or "").lower() or None,
+            "amount": amount if isinstance(amount, int) else None,
+            "created": bt["created"],
+            # `pending` becomes `available`; nothing else about the amount changes
+            **_version(bt, state_ts, 1 if bt.get("status") == "available" else 0, self.loaded_at),
+        })
+
+    def write(self, conn: Connection) -> None:
+        for name, rows in self.rows.items():
+            upsert_rows(conn, getattr(self.tables, name), rows)
+            rows.clear()
+
+
+def _one(conn: Connection, tables: RawTables, obj: Mapping[str, Any], state_ts: int, loaded_at: datetime | None,
+         kind: str) -> str:
+    _require(obj, kind)
+    batch = RawBatch(tables, loaded_at)
+    batch.add(obj, state_ts)
+    batch.write(conn)
+    return obj["id"]
+
+
 def upsert_charge(conn: Connection, tables: RawTables, charge: Mapping[str, Any], state_ts: int,
                   loaded_at: datetime | None = None) -> str:
     """Store a charge unless a newer state of it is stored; an expanded balance transaction too."""
-    _require(charge, "charge")
-    bt = charge.get("balance_transaction")
-    if isinstance(bt, Mapping):
-        upsert_balance_transaction(conn, tables, bt, state_ts, loaded_at)
-    _upsert(conn, tables.charges, {
-        "id": charge["id"],
-        "payment_intent_id": _id_of(charge.get("payment_intent")),
-        "customer_id": _id_of(charge.get("customer")),
-        "status": charge.get("status"),
-        "created": charge["created"],
-        "balance_transaction_id": _id_of(bt),
-        **_version(charge, state_ts, CHARGE_STATUS_RANK.get(charge.get("status"), 0), loaded_at),
-    })
-    return charge["id"]
+    return _one(conn, tables, charge, state_ts, loaded_at, "charge")
 
 
 def upsert_payment_intent(conn: Connection, tables: RawTables, intent: Mapping[str, Any], state_ts: int,
                           loaded_at: datetime | None = None) -> str:
-    _require(intent, "payment_intent")
-    _upsert(conn, tables.payment_intents, {
-        "id": intent["id"],
-        "customer_id": _id_of(intent.get("customer")),
-        "status": intent.get("status"),
-        "created": intent["created"],
-        **_version(intent, state_ts, PAYMENT_INTENT_STATUS_RANK.get(intent.get("status"), 0), loaded_at),
-    })
-    return intent["id"]
+    return _one(conn, tables, intent, state_ts, loaded_at, "payment_intent")
 
 
 def upsert_balance_transaction(conn: Connection, tables: RawTables, bt: Mapping[str, Any], state_ts: int,
                                loaded_at: datetime | None = None) -> str:
-    _require(bt, "balance_transaction")
-    amount = bt.get("amount")
-    _upsert(conn, tables.balance_transactions, {
-        "id": bt["id"],
-        "source_id": _id_of(bt.get("source")),
-        "currency": (bt.get("currency") or "").lower() or None,
-        "amount": amount if isinstance(amount, int) else None,
-        "created": bt["created"],
-        # `pending` becomes `available`; nothing else about the amount changes
-        **_version(bt, state_ts, 1 if bt.get("status") == "available" else 0, loaded_at),
-    })
-    return bt["id"]
+    return _one(conn, tables, bt, state_ts, loaded_at, "balance_transaction")
 
 
 UPSERTS = {
@@ -248,13 +299,7 @@ UPSERTS = {
 
 def upsert_objects(conn: Connection, tables: RawTables, objects: Iterable[Mapping[str, Any]], state_ts: int) -> list[str]:
     """Store objects of the kinds above (a sync page); returns the charge ids touched."""
-    charges = []
-    loaded_at = _now()
-    for obj in objects:
-        kind = obj.get("object") if isinstance(obj, Mapping) else None
-        if kind not in UPSERTS:
-            raise ValueError(f"cannot store a Stripe {kind!r} object; expected one of {', '.join(UPSERTS)}")
-        UPSERTS[kind](conn, tables, obj, state_ts, loaded_at)
-        if kind == "charge":
-            charges.append(obj["id"])
+    batch = RawBatch(tables)
+    charges = [obj["id"] for obj in objects if batch.add(obj, state_ts) == "charge"]
+    batch.write(conn)
     return charges
