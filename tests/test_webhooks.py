@@ -537,3 +537,29 @@ def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_m
     assert read(db, daily) == incremental_daily
     assert read(db, first_failures) == incremental_ff
     assert {row[0]: dict(zip(columns, row)) for row in read(db, mart)} == expected
+
+
+def test_one_bad_event_in_a_batch_does_not_fail_the_others(new_database) -> None:
+    """Group commit falls back to one transaction per event, so only the bad one fails."""
+    from paydash.sources.stripe_transform import TransformOptions
+    from paydash.sources.stripe_webhooks import Receiver as EventReceiver, _Pending
+
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    try:
+        receiver = EventReceiver(wh, TransformOptions())
+        good = [stripe_event(f"evt_batch_{i}", "charge.succeeded",
+                             stripe_charge(f"ch_batch_{i}", "2024-03-04 10:00", payment_intent=f"pi_batch_{i}")) for i in range(2)]
+        # passes the payload checks, but no date can hold it: the transform fails on it
+        bad = stripe_event("evt_batch_bad", "charge.succeeded", stripe_charge("ch_batch_bad", 10**13, payment_intent="pi_batch_bad"))
+        batch = [_Pending(good[0]), _Pending(bad), _Pending(good[1]), _Pending(good[0])]
+        receiver._write_batch(batch)
+        assert all(p.done.is_set() for p in batch)
+        assert [p.result.new if p.result else None for p in batch] == [True, None, True, False]
+        assert isinstance(batch[1].error, (ValueError, OverflowError, OSError))
+        receiver.close()
+    finally:
+        wh.dispose()  # DuckDB: one configuration per file and process, and the reads below are read-only
+    assert stored_events(db, "evt_batch_bad") == 0 and raw_charge(db, "ch_batch_bad") == []
+    assert [stored_events(db, e["id"]) for e in good] == [1, 1]
+    assert mart_rows(db, "pi_batch_1") == [("ch_batch_1", 1, "succeeded", None)]

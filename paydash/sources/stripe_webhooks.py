@@ -170,30 +170,49 @@ class Receiver:
         assert pending.result is not None
         return pending.result
 
+    def close(self) -> None:
+        """Stop the writer thread once what is queued is written."""
+        self._queue.put(None)  # type: ignore[arg-type]
+        self._writer.join()
+
     def _write_loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
             while len(batch) < self.MAX_BATCH:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            try:
-                results = self._retrying(lambda conn: self._store_batch(conn, [p.event for p in batch]))
-                for pending, result in zip(batch, results):
-                    pending.result = result
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
-                if len(batch) == 1:
-                    batch[0].error = exc
-                else:
-                    for pending in batch:
-                        try:
-                            pending.result = self._retrying(lambda conn: self._store_batch(conn, [pending.event]))[0]
-                        except BaseException as single:  # noqa: BLE001
-                            pending.error = single
-            finally:
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write_batch(batch)
+            if stop:
+                return
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        """Store a batch in one transaction; if that fails, each event alone. Wakes every waiter."""
+        try:
+            results = self._retrying(lambda conn: self._store_batch(conn, [p.event for p in batch]))
+            for pending, result in zip(batch, results):
+                pending.result = result
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
                 for pending in batch:
-                    pending.done.set()
+                    try:
+                        pending.result = self._retrying(lambda conn: self._store_batch(conn, [pending.event]))[0]
+                    except BaseException as single:  # noqa: BLE001
+                        pending.error = single
+        finally:
+            for pending in batch:
+                pending.done.set()
 
     def _store_batch(self, conn, batch: list[Mapping[str, Any]]) -> list[Stored]:  # noqa: ANN001
         events = self.raw.events
@@ -287,6 +306,10 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
         except PaydashError as exc:
             log.error("could not store event %s (%s): %s", event["id"], event["type"], exc)
             return JSONResponse({"error": "the database cannot be written; deliver again later"}, status_code=503)
+        except Exception as exc:  # noqa: BLE001 - an event the transform cannot take: not stored, Stripe retries
+            log.error("event %s (%s) could not be processed and was not stored: %s: %s",
+                      event["id"], event["type"], type(exc).__name__, exc)
+            return JSONResponse({"error": "the event could not be processed; it was not stored"}, status_code=500)
         log.info("event %s %s: %s", event["id"], event["type"], "stored" if stored.new else "duplicate")
         return JSONResponse({"received": True, "duplicate": not stored.new})
 
@@ -318,6 +341,9 @@ def run(db: str | None, address: str, port: int) -> None:
         app = create_app(receiver, secrets, settings.webhook_tolerance, settings.webhook_max_body)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, wh.display_url)
-        uvicorn.run(app, host=address, port=port, log_level="info")
+        try:
+            uvicorn.run(app, host=address, port=port, log_level="info")
+        finally:
+            receiver.close()
     finally:
         wh.dispose()
