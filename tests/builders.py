@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from paydash.decline_codes import classify
 
@@ -107,3 +108,15 @@ def charge(
 
 def rows_to_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=PAYMENT_ARROW_SCHEMA)
+
+
+def pg_execute(url: str, *statements: str) -> None:
+    """Run statements on a PostgreSQL database with an autocommit connection of our own."""
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 import pytest
 import sqlalchemy as sa
 
-from builders import PAYMENT_ARROW_SCHEMA, as_utc, charge, rows_to_arrow  # noqa: F401 - re-exported
+from builders import PAYMENT_ARROW_SCHEMA, as_utc, charge, pg_execute, rows_to_arrow  # noqa: F401 - re-exported
 from paydash.settings import Settings
 from paydash.warehouse import load, transforms
 from paydash.warehouse.engine import Warehouse
@@ -86,18 +86,6 @@ def engine_kind(request) -> str:  # noqa: ANN001
     if request.param == "postgres":
         request.getfixturevalue("pg_url")  # skip or fail now, before any work
     return request.param
-
-
-def pg_execute(url: str, *statements: str) -> None:
-    """Run statements on a PostgreSQL database with an autocommit connection of our own."""
-    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
 
 
 _names = itertools.count(1)

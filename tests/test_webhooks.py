@@ -23,6 +23,7 @@ from paydash.settings import Settings
 from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.raw import raw_tables
+from builders import pg_execute
 from stripe_objects import stripe_charge, stripe_event, stripe_payment_intent
 
 SECRET = "whsec_test_secret"
@@ -336,17 +337,6 @@ class Place:
     settings: Settings = Settings()
 
 
-def pg_autocommit(url: str, *statements: str) -> None:
-    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.duckdb
 def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> None:
     """`serve` beside `webhooks` on one file (PAYDASH_DUCKDB_SHARED): every delivery stored, every read answered."""
@@ -419,26 +409,26 @@ def test_duckdb_file_held_by_another_process_gives_503_then_the_redelivery_is_st
 @pytest.mark.postgres
 def test_postgres_down_gives_503_then_the_redelivery_is_stored(pg_url, tmp_path) -> None:
     name = f"{sa.make_url(pg_url).database}_down"
-    pg_autocommit(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     db = Place(sa.make_url(pg_url).set(database=name).render_as_string(False))
     event = stripe_event("evt_down", "charge.succeeded", stripe_charge("ch_down", "2024-03-04 10:00", payment_intent="pi_down"))
     receiver = start_receiver(db, tmp_path)
     try:
-        pg_autocommit(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+        pg_execute(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
                       f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
         try:
             response = receiver.deliver(event)
             assert response.status_code == 503, response.text
             assert httpx.get(receiver.url + "/healthz").status_code == 503
         finally:
-            pg_autocommit(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            pg_execute(pg_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         assert receiver.deliver(event).json() == {"received": True, "duplicate": False}
         assert receiver.deliver(event).json() == {"received": True, "duplicate": True}
         assert stored_events(db, "evt_down") == 1
         assert mart_rows(db, "pi_down") == [("ch_down", 1, "succeeded", None)]
     finally:
         receiver.stop()
-        pg_autocommit(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- many deliveries: duplicates, any order, a restart ---------------------------------------
