@@ -126,6 +126,30 @@ SETTINGS: tuple[Setting, ...] = (
         _table_name,
     ),
     Setting(
+        "operations_events_table",
+        "",
+        "Optional mart of checkout, retry and receipt events for the Operations page and the alerts; filled by the webhook receiver, `POST /events` and the demo. Default: mart_operations_events in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
+        "customers_table",
+        "",
+        "Optional customers table (names and emails) for the Customers page; filled by `paydash sync` and the demo. The page works without it. Default: mart_stripe_customers in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
+        "promotion_codes_table",
+        "",
+        "Optional mart of promotion codes for the Promotions page; filled by `paydash sync` and the demo. Default: mart_stripe_promotion_codes in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
+        "promotion_usage_table",
+        "",
+        "Optional mart of promotion-code usage (validated, applied, cleared, failed) for the Promotions page. Default: mart_stripe_promotion_usage in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
         "timezone",
         "UTC",
         "Reporting timezone (IANA name): date ranges are whole days in it, and the daily "

@@ -108,12 +108,89 @@ FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
 )
 
 
+# Optional marts: pages that need them say so when they are missing (docs/data-contract.md).
+# Operations events: one row per checkout / retry / receipt event, from the webhook receiver,
+# the team's own services (POST /events) or the demo generator.
+OPERATIONS_EVENT_NAMES: tuple[str, ...] = (
+    "checkout_started",
+    "checkout_completed",
+    "checkout_expired",
+    "checkout_window_extended",
+    "checkout_manual_override",
+    "retry_initiated",
+    "retry_completed",
+    "receipt_generated",
+)
+
+OPERATIONS_EVENT_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("event_id", Text),  # unique
+    ("event_name", Text),  # one of OPERATIONS_EVENT_NAMES
+    ("occurred_at", DateTime),  # UTC, when it happened
+    ("received_at", DateTime),  # UTC, when paydash stored it (webhook lag = received - occurred)
+    ("source", Text),  # stripe, api, demo, segment
+    ("checkout_session_id", Text),
+    ("payment_intent_id", Text),
+    ("receipt_id", Text),
+    ("customer_id", Text),
+    ("attempt_number", Integer),
+    ("outcome", Text),  # succeeded, failed, expired, ... (per event name, docs/data-contract.md)
+    ("duration_ms", Integer),  # receipt render time, retry duration
+    ("error", Text),
+    ("properties", Text),  # JSON object: download_status, edge_location, ...
+)
+
+CUSTOMER_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("customer_id", Text),  # unique, cus_...
+    ("email", Text),
+    ("name", Text),
+    ("created_at", DateTime),
+)
+
+PROMOTION_CODE_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("promotion_code_id", Text),  # unique, promo_...
+    ("code", Text),  # what the customer types
+    ("coupon_id", Text),
+    ("percent_off", Double),
+    ("amount_off_usd", Numeric(12, 2)),
+    ("active", Boolean),
+    ("max_redemptions", Integer),
+    ("times_redeemed", Integer),
+    ("created_at", DateTime),
+    ("expires_at", DateTime),
+)
+
+PROMOTION_USAGE_ACTIONS: tuple[str, ...] = ("validated", "applied", "cleared", "failed")
+
+PROMOTION_USAGE_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("usage_id", Text),  # unique
+    ("promotion_code_id", Text),
+    ("code", Text),
+    ("customer_id", Text),
+    ("action", Text),  # one of PROMOTION_USAGE_ACTIONS
+    ("occurred_at", DateTime),  # UTC
+    ("checkout_session_id", Text),
+    ("invoice_id", Text),
+    ("discount_usd", Numeric(12, 2)),
+    ("failure_reason", Text),
+)
+
+
 @dataclass(frozen=True)
 class Marts:
     payments: Table
     daily: Table
     # optional, built by paydash's own transforms (not part of the data contract)
     first_failures: Table
+    # optional marts for the Operations, Customers and Promotions pages
+    operations_events: Table
+    customers: Table
+    promotion_codes: Table
+    promotion_usage: Table
+
+    @property
+    def optional(self) -> tuple[Table, ...]:
+        """Marts some pages need; each page says which is missing and how to fill it."""
+        return (self.operations_events, self.customers, self.promotion_codes, self.promotion_usage)
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -135,6 +212,10 @@ def marts(
     payments_table: str = "mart_stripe_payments",
     daily_table: str = "mart_stripe_payments_daily",
     first_failures_table: str = "",
+    operations_events_table: str = "",
+    customers_table: str = "",
+    promotion_codes_table: str = "",
+    promotion_usage_table: str = "",
 ) -> Marts:
     metadata = MetaData()
     p_schema, p_name = split_table_name(payments_table)
@@ -154,8 +235,29 @@ def marts(
     )
     daily = Table(d_name, metadata, *(Column(n, t) for n, t in DAILY_COLUMNS), schema=d_schema)
     first_failures = Table(f_name, metadata, *(Column(n, t) for n, t in FIRST_FAILURE_COLUMNS), schema=f_schema)
-    return Marts(payments, daily, first_failures)
+
+    def beside_payments(configured: str, default: str, columns) -> Table:  # noqa: ANN001
+        schema, name = split_table_name(configured) if configured else (p_schema, default)
+        return Table(name, metadata, *(Column(n, t) for n, t in columns), schema=schema)
+
+    return Marts(
+        payments,
+        daily,
+        first_failures,
+        operations_events=beside_payments(operations_events_table, "mart_operations_events", OPERATIONS_EVENT_COLUMNS),
+        customers=beside_payments(customers_table, "mart_stripe_customers", CUSTOMER_COLUMNS),
+        promotion_codes=beside_payments(promotion_codes_table, "mart_stripe_promotion_codes", PROMOTION_CODE_COLUMNS),
+        promotion_usage=beside_payments(promotion_usage_table, "mart_stripe_promotion_usage", PROMOTION_USAGE_COLUMNS),
+    )
 
 
 def marts_for(settings) -> Marts:
-    return marts(settings.payments_table, settings.daily_table, settings.first_failures_table)
+    return marts(
+        settings.payments_table,
+        settings.daily_table,
+        settings.first_failures_table,
+        settings.operations_events_table,
+        settings.customers_table,
+        settings.promotion_codes_table,
+        settings.promotion_usage_table,
+    )
