@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
@@ -38,7 +39,7 @@ from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
 from paydash.warehouse import load, transforms
-from paydash.warehouse.raw import RawTables, create_raw_tables, raw_tables_for
+from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import Marts, display_name
 
 log = logging.getLogger("paydash.stripe")
@@ -145,6 +146,18 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
     }
 
 
+MAX_MART_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
+
+
+def check_transformable(obj: Mapping[str, Any], options: TransformOptions) -> None:
+    """Raise ValueError when a charge could not become a mart row (checked before it is stored)."""
+    if obj.get("object") != "charge":
+        return
+    row = mart_row(obj, 1, None, None, options)
+    if row["amount_usd"] is not None and abs(row["amount_usd"]) > MAX_MART_AMOUNT:
+        raise ValueError(f"charge {obj.get('id')}: amount {row['amount_usd']} USD does not fit the charge mart")
+
+
 def attempt_numbers(charges: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """charge id -> rank by (created, id) within its payment intent; 1 without an intent."""
     by_intent: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -197,6 +210,48 @@ def refresh_charges(conn: Connection, marts: Marts, raw: RawTables, charge_ids: 
         for key, data in conn.execute(sa.select(c.id, c.data).where(c.payment_intent_id.in_(part))):
             charges[key] = json.loads(data)
     return _write_rows(conn, marts, raw, list(charges.values()), options, replace_all=False)
+
+
+def queue_refresh(conn: Connection, raw: RawTables, touched: Mapping[str, Iterable[str]]) -> None:
+    """Note objects ({'charge': ids, 'payment_intent': ids, ...}) whose mart rows must be refreshed.
+
+    Written in the transaction that stores the objects; `refresh_queued` empties it.
+    """
+    q = raw.refresh_queue
+    now = _now()
+    rows = sorted({(kind, object_id) for kind, ids in touched.items() for object_id in ids if object_id})
+    for part in _chunks(rows, 1000):
+        # DuckDB speaks PostgreSQL's ON CONFLICT too (as in raw.upsert_rows)
+        stmt = pg_insert(q).values([{"object_type": k, "object_id": i, "queued_at": now} for k, i in part])
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["object_type", "object_id"]))
+
+
+def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
+    """Carry every queued object into the marts and empty the queue, in the caller's transaction.
+
+    Returns the number of charge-mart rows written.
+    """
+    if conn.dialect.name == "postgresql":
+        # taken before reading the queue, so two receivers never refresh the same entries
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
+    q = raw.refresh_queue
+    queued = [(k, i) for k, i in conn.execute(sa.select(q.c.object_type, q.c.object_id))]
+    if not queued:
+        return 0
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, object_id in queued:
+        by_kind[kind].append(object_id)
+    c = raw.charges.c
+    charge_ids = set(by_kind.get("charge", ()))
+    for part in _chunks(sorted(by_kind.get("payment_intent", ()))):
+        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(part))))
+    for part in _chunks(sorted(by_kind.get("balance_transaction", ()))):
+        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id.in_(part))))
+    written = refresh_charges(conn, marts, raw, charge_ids, options)
+    for kind, ids in by_kind.items():
+        for part in _chunks(sorted(ids)):
+            conn.execute(q.delete().where(q.c.object_type == kind, q.c.object_id.in_(part)))
+    return written
 
 
 def rebuild_from_raw(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:

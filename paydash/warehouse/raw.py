@@ -59,10 +59,12 @@ class RawTables:
     balance_transactions: Table
     events: Table
     invalid_deliveries: Table
+    refresh_queue: Table
 
     @property
     def all(self) -> tuple[Table, ...]:
-        return (self.charges, self.payment_intents, self.balance_transactions, self.events, self.invalid_deliveries)
+        return (self.charges, self.payment_intents, self.balance_transactions, self.events, self.invalid_deliveries,
+                self.refresh_queue)
 
 
 @lru_cache(maxsize=16)
@@ -121,7 +123,17 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("body_prefix", Text),
         schema=schema,
     )
-    return RawTables(charges, payment_intents, balance_transactions, events, invalid_deliveries)
+    # objects stored but not yet carried into the marts: written in the same transaction as
+    # the objects, emptied by the transaction that refreshes the marts (so a crash in
+    # between leaves them queued, and the next refresh picks them up)
+    refresh_queue = Table(
+        "stripe_refresh_queue", md,
+        Column("object_type", Text, primary_key=True),
+        Column("object_id", Text, primary_key=True),
+        Column("queued_at", DateTime, nullable=False),
+        schema=schema,
+    )
+    return RawTables(charges, payment_intents, balance_transactions, events, invalid_deliveries, refresh_queue)
 
 
 def raw_tables_for(wh) -> RawTables:  # noqa: ANN001 - a Warehouse
