@@ -39,6 +39,7 @@ from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
 from paydash.warehouse import load, transforms
+from paydash.warehouse.migrations import migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import Marts, display_name
 
@@ -304,6 +305,7 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             f"{names} in {wh.display_url} was built by {origin}; the Stripe sync and webhook receiver will not "
             "mix their data into it. Point PAYDASH_DATABASE_URL / --db at another database, or drop the marts yourself."
         )
+    migrate(wh, raw)  # the raw tables, at this paydash's version (refuses a newer database)
     with wh.write() as conn:
         create_raw_tables(conn, raw)
         for table in marts:
