@@ -108,6 +108,9 @@ def _id(value: Any) -> str | None:
     return value or None
 
 
+_WARNED_NO_RATE: set[str] = set()
+
+
 def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str, Any] | None = None,
              intent: Mapping[str, Any] | None = None, options: TransformOptions = TransformOptions()) -> dict[str, Any]:
     """One charge-mart row from a Stripe charge (and its balance transaction and payment intent)."""
@@ -121,9 +124,10 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     currency = (charge.get("currency") or "").lower() or None
     usd = amount_usd(charge, bt, options.fx_rates)
-    if usd is None and currency:
-        log.warning("no USD rate for %s (charge %s): amount_usd left empty; add it to PAYDASH_FX_RATES",
-                    currency, charge.get("id"))
+    if usd is None and currency and currency not in _WARNED_NO_RATE:
+        _WARNED_NO_RATE.add(currency)  # once per currency and process, not once per charge and refresh
+        log.warning("no USD rate for %s (first seen on charge %s): amount_usd left empty for such charges; "
+                    "add it to PAYDASH_FX_RATES", currency, charge.get("id"))
     return {
         "charge_id": charge["id"],
         "payment_intent_id": _id(charge.get("payment_intent")),
@@ -221,10 +225,10 @@ def queue_refresh(conn: Connection, raw: RawTables, touched: Mapping[str, Iterab
     q = raw.refresh_queue
     now = _now()
     rows = sorted({(kind, object_id) for kind, ids in touched.items() for object_id in ids if object_id})
-    for part in _chunks(rows, 1000):
+    if rows:
         # DuckDB speaks PostgreSQL's ON CONFLICT too (as in raw.upsert_rows)
-        stmt = pg_insert(q).values([{"object_type": k, "object_id": i, "queued_at": now} for k, i in part])
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["object_type", "object_id"]))
+        stmt = pg_insert(q).on_conflict_do_nothing(index_elements=["object_type", "object_id"])
+        conn.execute(stmt, [{"object_type": k, "object_id": i, "queued_at": now} for k, i in rows])
 
 
 def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:

@@ -272,10 +272,11 @@ class Receiver:
             }
             for event in unique.values()
         ]
+        # one statement, many parameter sets (compiled once; see raw.upsert_rows)
         inserted = {
             i for (i,) in conn.execute(
-                pg_insert(events).values(sorted(rows, key=lambda r: r["id"]))
-                .on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
+                pg_insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id),
+                sorted(rows, key=lambda r: r["id"]),
             )
         }
         touched: dict[str, set[str]] = {"charge": set(), "payment_intent": set(), "balance_transaction": set()}
