@@ -585,3 +585,22 @@ def test_a_failed_refresh_keeps_the_queue_and_reports_the_error(new_database) ->
     finally:
         wh.dispose()
     assert mart_rows(db, "pi_lag") == [("ch_lag", 1, "succeeded", None)]
+
+
+def test_refused_deliveries_are_kept_within_bounds(new_database) -> None:
+    """A flood of bad deliveries cannot fill the disk: the newest INVALID_KEEP_ROWS are kept."""
+    from paydash.sources.stripe_transform import TransformOptions
+    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    try:
+        receiver = EventReceiver(wh, TransformOptions())
+        receiver.INVALID_KEEP_ROWS, receiver.INVALID_PRUNE_EVERY = 3, 1
+        for i in range(6):
+            receiver.record_invalid(f"signature: attempt {i}", b"{}")
+        receiver.close()
+    finally:
+        wh.dispose()
+    kept = read(db, lambda wh, raw: sa.select(raw.invalid_deliveries.c.reason).order_by(raw.invalid_deliveries.c.reason))
+    assert kept == [("signature: attempt 3",), ("signature: attempt 4",), ("signature: attempt 5",)]

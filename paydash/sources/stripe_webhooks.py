@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -157,6 +158,9 @@ class Receiver:
     MAX_BATCH = 200
     REFRESH_GAP = 1.0  # seconds between mart refreshes while events keep arriving
     RETRY_REFRESH = 5.0  # seconds before trying again after a refresh failed
+    INVALID_KEEP_DAYS = 7  # refused deliveries are kept this long ...
+    INVALID_KEEP_ROWS = 10_000  # ... and at most this many
+    INVALID_PRUNE_EVERY = 100
 
     def __init__(self, wh, options: TransformOptions):  # noqa: ANN001 - a writable Warehouse
         self.wh = wh
@@ -168,6 +172,7 @@ class Receiver:
         self._refresh_due = True  # whatever an earlier process left queued
         self._next_refresh = 0.0
         self.refresh_error: str | None = None
+        self._invalid_seen = 0
         self._writer = threading.Thread(target=self._write_loop, name="paydash-webhook-writer", daemon=True)
         self._writer.start()
 
@@ -300,11 +305,21 @@ class Receiver:
         return [Stored(is_new) for is_new in new]
 
     def record_invalid(self, reason: str, body: bytes) -> None:
+        """Keep a refused delivery for diagnosis (its first 2,000 bytes), within INVALID_KEEP rows and days."""
+        self._invalid_seen += 1
+        prune = self._invalid_seen % self.INVALID_PRUNE_EVERY == 1 % self.INVALID_PRUNE_EVERY  # the first, then every 100th
+
         def work(conn) -> None:  # noqa: ANN001
-            conn.execute(self.raw.invalid_deliveries.insert().values(
-                id=uuid.uuid4().hex, received_at=_now(), reason=reason[:500], body_bytes=len(body),
+            t = self.raw.invalid_deliveries
+            now = _now()
+            conn.execute(t.insert().values(
+                id=uuid.uuid4().hex, received_at=now, reason=reason[:500], body_bytes=len(body),
                 body_prefix=body[:2000].decode("utf-8", "replace"),
             ))
+            if prune:  # a flood of bad deliveries must not fill the disk
+                conn.execute(t.delete().where(t.c.received_at < now - timedelta(days=self.INVALID_KEEP_DAYS)))
+                newest = sa.select(t.c.id).order_by(t.c.received_at.desc(), t.c.id.desc()).limit(self.INVALID_KEEP_ROWS)
+                conn.execute(t.delete().where(t.c.id.not_in(newest)))
         try:
             self._retrying(work)
         except PaydashError as exc:
