@@ -264,7 +264,9 @@ def rebuild_from_raw(conn: Connection, marts: Marts, raw: RawTables, options: Tr
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
     charges = [json.loads(data) for (data,) in conn.execute(sa.select(raw.charges.c.data))]
-    return _write_rows(conn, marts, raw, charges, options, replace_all=True)
+    written = _write_rows(conn, marts, raw, charges, options, replace_all=True)
+    conn.execute(raw.refresh_queue.delete())  # everything queued is now in the marts
+    return written
 
 
 def _write_rows(conn: Connection, marts: Marts, raw: RawTables, charges: list[dict], options: TransformOptions,
