@@ -21,6 +21,7 @@ BAD = "#E45756"
 BLUE = "#4C78A8"
 ORANGE = "#F58518"
 GREY = "#9D9D9D"
+COUNT_AXIS = {"format": "d", "tickMinStep": 1}  # counts: whole numbers on the axis
 
 SUCCESS_RATE = ("Among checkout_completed events in each 15-minute window [t - 15 min, t), the share with outcome "
                 "succeeded. Target 97%. No point when no checkout completed in the window.")
@@ -57,7 +58,7 @@ def success_rate(series: list[dict[str, Any]], tz: str, target: float) -> dict[s
         "layer": [
             {"data": {"values": values}, "mark": {"type": "line", "point": False, "color": BLUE},
              "encoding": {"x": _x(), "y": {"field": "rate", "type": "quantitative", "title": "Success rate (15 min)",
-                                           "axis": {"format": ".0%"}, "scale": {"zero": False}},
+                                           "axis": {"format": ".1%"}, "scale": {"zero": False, "domainMax": 1}},
                           "tooltip": [{"field": "at", "type": "temporal", "title": "Window ending", "format": "%b %d %H:%M"},
                                       {"field": "rate", "type": "quantitative", "title": "Success rate", "format": ".1%"},
                                       {"field": "completed", "type": "quantitative", "title": "Completed checkouts"}]}},
@@ -74,7 +75,7 @@ def expired_with_overrides(hours: list[dict[str, Any]], overrides: list[dict[str
     layers: list[dict[str, Any]] = [
         {"data": {"values": bars}, "mark": {"type": "bar", "color": ORANGE},
          "encoding": {"x": {**_x(), "timeUnit": "yearmonthdatehours"},
-                      "y": {"field": "expired", "type": "quantitative", "title": "Expired sessions per hour"},
+                      "y": {"field": "expired", "type": "quantitative", "title": "Expired sessions per hour", "axis": COUNT_AXIS},
                       "tooltip": [{"field": "at", "type": "temporal", "title": "Hour", "format": "%b %d %H:00"},
                                   {"field": "expired", "type": "quantitative", "title": "Expired"}]}},
     ]
@@ -95,7 +96,7 @@ def extensions_and_overrides(hours: list[dict[str, Any]], tz: str) -> dict[str, 
     return {
         "height": HEIGHT, "data": {"values": values}, "mark": {"type": "bar"},
         "encoding": {"x": {**_x(), "timeUnit": "yearmonthdatehours"},
-                     "y": {"field": "events", "type": "quantitative", "stack": True, "title": "Events per hour"},
+                     "y": {"field": "events", "type": "quantitative", "stack": True, "title": "Events per hour", "axis": COUNT_AXIS},
                      "color": {"field": "kind", "type": "nominal", "title": None,
                                "scale": {"range": [BLUE, GOOD]}, "legend": {"orient": "top"}},
                      "tooltip": [{"field": "at", "type": "temporal", "title": "Hour", "format": "%b %d %H:00"},
@@ -111,7 +112,7 @@ def retries(hours: list[dict[str, Any]], tz: str) -> dict[str, Any]:
         "height": HEIGHT, "data": {"values": values},
         "layer": [
             {"mark": {"type": "bar", "color": BLUE},
-             "encoding": {"x": x, "y": {"field": "attempts", "type": "quantitative", "title": "Retries per hour"}}},
+             "encoding": {"x": x, "y": {"field": "attempts", "type": "quantitative", "title": "Retries per hour", "axis": COUNT_AXIS}}},
             {"mark": {"type": "line", "color": GOOD, "point": True},
              "encoding": {"x": x, "y": {"field": "rate", "type": "quantitative", "title": "Retry success rate",
                                         "axis": {"format": ".0%", "orient": "right"}, "scale": {"domain": [0, 1]}},
@@ -161,7 +162,7 @@ def receipt_failures(hours: list[dict[str, Any]], tz: str) -> dict[str, Any]:
     values = [{"at": local(h["hour"], tz), "failed": h["receipt_failures"]} for h in hours]
     return {"height": 200, "data": {"values": values}, "mark": {"type": "bar", "color": BAD},
             "encoding": {"x": {**_x(), "timeUnit": "yearmonthdatehours"},
-                         "y": {"field": "failed", "type": "quantitative", "title": "Failed receipts per hour"},
+                         "y": {"field": "failed", "type": "quantitative", "title": "Failed receipts per hour", "axis": COUNT_AXIS},
                          "tooltip": [{"field": "at", "type": "temporal", "title": "Hour", "format": "%b %d %H:00"},
                                      {"field": "failed", "type": "quantitative", "title": "Failed"}]}}
 
