@@ -140,6 +140,24 @@ def _webhook_lag_ms(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.minimum(_lognormal_ms(rng, n, 900, 0.7), 30_000)
 
 
+def _equals(column: pa.ChunkedArray, value: str) -> np.ndarray:
+    """column == value as a numpy bool array; on a dictionary column, compares the small integer codes."""
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            codes = [i for i, v in enumerate(chunk.dictionary.to_pylist()) if v == value]
+            hit = np.isin(chunk.indices.to_numpy(zero_copy_only=False), codes) if codes else np.zeros(len(chunk), bool)
+            parts.append(hit & ~np.asarray(chunk.is_null().to_numpy(zero_copy_only=False)) if chunk.null_count else hit)
+        else:
+            parts.append(pc.equal(chunk, value).fill_null(False).to_numpy(zero_copy_only=False))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _take(column: pa.ChunkedArray, index: np.ndarray) -> pa.Array:
+    """column[index] as a plain (decoded) array; only those rows are copied."""
+    return _plain(column.take(pa.array(index, type=pa.int64())))
+
+
 def _plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
@@ -153,31 +171,32 @@ def generate_operations_events(payments: pa.Table, spec: DemoSpec, target_per_da
                for name, bounds in incident_windows(spec).items()}
 
     # -- sample the intents ------------------------------------------------------------------
+    # Whole columns stay as they are (chunked, maybe dictionary-encoded): only the sampled rows
+    # are taken and decoded, so the cost follows the sample, not the demo's size.
     attempt_all = payments.column("attempt_number").to_numpy()
     first_rows = np.flatnonzero(attempt_all == 1)
     share = min(1.0, target_per_day * spec.days / max(len(first_rows), 1))
-    pi_col = _plain(payments.column("payment_intent_id"))
+    pi_col = payments.column("payment_intent_id")
     # Checkout is the channel with fresh card entry: half as many declines as the whole mart
     # (renewals of stored cards decline more), so the failed first attempts are sampled at half
     # the rate; this keeps a normal day's expirations without a retry under the 5% goal.
-    first_failed = pc.equal(_plain(payments.column("status")).take(pa.array(first_rows)), "failed").to_numpy(zero_copy_only=False)
-    keep_p = np.where(first_failed, 0.5 * share, share)
-    if share < 1.0 or first_failed.any():
-        # sampled by intent: all attempts of a sampled intent are kept
-        sampled_ids = pi_col.take(pa.array(first_rows[rng.random(len(first_rows)) < keep_p]))
-        rows = np.flatnonzero(pc.is_in(pi_col, value_set=sampled_ids).to_numpy(zero_copy_only=False))
-    else:
-        rows = np.arange(payments.num_rows)
-    sub_pi = pc.dictionary_encode(pi_col.take(pa.array(rows)))
+    failed_all = _equals(payments.column("status"), "failed")
+    keep_p = np.where(failed_all[first_rows], 0.5 * share, share)
+    # sampled by intent: all attempts of a sampled intent are kept
+    sampled_first = first_rows[rng.random(len(first_rows)) < keep_p]
+    # the retries of the sampled intents: only the few later attempts are looked up by id
+    later = np.flatnonzero(attempt_all >= 2)
+    later = later[pc.is_in(_take(pi_col, later), value_set=_take(pi_col, sampled_first)).to_numpy(zero_copy_only=False)]
+    rows = np.sort(np.concatenate([sampled_first, later]))
+    sub_pi = pc.dictionary_encode(_take(pi_col, rows))
     intent = sub_pi.indices.to_numpy().astype(np.int64)  # intent number of each kept row
     n_int = len(sub_pi.dictionary)
-    at_ms = payments.column("created_at").combine_chunks().take(pa.array(rows)).cast(pa.int64()).to_numpy() // 1000
+    at_ms = _take(payments.column("created_at"), rows).cast(pa.int64()).to_numpy() // 1000
     attempt = attempt_all[rows]
-    status = _plain(payments.column("status")).take(pa.array(rows))
+    status = _take(payments.column("status"), rows)
     ok = pc.equal(status, "succeeded").to_numpy(zero_copy_only=False)
-    failed = pc.equal(status, "failed").to_numpy(zero_copy_only=False)
-    codes = _plain(payments.column("failure_code")).take(pa.array(rows))
-    country = _plain(payments.column("card_country")).take(pa.array(rows))
+    failed = failed_all[rows]
+    country = _take(payments.column("card_country"), rows)
 
     # the rows of each intent's attempts 1, 2, 3 (-1 when none)
     by_attempt = np.full((4, n_int), -1, dtype=np.int64)
@@ -351,6 +370,11 @@ def _take_or_null(values: pa.Array, index: np.ndarray) -> pa.Array:
     return values.take(pa.array(index, mask=index < 0))
 
 
+def _take_or_null_column(column: pa.ChunkedArray, index: np.ndarray) -> pa.Array:
+    """column[index], null where index < 0, decoded; only those rows are copied."""
+    return _plain(column.take(pa.array(index, mask=index < 0, type=pa.int64())))
+
+
 def _to_table(e: dict[str, np.ndarray], payments: pa.Table, rows: np.ndarray, n_sessions: int, n_receipts: int,
               now_ms: int, rng: np.random.Generator) -> pa.Table:
     keep = e["at_ms"] < now_ms  # what has not happened yet (sessions still open) is left out
@@ -359,7 +383,7 @@ def _to_table(e: dict[str, np.ndarray], payments: pa.Table, rows: np.ndarray, n_
     n = len(order)
     row = np.where(e["row"] >= 0, rows[np.maximum(e["row"], 0)], -1)  # back to the payments table's rows
     error_row = np.where(e["error_row"] >= 0, rows[np.maximum(e["error_row"], 0)], -1)
-    errors_from_rows = _take_or_null(_plain(payments.column("failure_code")), error_row)
+    errors_from_rows = _take_or_null_column(payments.column("failure_code"), error_row)
     error = pc.if_else(pa.array(e["error_text"] >= 0),
                        _take_or_null(pa.array(ERROR_TEXTS), e["error_text"]), errors_from_rows)
     received = np.minimum(e["at_ms"] + e["lag_ms"], now_ms)
@@ -372,9 +396,9 @@ def _to_table(e: dict[str, np.ndarray], payments: pa.Table, rows: np.ndarray, n_
         "received_at": pa.array(received * 1000, type=pa.timestamp("us")),
         "source": pa.DictionaryArray.from_arrays(pa.array(e["source"].astype(np.int32)), pa.array(SOURCES)),
         "checkout_session_id": _take_or_null(stripe_ids("cs_live_", np.arange(max(n_sessions, 1)), rng, 8, 24), e["session"]),
-        "payment_intent_id": _take_or_null(_plain(payments.column("payment_intent_id")), row),
+        "payment_intent_id": _take_or_null_column(payments.column("payment_intent_id"), row),
         "receipt_id": _take_or_null(stripe_ids("rcpt_", np.arange(max(n_receipts, 1)), rng, 8, 8), e["receipt"]),
-        "customer_id": _take_or_null(_plain(payments.column("customer_id")), row),
+        "customer_id": _take_or_null_column(payments.column("customer_id"), row),
         "attempt_number": pa.array(e["attempt"], mask=e["attempt"] < 0, type=pa.int32()),
         "outcome": pa.DictionaryArray.from_arrays(pa.array(e["outcome"].astype(np.int32), mask=e["outcome"] < 0),
                                                   pa.array(OUTCOMES)),
