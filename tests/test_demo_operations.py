@@ -105,3 +105,10 @@ def test_each_incident_breaks_its_rule_once_and_normal_times_stay_clear(demo) ->
     assert len(outside) > 1000 and (outside >= 0.98).all()
     assert [d["incident"] for d in describe(SPEC)] == ["issuer outage", "fraud wave", "3DS provider degradation",
                                                        "receipt renderer outage"]
+
+
+def test_a_session_ends_at_most_once(demo) -> None:
+    _, events = demo
+    ends = events[events["event_name"].isin(["checkout_completed", "checkout_expired"])]
+    assert ends["checkout_session_id"].notna().all()
+    assert ends["checkout_session_id"].is_unique

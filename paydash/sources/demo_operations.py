@@ -227,7 +227,9 @@ def generate_operations_events(payments: pa.Table, spec: DemoSpec, target_per_da
     t2 = np.where(r2 >= 0, at_ms[np.maximum(r2, 0)], np.iinfo(np.int64).max)
     in_session_retry = failed1 & (r2 >= 0) & (t2 < expires - 60_000)
     outage = failed1 & in_window("issuer outage", t1)
-    stuck = failed1 & ~outage & in_window("3DS provider degradation", t1) & (rng.random(len(sid)) < 0.6)
+    won_in_session = in_session_retry & ~outage & ok[np.maximum(r2, 0)]
+    stuck = (failed1 & ~outage & ~won_in_session & in_window("3DS provider degradation", t1)
+             & (rng.random(len(sid)) < 0.6))
     # support rescues a few ordinary abandoned sessions too, so overrides exist outside incidents
     rescued = failed1 & ~outage & ~stuck & ~in_session_retry & (rng.random(len(sid)) < 0.02)
 
@@ -240,7 +242,7 @@ def generate_operations_events(payments: pa.Table, spec: DemoSpec, target_per_da
            outcome="failed", error_row=r1s[m], lag_ms=_webhook_lag_ms(rng, m.sum()))
     done |= outage
     m = in_session_retry & ~outage
-    won = m & ok[np.maximum(r2, 0)]
+    won = won_in_session
     extend = m & (rng.random(len(sid)) < 0.2)
     ev.add("checkout_window_extended", t2[extend] - rng.integers(5_000, 60_000, size=extend.sum()), source="api",
            session=sid[extend], row=r1s[extend], props=0)
