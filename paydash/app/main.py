@@ -22,6 +22,8 @@ PAGES = Path(__file__).parent / "app_pages"
 pages = [
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),
+    st.Page(PAGES / "customers.py", title="Customers", icon=":material/group:", url_path="customers"),
+    st.Page(PAGES / "promotions.py", title="Promotions", icon=":material/sell:", url_path="promotions"),
 ]
 
 settings = data.settings()
