@@ -110,7 +110,7 @@ def promotion_codes(conn: Connection, marts: Marts, page: int = 1) -> Page:
     stmt = select(inner).order_by(inner.c.created_at.desc(), inner.c.promotion_code_id.desc()).limit(PAGE_SIZE).offset(offset)
     rows = [_money(dict(r._mapping), "amount_off_usd", "discount_usd") for r in conn.execute(stmt)]
     total = int(conn.execute(select(func.count()).select_from(marts.promotion_codes)).scalar_one())
-    return Page(total, page, rows)
+    return Page(total, page, rows, PAGE_SIZE)
 
 
 def codes_export_select(marts: Marts) -> sa.Select:
@@ -158,7 +158,7 @@ def code_customers(conn: Connection, marts: Marts, promotion_code_id: str, page:
         found = profiles(conn, marts, [r["customer_id"] for r in rows])
         for r in rows:
             r.update({k: found.get(r["customer_id"], {}).get(k) for k in ("email", "name")})
-    return Page(total, page, rows)
+    return Page(total, page, rows, PAGE_SIZE)
 
 
 def code_customers_export_select(marts: Marts, promotion_code_id: str) -> sa.Select:
@@ -189,7 +189,7 @@ def usage_history(conn: Connection, marts: Marts, f: UsageFilters, page: int = 1
     stmt = usage_select(marts, f).order_by(u.c.occurred_at.desc(), u.c.usage_id.desc()).limit(PAGE_SIZE).offset(offset)
     rows = [_money(dict(r._mapping), "discount_usd") for r in conn.execute(stmt)]
     total = int(conn.execute(select(func.count()).select_from(u).where(*_usage_conditions(marts, f))).scalar_one())
-    return Page(total, page, rows)
+    return Page(total, page, rows, PAGE_SIZE)
 
 
 def usage_export_select(marts: Marts, f: UsageFilters) -> sa.Select:
