@@ -40,6 +40,17 @@ def refresh() -> None:
     data.refresh_customers()
 
 
+def download(column, label: str, total: int, what: str, table: str, *args, key: str, file: str) -> None:  # noqa: ANN001, ANN002
+    """A CSV download of the whole table, unless it is more than one download holds."""
+    if total > settings.export_max_rows:
+        column.button(label, key=f"{key}_disabled", disabled=True, icon=":material/download:")
+        column.caption(f"{fmt.count(total)} {what} are more than one download holds "
+                       f"({fmt.count(settings.export_max_rows)}); narrow the {'search' if table == 'customers' else 'filters'}.")
+        return
+    column.download_button(label, data=data.table_csv(source, table, *args), file_name=f"{file}-{date.today():%Y%m%d}.csv",
+                           mime="text/csv", key=key, on_click="ignore", icon=":material/download:")
+
+
 # -- the URL is the shareable state: read it when it changed outside this page -------------------
 url = {key: st.query_params[key] for key in views.CUSTOMER_URL_KEYS if key in st.query_params}
 if st.session_state.get("customers_url") != url or STATE not in st.session_state:
@@ -88,10 +99,8 @@ with data.section("Customers"):
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
     count_col.markdown(f"**{fmt.count(found.total)}** customers")
     if found.total:
-        export_col.download_button(
-            f"Download CSV ({fmt.count(found.total)} customers)", data=data.table_csv(source, "customers", state.search),
-            file_name=f"customers-{date.today():%Y%m%d}.csv", mime="text/csv", key="customers_export", on_click="ignore",
-            icon=":material/download:")
+        download(export_col, f"Download CSV ({fmt.count(found.total)} customers)", found.total, "customers", "customers",
+                 state.search, key="customers_export", file="customers")
     if found.rows:
         table_key = f"customers_table_{len(keys)}_{abs(hash(state.search))}"
         ids = [r["customer_id"] for r in found.rows]
@@ -140,10 +149,8 @@ if state.customer:
                          height="content")
             timeline_head, timeline_export = st.columns([3, 2], vertical_alignment="bottom")
             timeline_head.markdown("**Payments**, newest first, each with its attempts (retries) in order")
-            timeline_export.download_button(
-                "Download CSV (all attempts)", data=data.table_csv(source, "customer_timeline", state.customer),
-                file_name=f"customer-payments-{date.today():%Y%m%d}.csv", mime="text/csv", key="customers_timeline_export",
-                on_click="ignore", icon=":material/download:")
+            download(timeline_export, "Download CSV (all attempts)", totals["attempts"], "attempts", "customer_timeline",
+                     state.customer, key="customers_timeline_export", file="customer-payments")
             st.dataframe(views.timeline_rows(detail["timeline"], tz), key="customers_timeline", hide_index=True,
                          width="stretch", height="content" if len(detail["timeline"]) < 12 else 420,
                          column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar"),
@@ -168,9 +175,8 @@ with data.section("Retention cohorts"):
     loaded.append(result.loaded_at)
     grid = result.value
     if grid:
-        export.download_button("Download CSV (cohorts)", data=data.table_csv(source, "cohorts"),
-                               file_name=f"cohorts-{date.today():%Y%m%d}.csv", mime="text/csv", key="customers_cohorts_export",
-                               on_click="ignore", icon=":material/download:")
+        download(export, "Download CSV (cohorts)", len(grid), "cohort cells", "cohorts", key="customers_cohorts_export",
+                 file="cohorts")
         st.caption(views.COHORTS)
         st.vega_lite_chart(spec=views.cohort_heatmap(grid), key="customers_cohorts", width="stretch")
         with st.expander("Cohorts as a table", icon=":material/table:"):

@@ -38,6 +38,17 @@ def widgets_from(state: views.PromotionsState) -> None:
     st.session_state["promotions_dates"] = tuple(d for d in (state.start, state.end) if d)
 
 
+def download(column, label: str, total: int, what: str, table: str, *args, key: str, file: str) -> None:  # noqa: ANN001, ANN002
+    """A CSV download of the whole table, unless it is more than one download holds."""
+    if total > settings.export_max_rows:
+        column.button(label, key=f"{key}_disabled", disabled=True, icon=":material/download:")
+        column.caption(f"{fmt.count(total)} {what} are more than one download holds "
+                       f"({fmt.count(settings.export_max_rows)}); narrow the {'search' if table == 'customers' else 'filters'}.")
+        return
+    column.download_button(label, data=data.table_csv(source, table, *args), file_name=f"{file}-{date.today():%Y%m%d}.csv",
+                           mime="text/csv", key=key, on_click="ignore", icon=":material/download:")
+
+
 # -- the URL is the shareable state: read it when it changed outside this page ----------------------
 url = {key: st.query_params[key] for key in views.PROMOTION_URL_KEYS if key in st.query_params}
 if st.session_state.get("promotions_url") != url or STATE not in st.session_state:
@@ -78,10 +89,8 @@ if ready:
         count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
         count_col.markdown(f"**{fmt.count(codes.total)}** promotion codes")
         if codes.total:
-            export_col.download_button(
-                f"Download CSV ({fmt.count(codes.total)} codes)", data=data.table_csv(source, "promotion_codes"),
-                file_name=f"promotion-codes-{date.today():%Y%m%d}.csv", mime="text/csv", key="promotions_codes_export",
-                on_click="ignore", icon=":material/download:")
+            download(export_col, f"Download CSV ({fmt.count(codes.total)} codes)", codes.total, "codes", "promotion_codes",
+                     key="promotions_codes_export", file="promotion-codes")
             table_key = f"promotions_codes_table_{page}"
             code_ids = [r["promotion_code_id"] for r in codes.rows]
             st.dataframe(views.code_rows(codes.rows, tz), key=table_key, hide_index=True, width="stretch", height="content",
@@ -131,11 +140,8 @@ if ready and state.code:
             people_count.markdown(f"**{fmt.count(people.total)}** customers used or tried it"
                                   + (f" (showing the first {fmt.count(len(people.rows))})" if people.total > len(people.rows) else ""))
             if people.total:
-                people_export.download_button(
-                    f"Download CSV ({fmt.count(people.total)} customers)",
-                    data=data.table_csv(source, "promotion_customers", state.code),
-                    file_name=f"promotion-customers-{date.today():%Y%m%d}.csv", mime="text/csv",
-                    key="promotions_customers_export", on_click="ignore", icon=":material/download:")
+                download(people_export, f"Download CSV ({fmt.count(people.total)} customers)", people.total, "customers",
+                         "promotion_customers", state.code, key="promotions_customers_export", file="promotion-customers")
                 st.dataframe(views.code_customer_rows(people.rows, tz), key="promotions_customers", hide_index=True,
                              width="stretch", height="content" if len(people.rows) < 12 else 420,
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
@@ -163,10 +169,8 @@ if ready and state.code:
             count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
             count_col.markdown(f"**{fmt.count(history.total)}** matching uses")
             if history.total:
-                export_col.download_button(
-                    f"Download CSV ({fmt.count(history.total)} uses)", data=data.table_csv(source, "promotion_usage", filters),
-                    file_name=f"promotion-usage-{date.today():%Y%m%d}.csv", mime="text/csv", key="promotions_usage_export",
-                    on_click="ignore", icon=":material/download:")
+                download(export_col, f"Download CSV ({fmt.count(history.total)} uses)", history.total, "uses", "promotion_usage",
+                         filters, key="promotions_usage_export", file="promotion-usage")
                 st.dataframe(views.usage_rows(history.rows, tz), key=f"promotions_usage_{state.page}", hide_index=True,
                              width="stretch", height="content",
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar"),
