@@ -220,21 +220,23 @@ AUCKLAND_COHORTS = [
 
 def cohorts(wh, tz: str, mart_tz: str, since=None) -> list[tuple]:  # noqa: ANN001
     with wh.read() as conn:
-        rows = cq.retention_cohorts(conn, wh.marts, tz, mart_tz, since)
+        rows = cq.retention_cohorts(conn, wh.marts, tz, mart_tz, since, precomputed=wh.has_table(wh.marts.customer_totals))
     return [(r["cohort_month"], r["months_since"], r["active_customers"], r["cohort_customers"], pytest.approx(r["share"]))
             for r in rows]
 
 
-def test_cohorts_by_hand(databases) -> None:  # noqa: ANN001
-    wh = build(databases, payments())
+@pytest.mark.parametrize("totals", [True, False], ids=["totals-mart", "charge-mart"])
+def test_cohorts_by_hand(databases, totals: bool) -> None:  # noqa: ANN001
+    wh = build(databases, payments(), totals=totals)
     assert cohorts(wh, "UTC", "UTC") == UTC_COHORTS
     assert cohorts(wh, "UTC", "UTC", since=date(2026, 2, 14)) == UTC_COHORTS[3:]
     # another timezone than the mart's dates: converted per charge
     assert cohorts(wh, "Pacific/Auckland", "UTC") == AUCKLAND_COHORTS
 
 
-def test_cohorts_from_a_mart_built_in_the_reporting_timezone(databases) -> None:  # noqa: ANN001
-    wh = build(databases, payments(tz="Pacific/Auckland"))
+@pytest.mark.parametrize("totals", [True, False], ids=["totals-mart", "charge-mart"])
+def test_cohorts_from_a_mart_built_in_the_reporting_timezone(databases, totals: bool) -> None:  # noqa: ANN001
+    wh = build(databases, payments(tz="Pacific/Auckland"), totals=totals)
     assert cohorts(wh, "Pacific/Auckland", "Pacific/Auckland") == AUCKLAND_COHORTS
 
 
