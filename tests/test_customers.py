@@ -178,11 +178,14 @@ def test_the_totals_mart_follows_the_charge_mart(databases) -> None:  # noqa: AN
     with writer.write() as conn:
         transforms.rebuild_derived_marts(conn, writer.marts, since=date(2026, 4, 2))
     writer.dispose()
-    t = wh.marts.customer_totals
+    t, m = wh.marts.customer_totals, wh.marts.customer_months
     with wh.read() as conn:
-        stored = sorted(tuple(r) for r in conn.execute(sa.select(*(t.c[c.name] for c in t.c))))
+        stored = sorted(tuple(r) for r in conn.execute(sa.select(*t.c)))
         computed = sorted(tuple(r) for r in conn.execute(customer_totals.customer_totals_select(wh.marts)))
-    assert stored == computed
+        months = sorted(tuple(r) for r in conn.execute(sa.select(*m.c)))
+        months_computed = sorted(tuple(r) for r in conn.execute(customer_totals.customer_months_select(wh.marts)))
+    assert stored == computed and months == months_computed
+    assert ("cus_G" not in {r[0] for r in months}) and ("cus_A", date(2026, 4, 1), date(2026, 1, 1), 1, Decimal("40.00")) in months
     a = next(r for r in stored if r[0] == "cus_A")
     assert a[5] == Decimal("90.00") and len(stored) == 6
 
@@ -220,7 +223,7 @@ AUCKLAND_COHORTS = [
 
 def cohorts(wh, tz: str, mart_tz: str, since=None) -> list[tuple]:  # noqa: ANN001
     with wh.read() as conn:
-        rows = cq.retention_cohorts(conn, wh.marts, tz, mart_tz, since, precomputed=wh.has_table(wh.marts.customer_totals))
+        rows = cq.retention_cohorts(conn, wh.marts, tz, mart_tz, since, precomputed=wh.has_table(wh.marts.customer_months))
     return [(r["cohort_month"], r["months_since"], r["active_customers"], r["cohort_customers"], pytest.approx(r["share"]))
             for r in rows]
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from paydash.sources.demo import DemoSpec, build_demo_database, generate_payments
 from paydash.sources.demo_customers import _customer_numbers, generate_customer_marts
-from paydash.warehouse.customer_totals import customer_totals_select
+from paydash.warehouse.customer_totals import customer_months_select, customer_totals_select
 
 END = date(2026, 3, 31)
 SPEC = DemoSpec(payments=6_000, days=45, seed=3, end=END)
@@ -81,6 +81,11 @@ def test_the_customer_totals_mart_equals_the_aggregate(demo_wh) -> None:  # noqa
     with demo_wh.read() as conn:
         stored = sorted(tuple(r) for r in conn.execute(sa.select(*t.c)))
         computed = sorted(tuple(r) for r in conn.execute(customer_totals_select(demo_wh.marts)))
+    assert stored == computed and len(stored) > 1000
+    m = demo_wh.marts.customer_months
+    with demo_wh.read() as conn:
+        stored = sorted(tuple(r) for r in conn.execute(sa.select(*m.c)))
+        computed = sorted(tuple(r) for r in conn.execute(customer_months_select(demo_wh.marts)))
     assert stored == computed and len(stored) > 1000
 
 

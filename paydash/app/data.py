@@ -223,7 +223,7 @@ def optional_marts(source: Source) -> dict[str, bool]:
     """Which optional marts exist (the warehouse looks them up at most once a minute)."""
     wh = warehouse(source)
     return {name: wh.has_table(getattr(wh.marts, name))
-            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals")}
+            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months")}
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
@@ -247,7 +247,7 @@ def customer_detail(source: Source, customer_id: str) -> Loaded:
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
 def retention_cohorts(source: Source) -> Loaded:
     wh = warehouse(source)
-    precomputed = optional_marts(source)["customer_totals"]
+    precomputed = optional_marts(source)["customer_months"]
     with wh.read() as conn:
         return _loaded(customers.retention_cohorts(conn, wh.marts, source.timezone, mart_tz=source.timezone,
                                                    precomputed=precomputed))
@@ -305,7 +305,7 @@ def _exports(source: Source) -> dict[str, Callable[..., Any]]:
         "customers": lambda marts, search: customers.customers_export_select(
             marts, search, precomputed=present["customer_totals"], with_profiles=present["customers"]),
         "customer_timeline": customers.timeline_export_select,
-        "cohorts": lambda marts: customers.cohorts_export_select(marts, tz, mart_tz=tz, precomputed=present["customer_totals"]),
+        "cohorts": lambda marts: customers.cohorts_export_select(marts, tz, mart_tz=tz, precomputed=present["customer_months"]),
         "promotion_codes": promotions.codes_export_select,
         "promotion_customers": promotions.code_customers_export_select,
         "promotion_usage": promotions.usage_export_select,

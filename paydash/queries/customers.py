@@ -38,7 +38,7 @@ from paydash.errors import InvalidInput
 from paydash.queries.csv import for_csv
 from paydash.queries.payments import _outcome
 from paydash.queries.sql import local_date, money, ratio
-from paydash.warehouse.customer_totals import customer_totals_select
+from paydash.warehouse.customer_totals import customer_totals_select, month_of
 from paydash.warehouse.schema import Marts
 
 PAGE_SIZE = 50
@@ -258,9 +258,7 @@ def timeline_export_select(marts: Marts, customer_id: str) -> sa.Select:
 
 
 # -- retention cohorts ----------------------------------------------------------------------------
-def _month(day: sa.ColumnElement) -> sa.ColumnElement:
-    # through a timestamp: PostgreSQL's date_trunc on a date would go through timestamptz
-    return cast(func.date_trunc(sa.literal_column("'month'"), cast(day, DateTime)), Date)
+_month = month_of
 
 
 def _months_between(start: sa.ColumnElement, stop: sa.ColumnElement) -> sa.ColumnElement:
@@ -277,31 +275,36 @@ def cohorts_select(marts: Marts, tz: str, mart_tz: str | None = None, since: dat
     A customer's cohort is the month of their first successful attempt (over all history);
     they are active in a month with at least one successful attempt. Months are local to
     `tz`: from created_date when the charge mart's dates are in `tz` (`mart_tz`), else
-    converted per charge. `since`: only cohorts from that month on. `precomputed`: take
-    each customer's first success from the customer-totals mart (one aggregate fewer
-    over the charges: 40% faster measured at 1M charges) instead of the active months.
+    converted per charge. `since`: only cohorts from that month on. `precomputed`: read
+    the customer-months mart (paydash's own build, months of created_date) when `tz` is
+    the mart's timezone: one GROUP BY over it instead of two over the charges.
     """
+    if precomputed and mart_tz == tz:
+        m = marts.customer_months.c
+        months_since = _months_between(m.cohort_month, m.month)
+        grid = select(m.cohort_month.label("cohort_month"), months_since.label("months_since"),
+                      func.count().label("active_customers")).group_by(m.cohort_month, months_since)
+        if since is not None:
+            grid = grid.where(m.cohort_month >= date(since.year, since.month, 1))
+        return _shares(grid.subquery("grid"))
     p = marts.payments.c
     day = p.created_date if mart_tz == tz else local_date(p.created_at, tz)
     month = _month(day)
     active = (select(p.customer_id, month.label("month"))
               .where(p.status == "succeeded", p.customer_id.is_not(None))
               .group_by(p.customer_id, month).subquery("active"))
-    if precomputed:
-        t = marts.customer_totals.c
-        cohort = _month(local_date(t.first_success_at, tz))
-        firsts = select(t.customer_id, cohort.label("cohort")).where(t.first_success_at.is_not(None))
-        if since is not None:
-            firsts = firsts.where(cohort >= date(since.year, since.month, 1))
-    else:
-        firsts = select(active.c.customer_id, func.min(active.c.month).label("cohort")).group_by(active.c.customer_id)
-        if since is not None:
-            firsts = firsts.having(func.min(active.c.month) >= date(since.year, since.month, 1))
+    firsts = select(active.c.customer_id, func.min(active.c.month).label("cohort")).group_by(active.c.customer_id)
+    if since is not None:
+        firsts = firsts.having(func.min(active.c.month) >= date(since.year, since.month, 1))
     firsts = firsts.subquery("firsts")
     since_expr = _months_between(firsts.c.cohort, active.c.month)
     grid = (select(firsts.c.cohort.label("cohort_month"), since_expr.label("months_since"), func.count().label("active_customers"))
             .select_from(active.join(firsts, firsts.c.customer_id == active.c.customer_id))
             .group_by(firsts.c.cohort, since_expr).subquery("grid"))
+    return _shares(grid)
+
+
+def _shares(grid: sa.Subquery) -> sa.Select:
     size = func.sum(sa.case((grid.c.months_since == 0, grid.c.active_customers), else_=0)).over(partition_by=grid.c.cohort_month)
     return select(
         grid.c.cohort_month,

@@ -335,5 +335,5 @@ def index_customer_marts(wh) -> None:  # noqa: ANN001
     if wh.dialect == "postgresql":
         with wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             quote = conn.dialect.identifier_preparer
-            for attribute in ("customers", "promotion_codes", "promotion_usage", "customer_totals"):
+            for attribute in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months"):
                 conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(getattr(wh.marts, attribute))}"))

@@ -173,6 +173,17 @@ CUSTOMER_TOTAL_COLUMNS: tuple[tuple[str, object], ...] = (
     ("first_success_at", DateTime),
 )
 
+# ... and one row per customer and calendar month (of created_date) with a successful
+# attempt, with the customer's first such month: the retention cohorts without a scan of
+# every charge.
+CUSTOMER_MONTH_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("customer_id", Text),
+    ("month", Date),  # first day of the month
+    ("cohort_month", Date),  # the customer's first month with a successful attempt
+    ("successful", Integer),
+    ("revenue_usd", Numeric(14, 2)),
+)
+
 PROMOTION_USAGE_ACTIONS: tuple[str, ...] = ("validated", "applied", "cleared", "failed")
 
 PROMOTION_USAGE_COLUMNS: tuple[tuple[str, object], ...] = (
@@ -202,6 +213,7 @@ class Marts:
     promotion_usage: Table
     # optional, built by paydash (paydash/warehouse/customer_totals.py)
     customer_totals: Table | None = None
+    customer_months: Table | None = None
 
     @property
     def optional(self) -> tuple[Table, ...]:
@@ -265,6 +277,7 @@ def marts(
         promotion_codes=beside_payments(promotion_codes_table, "mart_stripe_promotion_codes", PROMOTION_CODE_COLUMNS),
         promotion_usage=beside_payments(promotion_usage_table, "mart_stripe_promotion_usage", PROMOTION_USAGE_COLUMNS),
         customer_totals=beside_payments("", "mart_stripe_customer_totals", CUSTOMER_TOTAL_COLUMNS),
+        customer_months=beside_payments("", "mart_stripe_customer_months", CUSTOMER_MONTH_COLUMNS),
     )
 
 
