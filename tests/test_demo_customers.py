@@ -104,3 +104,29 @@ def test_customer_numbers_read_from_demo_ids_or_hashed() -> None:
     assert list(numbers) == [3, 10, 3] and size == 11
     numbers, size = _customer_numbers(pa.array(["cus_x", "cus_y", "cus_x"]))  # not the demo's layout
     assert list(numbers) == [0, 1, 0] and size == 2
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
+def test_the_demos_numpy_summaries_equal_the_sql_ones(databases, tz: str) -> None:  # noqa: ANN001
+    """The demo writes the customer summaries from numpy; the warehouse's SQL must agree."""
+    from paydash.sources.demo_customers import customer_summary_marts
+    from paydash.warehouse import customer_totals, load
+
+    payments = generate_payments(DemoSpec(payments=5_000, days=70, seed=4, end=END, tz=tz))
+    db = databases.new()
+    writer = db.warehouse(read_only=False)
+    load.recreate_marts(writer)
+    load.load_arrow(writer, writer.marts.payments, payments)
+    with writer.write() as conn:
+        customer_totals.create_customer_totals(conn, writer.marts)
+        customer_totals.rebuild_customer_totals(conn, writer.marts)
+        customer_totals.rebuild_customer_months(conn, writer.marts)
+    writer.dispose()
+    wh = databases.track(db.warehouse())
+    summaries = customer_summary_marts(payments)
+    for name in ("customer_totals", "customer_months"):
+        table = getattr(wh.marts, name)
+        with wh.read() as conn:
+            stored = sorted(tuple(r) for r in conn.execute(sa.select(*table.c)))
+        made = sorted(tuple(r.values()) for r in summaries[name].to_pylist())
+        assert made == stored and len(made) > 500, name

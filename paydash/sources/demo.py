@@ -418,7 +418,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     # Demo charge and intent ids are numbered in time order, like the rows, so DuckDB's
     # zone maps find them; customers and profiles are scattered and need an index.
     load.create_indexes(wh, id_columns=("customer_id", "profile_id"))
-    demo_customers.index_customer_marts(wh)
+    demo_customers.finish_customer_marts(wh, table)
     load.write_meta(
         wh,
         {

@@ -298,12 +298,83 @@ PG_INDEXES = (
 DUCKDB_INDEXES: tuple = ()
 
 
+def customer_summary_marts(payments: pa.Table) -> dict[str, pa.Table]:
+    """The customer-totals and customer-months marts of these charges, computed in numpy.
+
+    The same numbers as `paydash.warehouse.customer_totals`' SQL (tested equal), for the
+    demo's speed: the SQL aggregates cost 3 s per million charges on DuckDB (grouping by
+    a random string id), these a few array passes.
+    """
+    n = payments.num_rows
+    ids = payments["customer_id"].combine_chunks()
+    customer, size = _customer_numbers(ids)
+    t_us = pc.cast(payments["created_at"], pa.int64()).to_numpy(zero_copy_only=False)
+    status = payments["status"].combine_chunks()
+    succeeded = _equals(status, "succeeded")
+    failed = _equals(status, "failed")
+    first_attempt = pc.equal(payments["attempt_number"], 1).to_numpy(zero_copy_only=False)
+    cents = _cents(payments["amount_usd"].combine_chunks())
+    rows = np.arange(n, dtype=np.int64)
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, customer, rows)
+    last = np.full(size, -1, dtype=np.int64)
+    np.maximum.at(last, customer, rows)
+    first_success = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first_success, customer[succeeded], rows[succeeded])
+    seen = np.flatnonzero(first < n)
+
+    def count(mask: np.ndarray | None = None) -> pa.Array:
+        return pa.array(np.bincount(customer, weights=mask, minlength=size)[seen].astype(np.int64))
+
+    revenue = np.bincount(customer, weights=np.where(succeeded, cents, 0), minlength=size)[seen].astype(np.int64)
+    has_success = first_success[seen] < n
+    t_times = payments["created_at"].combine_chunks()
+    totals = pa.table({
+        "customer_id": ids.take(pa.array(first[seen])),
+        "payments": count(first_attempt),
+        "attempts": count(),
+        "successful": count(succeeded),
+        "failed": count(failed),
+        "revenue_usd": _decimal_cents(revenue, 14),
+        "first_payment_at": t_times.take(pa.array(first[seen])),
+        "last_payment_at": t_times.take(pa.array(last[seen])),
+        "first_success_at": t_times.take(pa.array(np.where(has_success, first_success[seen], 0), mask=~has_success)),
+    })
+
+    # months of created_date (the reporting timezone's day), counted on a dense
+    # (customer, month) grid: a handful of months per customer
+    days = payments["created_date"].combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False)
+    month = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    low = int(month.min())
+    span = int(month.max()) - low + 1
+    key = customer[succeeded] * span + (month[succeeded] - low)
+    per_key = np.bincount(key, minlength=size * span)
+    revenue_key = np.bincount(key, weights=cents[succeeded], minlength=size * span)
+    pairs = np.flatnonzero(per_key)  # customer-major, so each customer's first pair is its cohort
+    pair_customer, pair_month = pairs // span, pairs % span + low
+    starts = np.concatenate(([True], pair_customer[1:] != pair_customer[:-1]))
+    cohort = pair_month[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
+
+    def month_dates(m: np.ndarray) -> pa.Array:
+        return pa.array(m.astype("datetime64[M]").astype("datetime64[D]"), type=pa.date32())
+
+    months = pa.table({
+        "customer_id": ids.take(pa.array(first[pair_customer])),
+        "month": month_dates(pair_month),
+        "cohort_month": month_dates(cohort),
+        "successful": pa.array(per_key[pairs].astype(np.int64)),
+        "revenue_usd": _decimal_cents(revenue_key[pairs].astype(np.int64), 14),
+    })
+    return {"customer_totals": totals, "customer_months": months}
+
+
 def load_customer_marts(wh, payments: pa.Table, seed: int) -> dict[str, int]:  # noqa: ANN001
-    """Create and fill the customers and promotion marts for the demo charges, and create the
-    (empty) customer-totals mart that `rebuild_derived_marts` fills. Returns rows written."""
+    """Create and fill the customers and promotion marts for the demo charges (before the
+    derived marts are built: the customer summaries of an earlier demo are dropped, so
+    `rebuild_derived_marts` does not refresh them; `finish_customer_marts` writes them)."""
     from sqlalchemy.schema import CreateSchema
 
-    from paydash.warehouse import customer_totals, load
+    from paydash.warehouse import load
 
     tables = generate_customer_marts(payments, seed)
     with wh.write() as conn:
@@ -313,10 +384,24 @@ def load_customer_marts(wh, payments: pa.Table, seed: int) -> dict[str, int]:  #
                 conn.execute(CreateSchema(table.schema, if_not_exists=True))
             table.drop(conn, checkfirst=True)
             table.create(conn)
-        customer_totals.create_customer_totals(conn, wh.marts)
+        wh.marts.customer_totals.drop(conn, checkfirst=True)
+        wh.marts.customer_months.drop(conn, checkfirst=True)
     for name, data in tables.items():
         load.load_arrow(wh, getattr(wh.marts, name), data)
     return {name: data.num_rows for name, data in tables.items()}
+
+
+def finish_customer_marts(wh, payments: pa.Table) -> None:  # noqa: ANN001
+    """The customer-totals and customer-months marts (computed here, kept by
+    `rebuild_derived_marts` from then on), then the pages' indexes."""
+    from paydash.warehouse import customer_totals, load
+
+    summaries = customer_summary_marts(payments)
+    with wh.write() as conn:
+        customer_totals.create_customer_totals(conn, wh.marts)
+    for name, data in summaries.items():
+        load.load_arrow(wh, getattr(wh.marts, name), data)
+    index_customer_marts(wh)
 
 
 def index_customer_marts(wh) -> None:  # noqa: ANN001
