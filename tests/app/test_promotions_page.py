@@ -92,6 +92,12 @@ def test_usage_history_pages(page, warehouse) -> None:  # noqa: ANN001
     at.button(key="promotions_next").click().run()
     assert at.query_params["page"] == "2"
     assert records(table(at, views.USAGE_COLUMNS)) == records(views.usage_rows(usage(warehouse, everything, 2).rows, "UTC"))
+    # the code's customers page on their own
+    with warehouse.read() as conn:
+        second = pq.code_customers(conn, warehouse.marts, code["promotion_code_id"], 2, with_profiles=True)
+    at.button(key="promotions_people_next").click().run()
+    assert f"Customers page 2 of {second.pages:,}" in [m.value for m in at.markdown]
+    assert records(table(at, views.CODE_CUSTOMER_COLUMNS)) == records(views.code_customer_rows(second.rows, "UTC"))
     at.button(key="promotions_close").click().run()
     assert at.query_params == {} and not at.metric
 

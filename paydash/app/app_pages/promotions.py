@@ -134,17 +134,29 @@ if ready and state.code:
             st.dataframe(views.code_fields(code, tz), key="promotions_fields", hide_index=True, width="stretch", height="content")
 
             st.markdown("**Customers** of this code, most uses first")
-            result = data.promotion_customers(source, state.code, 1)
+            if st.session_state.get("promotions_people_code") != state.code:
+                st.session_state["promotions_people_code"] = state.code
+                st.session_state["promotions_people_page"] = 1
+            people_page = st.session_state["promotions_people_page"]
+            result = data.promotion_customers(source, state.code, people_page)
             people = result.value
             people_count, people_export = st.columns([3, 2], vertical_alignment="bottom")
-            people_count.markdown(f"**{fmt.count(people.total)}** customers used or tried it"
-                                  + (f" (showing the first {fmt.count(len(people.rows))})" if people.total > len(people.rows) else ""))
+            people_count.markdown(f"**{fmt.count(people.total)}** customers used or tried it")
             if people.total:
                 download(people_export, f"Download CSV ({fmt.count(people.total)} customers)", people.total, "customers",
                          "promotion_customers", state.code, key="promotions_customers_export", file="promotion-customers")
                 st.dataframe(views.code_customer_rows(people.rows, tz), key="promotions_customers", hide_index=True,
                              width="stretch", height="content" if len(people.rows) < 12 else 420,
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
+            if people.pages > 1:
+                prev_col, page_col, next_col = st.columns([1, 2, 1], vertical_alignment="center")
+                prev_col.button("Previous", key="promotions_people_previous", disabled=people_page <= 1,
+                                icon=":material/chevron_left:",
+                                on_click=lambda: st.session_state.update(promotions_people_page=people_page - 1))
+                page_col.markdown(f"Customers page {fmt.count(people_page)} of {fmt.count(people.pages)}")
+                next_col.button("Next", key="promotions_people_next", disabled=people_page >= people.pages,
+                                icon=":material/chevron_right:",
+                                on_click=lambda: st.session_state.update(promotions_people_page=people_page + 1))
 
             st.markdown("**Usage history**, newest first")
             customer_col, action_col, dates_col = st.columns([2, 1, 2])
