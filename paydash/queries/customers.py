@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Date, DateTime, Double, Integer, cast, func, select, tuple_
+from sqlalchemy import Double, Integer, cast, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from paydash.errors import InvalidInput

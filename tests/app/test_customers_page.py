@@ -8,7 +8,6 @@ import json
 import re
 
 import pyarrow as pa
-import pytest
 
 from paydash.app import customer_views as views
 from paydash.app import data
