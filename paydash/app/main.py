@@ -23,6 +23,8 @@ pages = [
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),
     st.Page(PAGES / "operations.py", title="Operations", icon=":material/speed:", url_path="operations"),
+    st.Page(PAGES / "customers.py", title="Customers", icon=":material/group:", url_path="customers"),
+    st.Page(PAGES / "promotions.py", title="Promotions", icon=":material/sell:", url_path="promotions"),
 ]
 
 settings = data.settings()
