@@ -178,7 +178,7 @@ def refresh_explorer() -> None:
         read.clear()
 
 
-def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
+def csv_export(source: Source, filters: PaymentFilters, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
     """A callable building the whole filtered result as CSV, for a deferred download button.
 
     It runs on a thread of its own when the user clicks, so it takes the warehouse now.
@@ -197,6 +197,8 @@ def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
         except Exception:
             log.exception("CSV export failed")
             raise PaydashError("the export failed unexpectedly; the details are in the server log") from None
+        if on_done is not None:
+            on_done()  # the audit log entry
         return buffer.getvalue()
 
     return build

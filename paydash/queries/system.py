@@ -232,3 +232,18 @@ def server_version(conn: Connection) -> str:
     if conn.dialect.name == "postgresql":
         return str(conn.execute(sa.text("SHOW server_version")).scalar_one())
     return str(conn.execute(sa.text("SELECT version()")).scalar_one())
+
+
+# -- the catalog (Data explorer) ------------------------------------------------------------
+def catalog(conn: Connection, limit: int = 20_000) -> list[dict[str, Any]]:
+    """Every column of every table or view the connection can see: schema, table, column, type, position."""
+    stmt = sa.text(
+        "SELECT table_schema, table_name, column_name, data_type, ordinal_position "
+        "FROM information_schema.columns "
+        "WHERE table_schema NOT IN ('information_schema', 'pg_catalog', 'pg_toast') "
+        "ORDER BY table_schema, table_name, ordinal_position LIMIT :limit"
+    )
+    return [
+        {"schema": r[0], "table": r[1], "column": r[2], "type": str(r[3]), "position": int(r[4])}
+        for r in conn.execute(stmt, {"limit": limit})
+    ]
