@@ -17,7 +17,9 @@ from paydash.warehouse.expressions import FORMULA_STARTS
 
 def safe_cell(value: Any) -> Any:
     """A text cell starting with a formula character gets a leading quote; other values pass."""
-    if value is None:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return ""
+    if isinstance(value, float) and value != value:  # NaN
         return ""
     if isinstance(value, (bool, int, float, Decimal)):
         return value

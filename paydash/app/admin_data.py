@@ -63,6 +63,7 @@ def database_health(source: data.Source) -> DatabaseHealth:
     """Ping the warehouse through its pool (not cached: this is the health check)."""
     wh = data.warehouse(source)
     try:
+        wh.ping()  # the first may open the pool's connection; the second is the response time
         ms = wh.ping() * 1000
         with wh.read() as conn:
             version = system.server_version(conn)

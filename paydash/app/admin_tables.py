@@ -28,7 +28,7 @@ def table_counts(counts: Iterable[Any]) -> pd.DataFrame:
             for c in counts
         ],
         columns=["Table", "Role", "Present", "Rows", "Count"],
-    )
+    ).astype({"Rows": "Int64"})
 
 
 def growth(rows: Iterable[Any]) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def quality_checks(q: Any) -> pd.DataFrame:
         [{"Check": name, "Found": found, "Status": "not checked" if found is None else ("ok" if found == 0 else "problem"),
           "What it counts": what} for name, found, what in rows],
         columns=["Check", "Found", "Status", "What it counts"],
-    )
+    ).astype({"Found": "Int64"})
 
 
 def daily_mismatches(rows: Iterable[Any]) -> pd.DataFrame:
