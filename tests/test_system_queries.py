@@ -122,15 +122,26 @@ def test_with_a_customers_table(warehouse: Warehouse) -> None:
                 {"customer_id": "cus_A", "email": "a@example.com", "name": "A", "created_at": datetime(2026, 3, 10, 8)},
                 {"customer_id": "cus_X", "email": "x@example.com", "name": "X", "created_at": datetime(2026, 3, 6, 8)},
                 {"customer_id": "cus_X", "email": "x2@example.com", "name": "X", "created_at": datetime(2026, 3, 6, 9)},
-                {"customer_id": "cus_Old", "email": None, "name": None, "created_at": datetime(2025, 1, 1)},
             ])
     finally:
         writer.dispose()
     with warehouse.read() as conn:
-        growth = system.growth(conn, warehouse.marts, TODAY, "UTC", customers_table=True)
         q = system.quality(conn, warehouse.marts, TODAY, "UTC", days=7, customers_table=True)
-    assert [g.new_customers for g in growth] == [1, 3, 3]  # created_at of the customers table's rows
     assert q.duplicate_customer_ids == 1
+
+
+def test_growth_from_a_table_of_first_payments_agrees_with_the_charge_mart(warehouse: Warehouse) -> None:
+    """A customer-totals mart (customer_id, first_payment_at) built from the same charges gives the same counts."""
+    p = warehouse.marts.payments
+    first = sa.Table("first_payments_test", sa.MetaData(), sa.Column("customer_id", sa.Text),
+                     sa.Column("first_payment_at", sa.DateTime), schema=p.schema)
+    write(warehouse, f"CREATE TABLE {display_name(first)} AS SELECT customer_id, min(created_at) AS first_payment_at "
+                     f"FROM {display_name(p)} GROUP BY customer_id")
+    with warehouse.read() as conn:
+        from_mart = system.growth(conn, warehouse.marts, TODAY, "UTC")
+        from_table = system.growth(conn, warehouse.marts, TODAY, "UTC", first_payments=first)
+    assert from_table == from_mart
+    assert [g.new_customers for g in from_table] == [1, 5, 6]
 
 
 def test_catalog_lists_the_marts_and_their_columns(warehouse: Warehouse) -> None:

@@ -136,9 +136,12 @@ def table_counts(source: data.Source) -> data.Loaded:
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=20)
 def growth(source: data.Source, today: date) -> data.Loaded:
     wh = data.warehouse(source)
-    customers = wh.has_table(wh.marts.customers)
+    # the customer-totals mart (customer_id, first_payment_at), where paydash built one
+    totals = getattr(wh.marts, "customer_totals", None)
+    first_payments = totals if totals is not None and wh.has_table(totals) else None
     with wh.read() as conn:
-        return data._loaded((system.growth(conn, wh.marts, today, source.timezone, customers_table=customers), customers))
+        rows = system.growth(conn, wh.marts, today, source.timezone, first_payments=first_payments)
+        return data._loaded((rows, first_payments is not None))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=40)

@@ -57,14 +57,16 @@ class Growth:
     days: int
     since: date  # first local day of the period
     new_payments: int  # charge attempts created in the period
-    new_customers: int  # customers whose first charge attempt (or customers-table row) is in the period
+    new_customers: int  # customers whose first charge attempt is in the period
 
 
-def growth(conn: Connection, marts: Marts, today: date, tz: str, customers_table: bool = False) -> list[Growth]:
+def growth(conn: Connection, marts: Marts, today: date, tz: str, first_payments: sa.Table | None = None) -> list[Growth]:
     """New payments and new customers today, in the last 7 and the last 30 days (local days, today included).
 
-    A new customer is one whose first charge attempt in the charge mart falls in the
-    period; with a customers table, one whose row was created in the period.
+    A new customer is one whose first charge attempt falls in the period. `first_payments`,
+    a table of (customer_id, first_payment_at) such as the customer-totals mart, answers
+    that without grouping the charge mart; without it the customers of the widest period
+    are checked against every earlier attempt (the slow part on PostgreSQL at 10M).
     """
     p = marts.payments
     bounds = {label: local_midnight_utc(today - timedelta(days=days - 1), tz) for label, days in GROWTH_PERIODS}
@@ -76,11 +78,11 @@ def growth(conn: Connection, marts: Marts, today: date, tz: str, customers_table
         .where(in_window)
     ).one()
 
-    if customers_table:
-        c = marts.customers
+    if first_payments is not None:
+        first = first_payments.c.first_payment_at
         customers_row = conn.execute(
-            sa.select(*(count_if(c.c.created_at >= since).label(f"c{i}") for i, since in enumerate(bounds.values())))
-            .where(c.c.created_at >= widest, c.c.created_at < stop)
+            sa.select(*(count_if(first >= since).label(f"c{i}") for i, since in enumerate(bounds.values())))
+            .where(first >= widest, first < stop, first_payments.c.customer_id.is_not(None), first_payments.c.customer_id != "")
         ).one()
     else:
         # customers seen in the widest window, minus those with any earlier attempt

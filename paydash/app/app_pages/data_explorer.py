@@ -44,7 +44,7 @@ with data.section("Tables and columns"):
     tables = admin_tables.catalog_tables(columns)
     tables_col, columns_col = st.columns([2, 3])
     with tables_col:
-        st.dataframe(tables, key="explorer_tables", hide_index=True, width="stretch", height=400)
+        st.dataframe(tables, key="explorer_tables", hide_index=True, width="stretch")
         st.caption(f"{fmt.count(len(tables))} tables and views (information_schema). Loaded {fmt.loaded_at(loaded.loaded_at, tz)}")
         csv_download(tables, "tables", "explorer_tables_csv")
     with columns_col:
@@ -53,7 +53,7 @@ with data.section("Tables and columns"):
         if chosen:
             schema, table = chosen.split(".", 1)
             table_columns = admin_tables.catalog_columns(columns, schema, table)
-            st.dataframe(table_columns, key="explorer_columns", hide_index=True, width="stretch", height=400)
+            st.dataframe(table_columns, key="explorer_columns", hide_index=True, width="stretch")
             csv_download(table_columns, f"columns-{table}", "explorer_columns_csv")
 
 # -- saved queries -----------------------------------------------------------------------------

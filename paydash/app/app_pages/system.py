@@ -94,7 +94,7 @@ with data.section("Row counts"):
 st.header("Growth")
 with data.section("Growth"):
     result = admin_data.growth(source, today)
-    rows, from_customers_table = result.value
+    rows, from_totals = result.value
     cols = st.columns(len(rows))
     for col, g in zip(cols, rows):
         col.metric(f"New payments, {g.period.lower()}", fmt.count(g.new_payments))
@@ -102,8 +102,9 @@ with data.section("Growth"):
     df = admin_tables.growth(rows)
     st.caption(
         f"Whole days in {tz}, today included. New payments: charge attempts created in the period. New customers: "
-        + ("rows of the customers table created in the period." if from_customers_table else
-           "customers whose first charge attempt falls in the period (no customers table).")
+        "customers whose first charge attempt falls in the period"
+        + (" (from the customer-totals mart)." if from_totals else " (from the charge mart).")
+        + f" Loaded {fmt.loaded_at(result.loaded_at, tz)}"
     )
     csv_download(df, "growth", "system_growth_csv")
 
