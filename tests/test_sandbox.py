@@ -99,6 +99,7 @@ ATTACKS = {
     "install an extension": ("INSTALL httpfs", "CREATE EXTENSION IF NOT EXISTS dblink"),
     "read over the network": ("SELECT * FROM read_parquet('https://example.com/x.parquet')",
                               "COPY (SELECT 1) TO PROGRAM 'curl -s https://example.com'"),
+    "read the server's environment or settings": ("SELECT getenv('HOME')", "SELECT current_setting('data_directory')"),
     # configuration
     "turn the protection off": ("SET enable_external_access = true", "SET default_transaction_read_only = off"),
     "unlock / reset everything": ("SET lock_configuration = false", "RESET ALL"),
