@@ -180,17 +180,18 @@ def refresh_explorer() -> None:
         read.clear()
 
 
-def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
+def csv_export(source: Source, filters: PaymentFilters, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
     """A callable building the whole filtered result as CSV, for a deferred download button.
 
     It runs on a thread of its own when the user clicks, so it takes the warehouse now.
     Its error messages reach the browser: only PaydashError's user-facing text passes.
     """
     wh = warehouse(source)
-    return _csv_builder(wh, payments.export_select(wh.marts, filters))
+    return _csv_builder(wh, payments.export_select(wh.marts, filters), on_done)
 
 
-def _csv_builder(wh: Warehouse, stmt) -> Callable[[], bytes]:  # noqa: ANN001
+def _csv_builder(wh: Warehouse, stmt, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:  # noqa: ANN001
+    """A deferred download's builder: the statement's whole result as CSV; `on_done` after it (the audit entry)."""
     def build() -> bytes:
         buffer = io.BytesIO()
         try:
@@ -201,6 +202,8 @@ def _csv_builder(wh: Warehouse, stmt) -> Callable[[], bytes]:  # noqa: ANN001
         except Exception:
             log.exception("CSV export failed")
             raise PaydashError("the export failed unexpectedly; the details are in the server log") from None
+        if on_done is not None:
+            on_done()  # the audit log entry
         return buffer.getvalue()
 
     return build
@@ -374,10 +377,10 @@ def _exports(source: Source) -> dict[str, Callable[..., Any]]:
     }
 
 
-def table_csv(source: Source, table: str, *args: Any) -> Callable[[], bytes]:
+def table_csv(source: Source, table: str, *args: Any, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
     """A deferred CSV of one of these pages' tables (the whole result), streamed by the warehouse."""
     wh = warehouse(source)
-    return _csv_builder(wh, _exports(source)[table](wh.marts, *args))
+    return _csv_builder(wh, _exports(source)[table](wh.marts, *args), on_done)
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ pages = [
 
 settings = data.settings()
 user = login.valid_session(settings)
+if user is None or user.is_admin:  # viewers get no menu entry and no URL for the admin pages
+    pages += [
+        st.Page(PAGES / "system.py", title="System", icon=":material/health_and_safety:", url_path="system"),
+        st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:", url_path="data-explorer"),
+    ]
 page = st.navigation(pages, position="sidebar" if user else "hidden")
 if user is None:
     login.sign_in_page(settings)

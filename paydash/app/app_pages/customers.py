@@ -1,12 +1,11 @@
 """Customers: find a customer, page through everyone, open one's payments; retention cohorts."""
 
 from dataclasses import replace
-from datetime import date
 
 import streamlit as st
 
 from paydash.app import customer_views as views
-from paydash.app import data, explorer, login
+from paydash.app import data, downloads, explorer, login
 from paydash.app import format as fmt
 
 settings = data.settings()
@@ -41,14 +40,7 @@ def refresh() -> None:
 
 
 def download(column, label: str, total: int, what: str, table: str, *args, key: str, file: str) -> None:  # noqa: ANN001, ANN002
-    """A CSV download of the whole table, unless it is more than one download holds."""
-    if total > settings.export_max_rows:
-        column.button(label, key=f"{key}_disabled", disabled=True, icon=":material/download:")
-        column.caption(f"{fmt.count(total)} {what} are more than one download holds "
-                       f"({fmt.count(settings.export_max_rows)}); narrow the {'search' if table == 'customers' else 'filters'}.")
-        return
-    column.download_button(label, data=data.table_csv(source, table, *args), file_name=f"{file}-{date.today():%Y%m%d}.csv",
-                           mime="text/csv", key=key, on_click="ignore", icon=":material/download:")
+    downloads.table_download(column, settings, source, user.username, label, total, what, table, *args, key=key, file=file)
 
 
 # -- the URL is the shareable state: read it when it changed outside this page -------------------
