@@ -29,6 +29,10 @@ from paydash.alerts.rules import Rule, format_duration, format_threshold
 from paydash.queries.alert_metrics import METRICS
 
 log = logging.getLogger("paydash.alerts")
+# httpx logs every request's URL at INFO, and a Slack webhook URL is a secret: keep its
+# (and httpcore's) chatter out of any log this process configures.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 ROUTING_KEY_PLACEHOLDER = "<PAYDASH_PAGERDUTY_ROUTING_KEY>"
 OPSGENIE_PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
