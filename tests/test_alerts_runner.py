@@ -109,7 +109,7 @@ def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_rest
         else:
             result = run_once(incident, rules, store, settings, sender, at=t)
         notified += result.notifications
-        if t == DAY.replace(hour=10, minute=20):  # and again, in the middle of the incident
+        if t == DAY.replace(hour=10, minute=28):  # and again, in the middle of the incident
             assert {s["rule"] for s in current_states(settings.alert_state_file) if s["state"] == "firing"} == BROKEN
             sender.close()
             store, sender = AlertStore(settings.alert_state_file), Sender(timeout=5)
@@ -196,6 +196,11 @@ def test_run_once_cli_and_a_bad_rules_file(incident, tmp_path, monkeypatch) -> N
     assert set(result["values"]) == {r.name for r in load_rules(Settings())[0]}
     assert result["notifications"] == []  # "now" is long after the incident
     assert {s["state"] for s in current_states(tmp_path / "state" / "alerts.sqlite")} == {"ok"}
+    code, out, err = run("alerts", "status", "--json", cwd=tmp_path)
+    assert code == 0, err
+    assert {s["rule"] for s in json.loads(out)["states"]} == set(result["values"])
+    code, out, err = run("alerts", "status", cwd=tmp_path)
+    assert code == 0 and "ok        checkout_success_rate_low" in out
 
     code, out, err = run("alerts", "run", "--db", db.url, cwd=tmp_path)
     assert code == 1 and "needs --once" in err

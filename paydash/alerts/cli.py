@@ -190,3 +190,29 @@ def show_rules(as_json: bool = JsonOption) -> None:
         configured = "" if channel_configured(r.channel, settings) else " (channel not configured)"
         typer.echo(f"  {r.name}: {r.metric} {r.comparison} {r.threshold:g} over {d['window']} for {d['for']}"
                    f"{extra} -> {r.channel} [{r.severity}]{configured}")
+
+
+@alerts_app.command("status")
+def status(
+    limit: int = typer.Option(20, "--limit", help="How many recent state changes to show."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Each rule's state and the latest state changes, from the state file (PAYDASH_ALERT_STATE_FILE)."""
+    from paydash.alerts.state import current_states, history
+    from paydash.settings import load_settings
+
+    path = load_settings().alert_state_file
+    states, changes = current_states(path), history(limit, path)
+    if as_json:
+        typer.echo(json.dumps({"states": states, "history": changes}, indent=2))
+        return
+    if not states:
+        typer.echo(f"no alert state in {path} yet; run `paydash alerts run --once` or `paydash alerts watch`")
+        return
+    for s in states:
+        typer.echo(f"{s['state']:<9} {s['rule']}  since {s['since'] or '-'}  value {s['value']}")
+    if changes:
+        typer.echo("recent changes:")
+    for h in changes:
+        sent = f"  [{h['channel']} {h['action']}: {h['delivery']}]" if h["channel"] else ""
+        typer.echo(f"  {h['at']}  {h['rule']}: {h['from_state']} -> {h['to_state']}{sent}")
