@@ -216,3 +216,18 @@ def test_retry_after_header(header, seconds) -> None:  # noqa: ANN001
 
     response = httpx.Response(429, headers={"Retry-After": header} if header else {})
     assert retry_after(response) == seconds
+
+
+def test_queued_notifications_go_out_even_when_the_warehouse_is_down(sinks, tmp_path) -> None:  # noqa: ANN001
+    from paydash.alerts.runner import run_once
+    from paydash.errors import DatabaseUnreachable
+    from paydash.warehouse.engine import Warehouse
+
+    pd = sinks()
+    settings = settings_for(pd)
+    store = AlertStore(tmp_path / "a.sqlite")
+    queue(store, settings, (PD_RULE, notification(PD_RULE, "resolve", 40)))
+    wh = Warehouse(str(tmp_path / "gone.duckdb"), settings)
+    with pytest.raises(DatabaseUnreachable, match="no DuckDB database at"):
+        run_once(wh, [PD_RULE], store, settings, Sender())
+    assert [b["event_action"] for b in pd.bodies()] == ["resolve"]

@@ -255,7 +255,7 @@ class Sender:
                     return Outcome("failed", f"HTTP {response.status_code}: {body}")
                 problem, asked = f"HTTP {response.status_code}", retry_after(response)
             wait = asked if asked is not None else min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-            log.warning("alerts: %s attempt %d %s; retrying in %.1f s", label, attempt, problem, wait)
-            if wait > self.max_delay:
+            if wait > self.max_delay or attempt == self.attempts:
                 return Outcome("retry", problem, wait)
-        return Outcome("retry", problem, wait)
+            log.warning("alerts: %s attempt %d %s; retrying in %.1f s", label, attempt, problem, wait)
+        return Outcome("retry", "no attempt made", 0.0)

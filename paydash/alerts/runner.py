@@ -123,8 +123,13 @@ def deliver(store: AlertStore, settings, sender: Sender, now: Callable[[], datet
 
 def run_once(wh, rules: Sequence[Rule], store: AlertStore, settings, sender: Sender,  # noqa: ANN001
              at: datetime | None = None) -> RunResult:
-    """One evaluation and one delivery pass (which also sends anything an earlier run left behind)."""
-    result = evaluate(wh, rules, store, settings, at or utcnow())
+    """One evaluation and one delivery pass (which also sends anything an earlier run left behind,
+    even when this evaluation failed: a queued resolve must not wait for the warehouse)."""
+    try:
+        result = evaluate(wh, rules, store, settings, at or utcnow())
+    except PaydashError:
+        deliver(store, settings, sender)
+        raise
     for problem in result.problems:
         log.warning("alerts: %s", problem)
     result.delivered = deliver(store, settings, sender)
