@@ -231,3 +231,23 @@ def test_queued_notifications_go_out_even_when_the_warehouse_is_down(sinks, tmp_
     with pytest.raises(DatabaseUnreachable, match="no DuckDB database at"):
         run_once(wh, [PD_RULE], store, settings, Sender())
     assert [b["event_action"] for b in pd.bodies()] == ["resolve"]
+
+
+def test_dashboard_views_of_the_state_file(tmp_path) -> None:  # noqa: ANN001
+    from paydash.alerts.evaluate import RuleState, Transition
+    from paydash.alerts.state import current_states, for_dashboard
+
+    path = tmp_path / "alerts.sqlite"
+    assert current_states(path) == [] and history(path=path) == [] and for_dashboard(path=path) == {"rules": [], "history": []}
+    assert not path.exists()  # reading never creates it
+    store = AlertStore(path)
+    n = notification(PD_RULE, "trigger")
+    firing = RuleState(PD_RULE.name, "firing", n.at, n.started_at, None, n.dedup_key, 0.9, 120, n.at)
+    store.save([firing, RuleState("other", "ok", T0, evaluated_at=n.at)],
+               [Transition(PD_RULE.name, "pending", "firing", n.at, 0.9, n.dedup_key)],
+               [(n, build_payload(PD_RULE, n, Settings()))], {PD_RULE.name: "pagerduty", "other": "slack"})
+    assert [(s["rule"], s["state"], s["channel"]) for s in current_states(path)] == [
+        (PD_RULE.name, "firing", "pagerduty"), ("other", "ok", "slack")]
+    assert for_dashboard(path=path)["history"] == [{
+        "at": "2026-11-20 10:13:00", "rule": PD_RULE.name, "change": "pending -> firing", "action": "trigger",
+        "channel": "pagerduty", "delivery": "pending"}]

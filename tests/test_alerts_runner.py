@@ -17,7 +17,7 @@ from builders import charge
 from paydash.alerts.channels import Sender
 from paydash.alerts.rules import load_rules
 from paydash.alerts.runner import evaluate, replay, run_once
-from paydash.alerts.state import AlertStore, current_states, history
+from paydash.alerts.state import AlertStore, current_states, for_dashboard, history
 from paydash.settings import Settings
 from test_cli import run
 
@@ -138,6 +138,11 @@ def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_rest
 
     states = {s["rule"]: s["state"] for s in current_states(settings.alert_state_file)}
     assert set(states) == {r.name for r in rules} and set(states.values()) == {"ok"}
+    view = for_dashboard(200, settings.alert_state_file)
+    assert {(r["rule"], r["channel"]) for r in view["rules"]} == {(r.name, r.channel) for r in rules}
+    assert Counter(h["action"] for h in view["history"] if h["action"]) == {"trigger": 4, "resolve": 4}
+    assert {h["delivery"] for h in view["history"] if h["action"]} == {"sent"}
+    assert view["history"][0]["at"] >= view["history"][-1]["at"]
     changes = history(1000, settings.alert_state_file)
     fired = [h for h in changes if h["to_state"] == "firing"]
     assert {h["rule"] for h in fired} == BROKEN and all(h["delivery"] == "sent" for h in fired)

@@ -79,7 +79,7 @@ def evaluate(wh, rules: Sequence[Rule], store: AlertStore, settings, at: datetim
         result.transitions += transitions
         result.notifications += notifications
         queued += [(n, build_payload(by_name[n.rule], n, settings)) for n in notifications]
-    store.save(states, result.transitions, queued)
+    store.save(states, result.transitions, queued, {r.name: r.channel for r in rules})
     return result
 
 

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS rule_state (
     dedup_key TEXT,
     value REAL,
     volume INTEGER NOT NULL DEFAULT 0,
-    evaluated_at TEXT
+    evaluated_at TEXT,
+    channel TEXT
 );
 CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,13 +116,14 @@ class AlertStore:
         }
 
     def save(self, states: Iterable[RuleState], transitions: Iterable[Transition],
-             notifications: Iterable[tuple[Any, dict[str, Any]]]) -> None:
+             notifications: Iterable[tuple[Any, dict[str, Any]]], channels: dict[str, str] | None = None) -> None:
         """New states, their transitions and their notifications (with payloads), in one transaction."""
+        channels = channels or {}
         with self._connect() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO rule_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO rule_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(s.rule, s.state, _text(s.since), _text(s.breach_since), _text(s.clear_since), s.dedup_key,
-                  s.value, s.volume, _text(s.evaluated_at)) for s in states],
+                  s.value, s.volume, _text(s.evaluated_at), channels.get(s.rule)) for s in states],
             )
             conn.executemany(
                 "INSERT INTO transitions (rule, from_state, to_state, at, value, dedup_key) VALUES (?, ?, ?, ?, ?, ?)",
@@ -187,9 +189,9 @@ def _read(path: str | Path | None, sql: str, params: tuple = ()) -> list[dict[st
 
 
 def current_states(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Each rule's state: rule, state (ok|pending|firing|resolved), since, breach_since, dedup_key,
+    """Each rule's state: rule, state (ok|pending|firing|resolved), since, channel, breach_since, dedup_key,
     value, volume, evaluated_at (times are UTC 'YYYY-MM-DD HH:MM:SS' text), firing first."""
-    return _read(path, "SELECT rule, state, since, breach_since, dedup_key, value, volume, evaluated_at "
+    return _read(path, "SELECT rule, state, since, channel, breach_since, dedup_key, value, volume, evaluated_at "
                        "FROM rule_state ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'pending' THEN 1 "
                        "WHEN 'resolved' THEN 2 ELSE 3 END, rule")
 
@@ -205,3 +207,15 @@ def history(limit: int = 50, path: str | Path | None = None) -> list[dict[str, A
         "(t.to_state = 'resolved' AND o.action = 'resolve')) ORDER BY t.id DESC LIMIT ?",
         (int(limit),),
     )
+
+
+def for_dashboard(limit: int = 50, path: str | Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """What the Operations page shows: {"rules": [{rule, state, since, channel, value}],
+    "history": [{at, rule, change, action, channel, delivery}]}, newest change first."""
+    rules = [{k: s[k] for k in ("rule", "state", "since", "channel", "value")} for s in current_states(path)]
+    changes = [
+        {"at": h["at"], "rule": h["rule"], "change": f"{h['from_state']} -> {h['to_state']}", "action": h["action"],
+         "channel": h["channel"], "delivery": h["delivery"]}
+        for h in history(limit, path)
+    ]
+    return {"rules": rules, "history": changes}
