@@ -70,6 +70,10 @@ def evaluate(wh, rules: Sequence[Rule], store: AlertStore, settings, at: datetim
     states: list[RuleState] = []
     queued: list[tuple[Notification, dict[str, Any]]] = []
     by_name = {r.name: r for r in rules}
+    for name, state in previous.items():
+        if name not in by_name and state.state in ("pending", "firing"):
+            log.warning("alerts: rule %s is %s but no longer in the rules file; it is not evaluated any more "
+                        "(close incident %s by hand if it was sent)", name, state.state, state.dedup_key)
     for rule in usable:
         current = previous.get(rule.name, RuleState(rule.name))
         if current.evaluated_at is not None and at <= current.evaluated_at:
