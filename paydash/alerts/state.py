@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_pending ON outbox (status, id);
+PRAGMA user_version = 1;
 """
+# user_version numbers this layout, for the step that changes it one day
 
 
 def _text(value: datetime | None) -> str | None:
