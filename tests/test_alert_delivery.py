@@ -251,3 +251,20 @@ def test_dashboard_views_of_the_state_file(tmp_path) -> None:  # noqa: ANN001
     assert for_dashboard(path=path)["history"] == [{
         "at": "2026-11-20 10:13:00", "rule": PD_RULE.name, "change": "pending -> firing", "action": "trigger",
         "channel": "pagerduty", "delivery": "pending"}]
+
+
+def test_a_malformed_channel_url_waits_and_says_which_setting(tmp_path, caplog) -> None:  # noqa: ANN001
+    caplog.set_level(logging.INFO)
+    settings = Settings({"slack_webhook_url": f"hooks.slack.com/services/{SLACK_TOKEN}"})
+    store = AlertStore(tmp_path / "a.sqlite")
+    queue(store, settings, (SLACK_RULE, notification(SLACK_RULE, "trigger")))
+    assert deliver(store, settings, Sender(sleep=RecordingSleep(real=False)))["waiting"] == 1
+    assert "URL setting is not a valid http(s) URL" in caplog.text and SLACK_TOKEN not in caplog.text
+
+
+def test_an_unusable_state_file_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+    from paydash.errors import ConfigError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot open the alert state file .*; set PAYDASH_ALERT_STATE_FILE"):
+        AlertStore(tmp_path / "file" / "alerts.sqlite")

@@ -240,6 +240,11 @@ class Sender:
             self._space(request.rate_key)
             try:
                 response = self.client.post(request.url, json=request.json, headers=request.headers)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+                # a configuration mistake, not a passing failure: wait for the setting to be fixed
+                log.error("alerts: %s: the channel's URL setting is not a valid http(s) URL; fix it (the "
+                          "notification waits in the outbox)", label)
+                return Outcome("retry", "invalid URL setting", 60.0)
             except httpx.TimeoutException:
                 problem, asked = "timed out", None
             except httpx.TransportError as exc:

@@ -150,6 +150,9 @@ def watch(wh, rules: Sequence[Rule], store: AlertStore, settings, sender: Sender
             report(run_once(wh, rules, store, settings, sender))
         except PaydashError as exc:
             log.error("alerts: evaluation failed: %s; trying again in %s s", exc, interval)
+        except Exception as exc:  # noqa: BLE001 - the runner outlives one bad evaluation; the next may work
+            log.error("alerts: evaluation failed with an unexpected %s: %s; trying again in %s s",
+                      type(exc).__name__, exc, interval)
         done += 1
         if iterations is not None and done >= iterations:
             break

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from paydash.alerts.evaluate import RuleState, Transition
-from paydash.errors import ConfigError
+from paydash.errors import ConfigError, PaydashError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_state (
@@ -95,16 +95,20 @@ class AlertStore:
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")  # the dashboard reads while the runner writes
                 conn.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, PaydashError) as exc:
             raise ConfigError(f"cannot open the alert state file {self.path} ({exc}); set PAYDASH_ALERT_STATE_FILE "
                               "to a writable path") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=10)) as conn:
-            conn.row_factory = sqlite3.Row
-            with conn:  # one transaction, committed on success
-                yield conn
+        try:
+            with closing(sqlite3.connect(self.path, timeout=10)) as conn:
+                conn.row_factory = sqlite3.Row
+                with conn:  # one transaction, committed on success
+                    yield conn
+        except sqlite3.Error as exc:
+            raise PaydashError(f"the alert state file {self.path} could not be used ({exc}); check the disk and "
+                               "PAYDASH_ALERT_STATE_FILE") from exc
 
     # -- rule state ------------------------------------------------------------------------
     def load(self) -> dict[str, RuleState]:
