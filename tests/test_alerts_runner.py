@@ -232,3 +232,22 @@ def test_without_the_operations_mart_only_the_payment_rule_runs(databases, tmp_p
     store = AlertStore(tmp_path / "a.sqlite")
     result = evaluate(wh, rules, store, Settings(), INCIDENT + timedelta(minutes=15))
     assert set(result.values) == {"payment_failure_rate_spike"} and result.problems == problems
+
+
+def test_watch_evaluates_on_its_interval_and_survives_a_failing_evaluation(incident, tmp_path, caplog) -> None:  # noqa: ANN001
+    import logging
+
+    from paydash.alerts.runner import watch
+    from paydash.warehouse.engine import Warehouse
+
+    caplog.set_level(logging.INFO)
+    settings = Settings({"alert_state_file": str(tmp_path / "a.sqlite")})
+    rules, _ = load_rules(settings)
+    store = AlertStore(settings.alert_state_file)
+    reports = []
+    watch(incident, rules, store, settings, Sender(), interval=0.01, report=reports.append, iterations=3)
+    assert len(reports) == 3 and all(set(r.values) == {x.name for x in rules} for r in reports)
+    gone = Warehouse(str(tmp_path / "gone.duckdb"), settings)
+    watch(gone, rules, store, settings, Sender(), interval=0.01, report=reports.append, iterations=2)
+    assert len(reports) == 3
+    assert caplog.text.count("evaluation failed: no DuckDB database at") == 2
