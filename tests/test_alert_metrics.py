@@ -17,6 +17,7 @@ from paydash.queries.alert_metrics import (
     event_counts,
     metric_at,
     metric_series,
+    metrics_at,
     payment_attempts,
     receipt_render_p95,
     webhook_lag,
@@ -145,6 +146,14 @@ def test_series_equals_one_query_per_step(wh, start, step, count) -> None:  # no
                 assert (g.value is None) == (e.value is None), q
                 if e.value is not None:
                     assert g.value == pytest.approx(e.value), q
+
+
+def test_one_scan_for_all_counters_equals_one_query_each(wh) -> None:  # noqa: ANN001
+    queries = [MetricQuery(m, timedelta(minutes=w)) for m in METRICS for w in (5, 10, 60)]
+    with wh.read() as conn:
+        for t in (at(0), at(5), at(10), at(13)):
+            together = metrics_at(conn, wh.marts, queries, t)
+            assert together == {q: metric_at(conn, wh.marts, q, t) for q in queries}
 
 
 @pytest.mark.parametrize("times, durations, unit", [

@@ -18,7 +18,7 @@ from paydash.alerts.evaluate import Notification, RuleState, Transition, step
 from paydash.alerts.rules import Rule
 from paydash.alerts.state import AlertStore
 from paydash.errors import InvalidInput, PaydashError
-from paydash.queries.alert_metrics import METRICS, MetricValue, metric_at, metric_series
+from paydash.queries.alert_metrics import METRICS, MetricValue, metric_series, metrics_at
 from paydash.warehouse.schema import display_name
 
 log = logging.getLogger("paydash.alerts")
@@ -64,8 +64,8 @@ def evaluate(wh, rules: Sequence[Rule], store: AlertStore, settings, at: datetim
     result = RunResult(at)
     usable, result.problems = _sources_present(wh, rules)
     with wh.read() as conn:
-        for rule in usable:
-            result.values[rule.name] = metric_at(conn, wh.marts, rule.query, at)
+        measured = metrics_at(conn, wh.marts, [r.query for r in usable], at)
+    result.values = {rule.name: measured[rule.query] for rule in usable}
     previous = store.load()
     states: list[RuleState] = []
     queued: list[tuple[Notification, dict[str, Any]]] = []
