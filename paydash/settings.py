@@ -289,6 +289,19 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "events_token",
+        "",
+        "Bearer token your services send to `POST /events` on the receiver (`Authorization: Bearer ...`) to "
+        "record operations events; unset, the endpoint answers 404. Use a long random value.",
+        secret=True,
+    ),
+    Setting(
+        "events_max_body",
+        262_144,
+        "Largest `POST /events` request body, in bytes; larger requests get 413.",
+        _positive_int,
+    ),
+    Setting(
         "duckdb_shared",
         False,
         "true: every paydash process opens the embedded DuckDB file only for the length of one "

@@ -358,8 +358,8 @@ def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> Non
     import threading
 
     db = Place(f"duckdb:///{tmp_path / 'shared.duckdb'}")
-    receiver = start_receiver(db, tmp_path, PAYDASH_WRITE_LOCK_WAIT="5")
-    dashboard = Warehouse(db.url, Settings().replace(duckdb_shared=True, write_lock_wait=5), read_only=True)
+    receiver = start_receiver(db, tmp_path, PAYDASH_WRITE_LOCK_WAIT="10")
+    dashboard = Warehouse(db.url, Settings().replace(duckdb_shared=True, write_lock_wait=10), read_only=True)
     seen: list[int] = []
     errors: list[BaseException] = []
     done = threading.Event()
@@ -380,7 +380,12 @@ def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> Non
         for i in range(30):
             event = stripe_event(f"evt_shared_{i}", "charge.succeeded",
                                  stripe_charge(f"ch_shared_{i}", "2024-03-04 10:00", payment_intent=f"pi_shared_{i}"))
-            statuses.append(receiver.deliver(event).status_code)
+            # as Stripe does: a 503 (the file stayed busy past the lock wait) is delivered again
+            for _ in range(5):
+                status = receiver.deliver(event).status_code
+                if status != 503:
+                    break
+            statuses.append(status)
             if statuses[-1] != 200 or errors:
                 break
     finally:

@@ -22,7 +22,7 @@ import streamlit as st
 
 from paydash.app.format import md_escape
 from paydash.errors import ConfigError, PaydashError
-from paydash.queries import failures, overview, payments, recovery
+from paydash.queries import failures, operations, overview, payments, recovery
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
 from paydash.settings import Settings, load_settings
@@ -31,7 +31,8 @@ from paydash.warehouse.engine import Warehouse
 log = logging.getLogger("paydash.app")
 
 # Settings that change what a query returns or how it connects; they key the caches.
-WAREHOUSE_SETTINGS = ("database_url", "payments_table", "daily_table", "timezone", "connect_timeout", "statement_timeout", "pool_size")
+WAREHOUSE_SETTINGS = ("database_url", "payments_table", "daily_table", "timezone", "connect_timeout", "statement_timeout", "pool_size",
+                      "operations_events_table")
 
 
 def settings() -> Settings:
@@ -200,6 +201,69 @@ def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
         return buffer.getvalue()
 
     return build
+
+
+# -- Operations ----------------------------------------------------------------------------
+TTL_OPERATIONS = 30  # the page refreshes itself every minute; its reads live half that
+
+
+def operations_missing(source: Source) -> str | None:
+    """The operations mart's name when it is missing (the page says how to fill it), else None."""
+    from paydash.warehouse.schema import display_name
+
+    wh = warehouse(source)
+    table = wh.marts.operations_events
+    return None if wh.has_table(table) else display_name(table)
+
+
+@st.cache_data(ttl=TTL_OPERATIONS, show_spinner=False, max_entries=100)
+def operations_now(source: Source, real_now: datetime) -> Loaded:
+    """(now, from_data, latest event): the page's "now", the latest event's time when the data is older."""
+    wh = warehouse(source)
+    with wh.read() as conn:
+        latest = operations.latest_event_time(conn, wh.marts)
+    now, from_data = operations.as_of(latest, real_now)
+    return _loaded((now, from_data, latest))
+
+
+@st.cache_data(ttl=TTL_OPERATIONS, show_spinner=False, max_entries=200)
+def operations_panels(source: Source, now: datetime, hours: int, step_minutes: int) -> Loaded:
+    """Every number of the Operations page as of `now`, over the last `hours`."""
+    from datetime import timedelta
+
+    wh = warehouse(source)
+    start, day = now - timedelta(hours=hours), now - timedelta(hours=24)
+    with wh.read() as conn:
+        m = wh.marts
+        return _loaded({
+            "snapshot": operations.snapshot(conn, m, now),
+            "success": operations.success_rate_series(conn, m, start, now, timedelta(minutes=step_minutes)),
+            "hourly": operations.hourly(conn, m, start, now),
+            "overrides": operations.manual_overrides(conn, m, start, now),
+            "reasons": operations.failure_reasons(conn, m, day, now),
+            "receipt_errors": operations.failure_reasons(conn, m, start, now, events=("receipt_generated",)),
+            "slo": operations.expired_without_retry(conn, m, day, now),
+            "backlog": operations.retry_backlog(conn, m, now),
+            "heatmap": operations.retry_outcomes(conn, m, start, now),
+            "receipts": operations.recent_receipts(conn, m, now),
+            "lag": operations.webhook_lag_series(conn, m, start, now, timedelta(minutes=5)),
+        })
+
+
+def refresh_operations() -> None:
+    for read in (operations_now, operations_panels):
+        read.clear()
+
+
+def alert_state(source: Source) -> Loaded | None:
+    """ALERT STATE AND HISTORY for the Operations page: None until the alert runner provides them.
+
+    For the alerts engineer: return Loaded({"rules": [...], "history": [...]}) read from the
+    runner's state store (paydash/alerts), cached like the reads above; the page shows
+    `rules` (rule, state ok/pending/firing/resolved, since, channel) and `history` (time,
+    rule, action trigger/resolve) as tables once this returns something.
+    """
+    return None
 
 
 # -- errors --------------------------------------------------------------------------------

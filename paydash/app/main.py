@@ -22,6 +22,7 @@ PAGES = Path(__file__).parent / "app_pages"
 pages = [
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),
+    st.Page(PAGES / "operations.py", title="Operations", icon=":material/speed:", url_path="operations"),
 ]
 
 settings = data.settings()

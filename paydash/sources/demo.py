@@ -396,10 +396,12 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
 
     from tqdm import tqdm
 
+    from paydash.sources import demo_operations
     from paydash.warehouse import load, transforms
 
     started = _time.perf_counter()
     load.ensure_replaceable(wh)
+    demo_operations.ensure_replaceable(wh)
     bar = tqdm(total=spec.payments, unit="payments", unit_scale=True, desc="generating", disable=not show_progress, file=sys.stderr)
     table = generate_payments(spec, progress=lambda stage: bar.set_description(stage))
     bar.set_description("writing charge mart")
@@ -410,6 +412,8 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     bar.set_description("building daily mart")
     with wh.write() as conn:
         daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
+    bar.set_description("operations events")
+    operations_events = demo_operations.load_operations_events(wh, spec, table)
     bar.set_description("indexing")
     # Demo charge and intent ids are numbered in time order, like the rows, so DuckDB's
     # zone maps find them; customers and profiles are scattered and need an index.
@@ -430,6 +434,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     bar.close()
     return {
         "payments": table.num_rows,
+        "operations_events": operations_events,
         "daily_rows": daily_rows,
         "start": (spec.resolved_end() - timedelta(days=spec.days - 1)).isoformat(),
         "end": spec.resolved_end().isoformat(),

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
+from paydash.sources import operations_events
 from paydash.sources.stripe_transform import (
     TransformOptions,
     check_transformable,
@@ -166,6 +167,7 @@ class Receiver:
         self.wh = wh
         self.options = options
         self.raw: RawTables = prepare_database(wh)
+        self.operations = operations_events.ensure_table(wh)  # Stripe events and POST /events land here
         # one writing thread per process (DuckDB allows one writer; PostgreSQL gains batches)
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Pending] = queue.Queue()
@@ -224,10 +226,22 @@ class Receiver:
                 self._refresh_marts()
                 return
 
-    def _refresh_marts(self) -> None:
-        """Carry the refresh queue into the marts (one transaction); on failure keep it for later."""
+    def _refresh_marts(self, conn=None) -> None:  # noqa: ANN001
+        """Carry the refresh queue into the marts (one transaction); on failure keep it for later.
+
+        With `conn` (the connection a batch was just stored on) no new connection is opened:
+        on a shared DuckDB file, a store and its refresh cost one file open, not two.
+        """
+        def work(c) -> int:  # noqa: ANN001
+            with c.begin():
+                return refresh_queued(c, self.wh.marts, self.raw, self.options)
+
         try:
-            written = self._retrying(lambda conn: refresh_queued(conn, self.wh.marts, self.raw, self.options))
+            if conn is not None:
+                written = work(conn)
+            else:
+                with self._lock, self.wh.session() as fresh:
+                    written = work(fresh)
         except Exception as exc:  # noqa: BLE001 - the queue stays; the next refresh tries again
             self.refresh_error = f"{type(exc).__name__}: {exc}"[:500]
             log.error("could not refresh the marts (the changes stay queued, retrying in %.0f s): %s",
@@ -241,14 +255,24 @@ class Receiver:
             log.debug("marts refreshed: %d charge rows", written)
 
     def _write_batch(self, batch: list[_Pending]) -> None:
-        """Store a batch in one transaction; if that fails, each event alone. Wakes every waiter."""
+        """Store a batch in one transaction, wake its waiters, then refresh the marts on the
+        same connection when due. If the store fails, each event alone. Wakes every waiter."""
+        stored = False
         try:
-            results = self._retrying(lambda conn: self._store_batch(conn, [p.event for p in batch]))
-            for pending, result in zip(batch, results):
-                pending.result = result
-            self._refresh_due = self._refresh_due or any(r.new for r in results)
+            with self._lock, self.wh.session() as conn:
+                with conn.begin():
+                    results = self._store_batch(conn, [p.event for p in batch])
+                for pending, result in zip(batch, results):
+                    pending.result = result
+                    pending.done.set()  # acknowledged now; the refresh below does not delay it
+                stored = True
+                self._refresh_due = self._refresh_due or any(r.new for r in results)
+                if self._refresh_due and time.monotonic() >= self._next_refresh:
+                    self._refresh_marts(conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
-            if len(batch) == 1:
+            if stored:
+                log.error("the connection failed after a batch was stored: %s", exc)
+            elif len(batch) == 1:
                 batch[0].error = exc
             else:
                 for pending in batch:
@@ -302,6 +326,9 @@ class Receiver:
         for event in batch:
             new.append(event["id"] in inserted and event["id"] not in first_seen)
             first_seen.add(event["id"])
+        # the raw charges are written: a payment intent event's attempt number is read from them
+        operations_events.record_stripe_events(conn, self.wh.marts, self.raw.charges,
+                                               [unique[i] for i in sorted(inserted)], received)
         return [Stored(is_new) for is_new in new]
 
     def record_invalid(self, reason: str, body: bytes) -> None:
@@ -328,8 +355,24 @@ class Receiver:
     def ping(self) -> float:
         return self.wh.ping()
 
+    def store_api_events(self, rows: list[dict]) -> int:
+        """Store validated `POST /events` rows in one transaction; returns how many were new."""
+        def work(conn) -> int:  # noqa: ANN001
+            received = _now()
+            return len(operations_events.insert_events(conn, self.operations, [{**r, "received_at": received} for r in rows]))
+        return self._retrying(work)
 
-def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300, max_body: int = 1_048_576) -> Starlette:
+    def metrics(self) -> str:
+        from paydash.queries.operations import snapshot
+        from paydash.sources.metrics import prometheus_text
+
+        # under the writer's lock: on a DuckDB file this process opens it one transaction at a time
+        with self._lock, self.wh.read() as conn:
+            return prometheus_text(snapshot(conn, self.wh.marts, _now()))
+
+
+def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300, max_body: int = 1_048_576,
+               events_token: str | None = None, events_max_body: int = 262_144) -> Starlette:
     secrets = list(secrets)
     if not secrets:
         raise ConfigError("the webhook receiver needs at least one signing secret")
@@ -374,10 +417,60 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
             body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
         return JSONResponse(body)
 
+    events_endpoint, metrics_endpoint = operations_routes(receiver, events_token, events_max_body)
     return Starlette(routes=[
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/events", events_endpoint, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ])
+
+
+def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # noqa: ANN201
+    """`POST /events` (bearer token, validated, size-limited, idempotent) and `GET /metrics`."""
+    from starlette.responses import PlainTextResponse
+
+    from paydash.sources.metrics import CONTENT_TYPE
+
+    expected = (token or "").strip()
+
+    async def events(request: Request) -> JSONResponse:
+        if not expected:
+            return JSONResponse({"error": "POST /events is disabled: set PAYDASH_EVENTS_TOKEN on the receiver to a long "
+                                          "random token and send it as `Authorization: Bearer <token>`"}, status_code=404)
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        # compared in constant time, whatever was sent
+        if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected.encode()) or scheme.lower() != "bearer":
+            return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer <PAYDASH_EVENTS_TOKEN>)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            return JSONResponse({"error": f"body larger than {max_body} bytes; send fewer events per request"}, status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return JSONResponse({"error": f"body larger than {max_body} bytes; send fewer events per request"},
+                                    status_code=413)
+        try:
+            rows = operations_events.parse_api_events(bytes(body))
+        except operations_events.InvalidEvents as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        try:
+            stored = await run_in_threadpool(receiver.store_api_events, rows)
+        except PaydashError as exc:
+            log.error("could not store %d operations events: %s", len(rows), exc)
+            return JSONResponse({"error": "the database cannot be written; send the events again later"}, status_code=503)
+        return JSONResponse({"received": len(rows), "stored": stored, "duplicates": len({r["event_id"] for r in rows}) - stored})
+
+    async def metrics(request: Request) -> PlainTextResponse:
+        try:
+            text = await run_in_threadpool(receiver.metrics)
+        except PaydashError as exc:
+            return PlainTextResponse(f"# operations metrics unavailable: {exc}\n", status_code=503)
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    return events, metrics
 
 
 def run(db: str | None, address: str, port: int) -> None:
@@ -392,7 +485,8 @@ def run(db: str | None, address: str, port: int) -> None:
     wh = Warehouse(db or settings.database_url, settings, read_only=False, hold_duckdb_file=False)
     try:
         receiver = Receiver(wh, TransformOptions.from_settings(settings))
-        app = create_app(receiver, secrets, settings.webhook_tolerance, settings.webhook_max_body)
+        app = create_app(receiver, secrets, settings.webhook_tolerance, settings.webhook_max_body,
+                         settings.events_token, settings.events_max_body)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, wh.display_url)
         try:

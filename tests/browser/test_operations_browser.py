@@ -1,0 +1,35 @@
+"""The Operations page in a real browser: tiles and charts drawn, refresh and the auto-refresh toggle work."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from test_dashboard import CHART, metric_values, open_signed_in, screenshot, wait_idle
+
+TILES = ["Checkout success (15 min)", "Sessions active", "Sessions pending", "Expired without retry (24 h)",
+         "Expired sessions (1 h)", "Retry backlog", "Receipt render p95 (1 h)", "Webhook lag (5 min)"]
+
+
+def test_operations_page_draws_its_panels_and_refreshes(page: Page, server) -> None:  # noqa: ANN001
+    open_signed_in(page, f"{server.url}/operations")
+    expect(page.get_by_role("heading", name="Operations", exact=True)).to_be_visible()
+    wait_idle(page)
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(len(TILES))
+    assert list(metric_values(page)) == TILES
+    assert page.locator(CHART).count() >= 7
+    # the success-rate line and its 97% target rule, and the receipts table are drawn
+    expect(page.locator(f"{CHART}:has(.mark-line) .mark-rule").first).to_be_attached()
+    expect(page.get_by_text("Recent receipts")).to_be_visible()
+    expect(page.get_by_text("As of ")).to_be_visible()
+    screenshot(page, "operations")
+
+    page.get_by_role("button", name="Refresh now").click()
+    wait_idle(page)
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(len(TILES))
+    toggle = page.get_by_role("switch", name="Refresh every minute")
+    expect(toggle).to_be_checked()
+    toggle.click(force=True)
+    expect(toggle).not_to_be_checked()
+    wait_idle(page)
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(len(TILES))
+    assert page.dialogs == []
