@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,8 @@ BREAKS = {
     "fraud wave": {"expired_sessions_high"},
     "receipt renderer outage": {"receipt_render_failures_high"},
 }
-END = date(2026, 11, 22)
+END = date(2026, 11, 21)
+NOW = datetime(2026, 11, 22)  # the demo's last day complete, whatever the clock says
 DAYS = 30
 PAYMENTS = 110_000  # the default demo's density (300,000 in 90 days): the spike rule's minimum volume depends on it
 
@@ -34,8 +35,9 @@ def demo(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
     from paydash.sources.demo import DemoSpec, build_demo_database
 
     db = module_databases.isolated()
-    writer = db.warehouse(read_only=False)
-    spec = DemoSpec(payments=PAYMENTS, days=DAYS, seed=42, end=END)
+    # building the demo's marts on PostgreSQL takes more than the default 30 s a statement on a busy machine
+    writer = db.warehouse(read_only=False, statement_timeout=300)
+    spec = DemoSpec(payments=PAYMENTS, days=DAYS, seed=42, end=END, now=NOW)
     try:
         build_demo_database(writer, spec, show_progress=False)
         present = writer.has_table(writer.marts.operations_events, max_age=0)
