@@ -89,6 +89,12 @@ def _metadata_key(text: str) -> str:
     return text.strip()
 
 
+def _http_url(text: str) -> str:
+    if not text.strip().lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text.strip()
+
+
 def _table_name(text: str) -> str:
     from paydash.warehouse.schema import split_table_name
 
@@ -351,6 +357,32 @@ SETTINGS: tuple[Setting, ...] = (
         "the webhook receiver answers 503 and Stripe delivers the event again later.",
         _positive_int,
     ),
+    # -- alerts (paydash/alerts/, docs/alerts.md) ---------------------------------------------
+    Setting(
+        "alert_rules_file",
+        "",
+        "TOML file of alert rules (docs/alerts.md). Default: the rules shipped with paydash "
+        "(`paydash alerts rules` prints them).",
+    ),
+    Setting(
+        "alert_state_file",
+        "data/alerts.sqlite",
+        "SQLite file where `paydash alerts` keeps each rule's state, the history of its changes and the "
+        "outbox of notifications (outside the warehouse, which it only reads).",
+    ),
+    Setting("slack_webhook_url", "", "Slack incoming-webhook URL the Slack alert rules post to.", secret=True),
+    Setting("pagerduty_routing_key", "", "Integration (routing) key of the PagerDuty service the PagerDuty alert "
+            "rules page (Events API v2).", secret=True),
+    Setting("pagerduty_events_url", "https://events.pagerduty.com/v2/enqueue", "PagerDuty Events API v2 endpoint.",
+            _http_url),
+    Setting("opsgenie_api_key", "", "Opsgenie API key (of an API integration) for the Opsgenie alert rules.",
+            secret=True),
+    Setting("opsgenie_url", "https://api.opsgenie.com/v2/alerts", "Opsgenie Alert API endpoint "
+            "(EU accounts: https://api.eu.opsgenie.com/v2/alerts).", _http_url),
+    Setting("dashboard_url", "http://localhost:8501", "Public URL of the dashboard, for the links in alert "
+            "messages (they open its Operations view).", _http_url),
+    Setting("alert_http_timeout", 10, "Seconds an alert delivery waits for PagerDuty, Slack or Opsgenie before "
+            "retrying.", _positive_int),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

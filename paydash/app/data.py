@@ -257,19 +257,26 @@ def operations_panels(source: Source, now: datetime, hours: int, step_minutes: i
 
 
 def refresh_operations() -> None:
-    for read in (operations_now, operations_panels):
+    for read in (operations_now, operations_panels, _alert_view):
         read.clear()
 
 
-def alert_state(source: Source) -> Loaded | None:
-    """ALERT STATE AND HISTORY for the Operations page: None until the alert runner provides them.
+@st.cache_data(ttl=TTL_OPERATIONS, show_spinner=False, max_entries=10)
+def _alert_view(state_file: str) -> Loaded:
+    from paydash.alerts.state import for_dashboard
 
-    For the alerts engineer: return Loaded({"rules": [...], "history": [...]}) read from the
-    runner's state store (paydash/alerts), cached like the reads above; the page shows
-    `rules` (rule, state ok/pending/firing/resolved, since, channel) and `history` (time,
-    rule, action trigger/resolve) as tables once this returns something.
-    """
-    return None
+    return _loaded(for_dashboard(50, state_file))
+
+
+def alert_state(source: Source) -> Loaded | None:
+    """Alert state and history for the Operations page, from the alert runner's state file
+    (PAYDASH_ALERT_STATE_FILE, docs/alerts.md): Loaded({"rules": [{rule, state, since, channel,
+    value}], "history": [{at, rule, change, action, channel, delivery}]}), or None before any
+    runner has written it."""
+    loaded = _alert_view(settings().alert_state_file)
+    return loaded if loaded.value["rules"] else None
+
+
 # -- Customers and Promotions ----------------------------------------------------------------
 # their optional marts' names are part of the database a page reads
 WAREHOUSE_SETTINGS += ("customers_table", "promotion_codes_table", "promotion_usage_table")
