@@ -377,6 +377,7 @@ def _exports(source: Source) -> dict[str, Callable[..., Any]]:
         "customers": lambda marts, search: customers.customers_export_select(
             marts, search, precomputed=present["customer_totals"], with_profiles=present["customers"]),
         "customer_timeline": customers.timeline_export_select,
+        "customer_usage": customers.usage_of_export_select,
         "cohorts": lambda marts: customers.cohorts_export_select(marts, tz, mart_tz=tz, precomputed=present["customer_months"]),
         "promotion_codes": promotions.codes_export_select,
         "promotion_customers": promotions.code_customers_export_select,

@@ -242,12 +242,22 @@ def timeline(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _usage_of_select(marts: Marts, customer_id: str) -> sa.Select:
+    u = marts.promotion_usage.c
+    return (select(u.occurred_at, u.code, u.promotion_code_id, u.action, u.discount_usd, u.failure_reason, u.checkout_session_id,
+                   u.usage_id).where(u.customer_id == customer_id))
+
+
 def usage_of(conn: Connection, marts: Marts, customer_id: str, limit: int = USAGE_LIMIT) -> list[dict[str, Any]]:
     """The customer's latest promotion-code uses (the promotion usage mart must exist)."""
     u = marts.promotion_usage.c
-    stmt = (select(u.occurred_at, u.code, u.promotion_code_id, u.action, u.discount_usd, u.failure_reason, u.checkout_session_id)
-            .where(u.customer_id == customer_id).order_by(u.occurred_at.desc(), u.usage_id.desc()).limit(limit))
+    stmt = _usage_of_select(marts, customer_id).order_by(u.occurred_at.desc(), u.usage_id.desc()).limit(limit)
     return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def usage_of_export_select(marts: Marts, customer_id: str) -> sa.Select:
+    """Every promotion-code use of the customer, newest first, CSV-safe."""
+    return for_csv(_usage_of_select(marts, customer_id), ["-occurred_at", "-usage_id"])
 
 
 def timeline_export_select(marts: Marts, customer_id: str) -> sa.Select:

@@ -8,6 +8,7 @@ import json
 import re
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from paydash.app import customer_views as views
 from paydash.app import data
@@ -157,6 +158,11 @@ def test_exports_are_whole_and_formula_safe(env, warehouse, dashboard_db) -> Non
     assert grid and grid[0]["months_since"] == "0"
     timeline = list(csv.DictReader(io.StringIO(data.table_csv(source, "customer_timeline", HOSTILE_CUSTOMER)().decode())))
     assert len(timeline) == 2 and all(r["charge_id"].startswith("ch_<") for r in timeline)
+    with warehouse.read() as conn:
+        user = conn.execute(sa.select(warehouse.marts.promotion_usage.c.customer_id).limit(1)).scalar_one()
+        uses = cq.usage_of(conn, warehouse.marts, user, limit=1000)
+    exported = list(csv.DictReader(io.StringIO(data.table_csv(source, "customer_usage", user)().decode())))
+    assert [r["usage_id"] for r in exported] == [u["usage_id"] for u in uses] and uses
 
 
 def test_without_the_customers_mart_the_list_still_works(page, env, tmp_path) -> None:  # noqa: ANN001

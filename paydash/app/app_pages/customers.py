@@ -151,7 +151,10 @@ if state.customer:
                 st.caption("Showing the latest attempts only; the CSV has all of them.")
             st.caption("Refunds are not part of the charge mart (docs/data-contract.md), so they are not shown here.")
             if detail["promotion_usage"]:
-                st.markdown("**Promotion codes** used by this customer (latest first)")
+                usage_head, usage_export = st.columns([3, 2], vertical_alignment="bottom")
+                usage_head.markdown("**Promotion codes** used by this customer (latest first)")
+                download(usage_export, "Download CSV (all uses)", len(detail["promotion_usage"]), "uses", "customer_usage",
+                         state.customer, key="customers_usage_export", file="customer-promotions")
                 st.dataframe(views.customer_usage_rows(detail["promotion_usage"], tz), key="customers_usage", hide_index=True,
                              width="stretch", height="content",
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
