@@ -29,9 +29,7 @@ PAYMENTS = 110_000  # the default demo's density (300,000 in 90 days): the spike
 
 @pytest.fixture(scope="module")
 def demo(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
-    demo_operations = pytest.importorskip(
-        "paydash.sources.demo_operations",
-        reason="the operations demo (paydash/sources/demo_operations.py, branch `operations`) is not merged yet")
+    from paydash.sources import demo_operations
     from paydash.sources.demo import DemoSpec, build_demo_database
 
     db = module_databases.isolated()
@@ -43,8 +41,7 @@ def demo(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
         present = writer.has_table(writer.marts.operations_events, max_age=0)
     finally:
         writer.dispose()
-    if not present:
-        pytest.skip("the demo built no operations events mart (mart_operations_events): nothing to replay")
+    assert present, "the demo built no operations events mart (mart_operations_events): nothing to replay"
     windows = {name: bounds for name, bounds in demo_operations.incident_windows(spec).items() if name in BREAKS}
     assert set(windows) == set(BREAKS), f"the demo's incidents changed: {sorted(windows)}"
     return db, windows
