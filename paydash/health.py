@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from importlib import metadata
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -113,14 +114,20 @@ def redis_health(url: str, timeout: float = 3.0) -> RedisHealth:
 
 
 # -- versions and environment ----------------------------------------------------------------
-def package_versions() -> dict[str, str]:
-    out = {"Python": platform.python_version(), "platform": platform.platform(terse=True)}
+@lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # fixed for the life of the process; reading package metadata costs a few ms each
+    out = []
     for name in ("paydash", "streamlit", "duckdb", "SQLAlchemy", "psycopg", "pandas", "pyarrow"):
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+            out.append((name, "not installed"))
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str]:
+    return {"Python": platform.python_version(), "platform": platform.platform(terse=True), **dict(_installed_versions())}
 
 
 def environment(settings: Settings) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ refused up front, since a read-only transaction does not stop its file functions
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,17 @@ def test_a_broken_saved_queries_file_says_what_is_wrong(tmp_path: Path, text: st
     with pytest.raises(ConfigError) as error:
         load_saved_queries(path)
     assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_the_example_saved_queries_run_on_both_engines(target) -> None:  # noqa: ANN001
+    url, table, _ = target
+    queries = load_saved_queries(Path(__file__).resolve().parents[1] / "docs" / "queries.example.toml")
+    assert len(queries) >= 4
+    schema = table.rsplit(".", 1)[0] + "." if "." in table else ""
+    for query in queries:
+        sql = query.sql.replace("mart_stripe_payments", f"{schema}mart_stripe_payments")
+        result = run_read_only(url, sql, 100, 10)
+        assert result.columns, query.name
+    by_status = run_read_only(url, queries[0].sql.replace("mart_stripe_payments", f"{schema}mart_stripe_payments"), 10, 10)
+    assert sorted((s, n, Decimal(a)) for s, n, a in by_status.rows) == [
+        ("failed", 1, Decimal("10.00")), ("succeeded", 2, Decimal("20.00"))]

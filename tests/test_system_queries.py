@@ -152,3 +152,17 @@ def test_catalog_lists_the_marts_and_their_columns(warehouse: Warehouse) -> None
     mine = [c for c in catalog if c["table"] == p.name and (p.schema is None or c["schema"] == p.schema)]
     assert [c["column"] for c in mine] == [col.name for col in p.columns]
     assert version
+
+
+@pytest.mark.parametrize("engine_kind", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_estimated_counts_come_from_the_planner(warehouse: Warehouse) -> None:
+    from builders import pg_execute
+
+    m = warehouse.marts
+    with warehouse.read() as conn:
+        never_analyzed = system.estimated_row_counts(conn, [m.payments])
+    pg_execute(warehouse.url, f"ANALYZE {display_name(m.payments)}")
+    with warehouse.read() as conn:
+        analyzed = system.estimated_row_counts(conn, [m.payments])
+    assert never_analyzed[display_name(m.payments)] in (None, 12)  # load.py may have analyzed it already
+    assert analyzed == {display_name(m.payments): 12}
