@@ -183,6 +183,15 @@ class Warehouse:
             with self._connect() as conn, conn.begin():
                 yield conn
 
+    def write_connection(self) -> Connection:
+        """A connection for several short write transactions (`with conn.begin():` each), closed by
+        the caller: the API sync commits a page at a time, and opening an embedded DuckDB file for
+        each would cost more than the page."""
+        if self.read_only:
+            raise PaydashError("this warehouse was opened read-only; open it with read_only=False to load data")
+        with self.translate_errors():
+            return self._connect()
+
     def _connect(self) -> Connection:
         """A connection; on a shared DuckDB file, waits up to PAYDASH_WRITE_LOCK_WAIT for its lock."""
         if self.dialect != "duckdb" or self.hold_duckdb_file:
