@@ -134,7 +134,9 @@ class Account:
         if not self.records["coupon"]:
             self._coupons(start - 30 * 86_400, rng)
         n_customers = max(1, charges // 5)
-        customers = [self.add("customer", start - rng.randrange(0, 90 * 86_400) if rng.random() < 0.5
+        # a new account's customers may predate its payments; later ones sign up in the period
+        older = 90 * 86_400 if not self.records["customer"] else 0
+        customers = [self.add("customer", start - rng.randrange(0, older) if older and rng.random() < 0.5
                               else start + rng.randrange(0, span),
                               email=f"user{self.counter + 1}@example.com", name=f"Customer {self.counter + 1}").id
                      for _ in range(n_customers)]

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ WINDOW_TARGET = 2_000  # objects per window the widths aim at
 # for a moment (while the next page is fetched) so that the receiver or the dashboard get a turn
 HOLD_SECONDS = 2.0
 _PG_LOCK_KEY = 0x70617973  # "pays"
+# set by SIGTERM: the run stops before its next request and is recorded as failed ("interrupted")
+STOP = threading.Event()
 
 
 class SyncError(PaydashError):
@@ -169,12 +172,34 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
+class _Scrub(logging.Filter):
+    """Takes anything shaped like a Stripe key out of stripe-python's log records (it logs
+    response bodies at debug level, and a server may echo a key back in an error)."""
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key = key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage(), self.key), ()
+        return True
+
+
 class StripeReader:
     """List pages through the official client, with our own retries and a scrubbed key."""
 
     def __init__(self, api_key: str, api_base: str, retry: RetryPolicy | None = None):
         import stripe
+        import stripe._util
 
+        # stripe-python prints its request log straight to stderr when STRIPE_LOG / stripe.log
+        # say so, past any logging filter: keep it to the `stripe` logger, scrubbed
+        stripe.log = None
+        stripe._util.STRIPE_LOG = None
+        stripe_logger = logging.getLogger("stripe")
+        for old in [f for f in stripe_logger.filters if isinstance(f, _Scrub)]:
+            stripe_logger.removeFilter(old)
+        stripe_logger.addFilter(_Scrub(api_key))
         self._stripe = stripe
         self._key = api_key
         self.api_base = api_base
@@ -424,8 +449,8 @@ class Syncer:
             cursor = self._cursor(conn, otype.name)
         if cursor.window_end is not None:
             # a window a killed run left half read: finish it first, from its last page
-            self._walk_window(otype, cursor, cursor.window_start, cursor.window_end, cursor.starting_after)
             start = cursor.window_end
+            self._walk_window(otype, cursor, cursor.window_start, cursor.window_end, cursor.starting_after)
         elif self.since is not None:
             start = self.since
         elif otype.every_run_all or cursor.synced_until is None:
@@ -446,6 +471,8 @@ class Syncer:
     def _walk_window(self, otype: ObjectType, cursor: Cursor, start: int, end: int, after: str | None) -> int:
         read = 0
         while True:
+            if STOP.is_set():
+                raise KeyboardInterrupt
             params: dict[str, Any] = {"limit": PAGE_LIMIT, "created": {"gte": start, "lt": end}}
             if after:
                 params["starting_after"] = after
@@ -541,7 +568,8 @@ class Syncer:
 
 # -- the command --------------------------------------------------------------------------------
 def _interrupted(signum, frame) -> None:  # noqa: ANN001
-    raise KeyboardInterrupt
+    # stop at the next page boundary: raising here could land inside a database call
+    STOP.set()
 
 
 def run_cli(db: str | None, api_key: str | None, since: str | None, api_base: str | None) -> SyncReport:
