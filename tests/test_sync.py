@@ -390,3 +390,59 @@ def test_the_cli_explains_a_missing_key(tmp_path: Path) -> None:
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "no Stripe API key" in done.stderr and "PAYDASH_STRIPE_API_KEY" in done.stderr
+
+
+# -- the promotion marts' rules, pure ------------------------------------------------------------
+def _fixture(kind: str, **fields: Any) -> dict[str, Any]:
+    from fake_stripe_api import TEMPLATES
+
+    obj = json.loads(json.dumps(TEMPLATES[kind]))
+    obj.update(fields)
+    return obj
+
+
+def test_promotion_code_row_reads_the_coupon_of_either_api_shape() -> None:
+    from paydash.sources.stripe_marts import promotion_code_row
+
+    new_shape = _fixture("promotion_code", id="promo_1", code="SPRING", promotion={"coupon": "co_1", "type": "coupon"})
+    coupon = _fixture("coupon", id="co_1", amount_off=1250, currency="krw", percent_off=None)
+    row = promotion_code_row(new_shape, coupon, TransformOptions(fx_rates={"krw": 0.00075}))
+    assert row["coupon_id"] == "co_1" and row["amount_off_usd"] == Decimal("0.94")  # 1,250 KRW, zero-decimal
+    old_shape = _fixture("promotion_code", id="promo_2", code="OLD")
+    old_shape.pop("promotion")
+    old_shape["coupon"] = _fixture("coupon", id="co_2", percent_off=15.0, amount_off=None)
+    from paydash.sources.stripe_marts import _coupon_object
+
+    row = promotion_code_row(old_shape, _coupon_object(old_shape), OPTIONS)
+    assert (row["coupon_id"], row["percent_off"], row["amount_off_usd"]) == ("co_2", 15.0, None)
+
+
+@pytest.mark.parametrize("status, discounts, expected", [
+    ("complete", [{"coupon": None, "promotion_code": "promo_1"}], [("promo_1", Decimal("4.00"))]),
+    ("expired", [{"coupon": None, "promotion_code": "promo_1"}], []),
+    ("complete", [{"coupon": "co_1", "promotion_code": None}], []),  # a coupon alone is no code use
+    ("complete", [{"coupon": None, "promotion_code": "promo_1"}, {"coupon": None, "promotion_code": "promo_2"}],
+     [("promo_1", None), ("promo_2", None)]),  # Stripe's total cannot be split
+])
+def test_checkout_session_usage(status, discounts, expected) -> None:
+    from paydash.sources.stripe_marts import session_usage_rows
+
+    session = _fixture("checkout.session", id="cs_1", status=status, discounts=discounts, currency="usd",
+                       customer="cus_1", created=1_700_000_000)
+    session["total_details"]["amount_discount"] = 400
+    rows = session_usage_rows(session, {"promo_1": "SPRING"}, None, OPTIONS)
+    assert [(r["promotion_code_id"], r["discount_usd"]) for r in rows] == expected
+    assert all(r["action"] == "applied" and r["customer_id"] == "cus_1" for r in rows)
+
+
+def test_paid_invoice_usage_takes_the_discounts_amount() -> None:
+    from paydash.sources.stripe_marts import invoice_usage_rows
+
+    discount = _fixture("discount", id="di_1", promotion_code="promo_1")
+    invoice = _fixture("invoice", id="in_1", status="paid", currency="eur", discounts=[discount],
+                       total_discount_amounts=[{"amount": 500, "discount": "di_1"}])
+    invoice["status_transitions"]["paid_at"] = 1_700_000_000
+    [row] = invoice_usage_rows(invoice, {}, OPTIONS)
+    assert (row["usage_id"], row["discount_usd"], row["invoice_id"]) == ("in_1:di_1", Decimal("5.40"), "in_1")
+    assert row["occurred_at"] == datetime(2023, 11, 14, 22, 13, 20)
+    assert invoice_usage_rows({**invoice, "status": "open"}, {}, OPTIONS) == []

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd, minor_unit_divisor
+from paydash.warehouse import load
 from paydash.warehouse.raw import RawTables, _id_of
 from paydash.warehouse.schema import Marts
 from paydash.warehouse.stripe_objects import ObjectTables, coupon_of_promotion_code
@@ -70,8 +71,7 @@ def _delete_in(conn: Connection, table: sa.Table, column: sa.Column, ids: list[s
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
-    for part in _chunks(rows, 1000):
-        conn.execute(table.insert(), part)
+    load.insert_rows(conn, table, rows)
 
 
 # -- customers -------------------------------------------------------------------------------

@@ -45,9 +45,15 @@ from sqlalchemy.engine import Connection
 
 from paydash.errors import ConfigError, PaydashError
 from paydash.sources import stripe_marts
-from paydash.sources.stripe_transform import TransformOptions, prepare_database, rebuild_from_raw, refresh_charges
+from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
 from paydash.warehouse.raw import RawBatch, RawTables, _now
-from paydash.warehouse.stripe_objects import ObjectBatch, ObjectTables, create_object_tables, object_tables_for
+from paydash.warehouse.stripe_objects import (
+    ObjectBatch,
+    ObjectTables,
+    create_object_tables,
+    object_tables_for,
+    upsert_page,
+)
 
 log = logging.getLogger("paydash.sync")
 
@@ -61,6 +67,7 @@ WINDOW_TARGET = 2_000  # objects per window the widths aim at
 # an embedded DuckDB file stays open across page commits at most this long, then is let go
 # for a moment (while the next page is fetched) so that the receiver or the dashboard get a turn
 HOLD_SECONDS = 2.0
+MART_SLICE = 10_000  # charges transformed at a time (their JSON is held in memory)
 _PG_LOCK_KEY = 0x70617973  # "pays"
 # set by SIGTERM: the run stops before its next request and is recorded as failed ("interrupted")
 STOP = threading.Event()
@@ -290,7 +297,8 @@ class SyncReport:
     retries: int = 0
     charges_in_mart: int = 0
     seconds: float = 0.0
-    error: str | None = None
+    # where the time went: reading the API, committing pages, building the marts
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 ProgressFn = Callable[[str, int, int, int], None]  # (object type, objects this run, window start, window end)
@@ -314,6 +322,7 @@ class Syncer:
         self.run_id = uuid.uuid4().hex
         self._conn: Connection | None = None
         self._opened_at = 0.0
+        self.timings = {"api": 0.0, "pages": 0.0, "marts": 0.0}
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -352,7 +361,9 @@ class Syncer:
             try:
                 for otype in self.types:
                     self._sync_type(otype)
+                clock = time.perf_counter()
                 charges = self._build_marts()
+                self.timings["marts"] += time.perf_counter() - clock
             except BaseException as exc:  # noqa: BLE001 - recorded, then raised again
                 message = self._failure_message(exc)
                 self._finish("failed", message)
@@ -361,7 +372,8 @@ class Syncer:
                 raise SyncError(message) from None
             self._finish("complete", None)
         return SyncReport(self.run_id, "complete", dict(self.counts), self.reader.requests, self.reader.retries,
-                          charges, round(time.monotonic() - started, 1))
+                          charges, round(time.monotonic() - started, 1),
+                          {k: round(v, 1) for k, v in self.timings.items()})
 
     def _failure_message(self, exc: BaseException) -> str:
         if isinstance(exc, KeyboardInterrupt):
@@ -478,7 +490,9 @@ class Syncer:
                 params["starting_after"] = after
             if otype.expand:
                 params["expand"] = list(otype.expand)
+            clock = time.perf_counter()
             page = self.reader.list_page(otype, params)
+            self.timings["api"] += time.perf_counter() - clock
             read += len(page.objects)
             self.counts[otype.name] += len(page.objects)
             cursor.objects += len(page.objects)
@@ -488,7 +502,9 @@ class Syncer:
             else:
                 cursor.window_start = cursor.window_end = cursor.starting_after = None
                 cursor.synced_until = max(cursor.synced_until or 0, end)
+            clock = time.perf_counter()
             self._commit_page(otype, page.objects, cursor)
+            self.timings["pages"] += time.perf_counter() - clock
             self.progress(otype.name, self.counts[otype.name], start, end)
             if cursor.window_end is None:
                 return read
@@ -513,8 +529,10 @@ class Syncer:
                 other.add(obj, state_ts)
         runs = self.objects.sync_runs
         with self._tx() as conn:
-            core.write(conn)
-            other.write(conn)
+            for name, rows in core.rows.items():
+                upsert_page(conn, getattr(self.raw, name), rows)
+            for kind, rows in other.rows.items():
+                upsert_page(conn, self.objects.by_kind[kind], rows)
             self._save_cursor(conn, otype.name, cursor)
             conn.execute(runs.update().where(runs.c.run_id == self.run_id).values(
                 updated_at=_now(), objects=json.dumps(self.counts)))
@@ -544,16 +562,21 @@ class Syncer:
                 ordered = sorted(keys)
                 for i in range(0, len(ordered), 500):
                     charge_ids.update(v for (v,) in conn.execute(sa.select(c.id).where(column.in_(ordered[i:i + 500]))))
-            total = conn.execute(sa.select(sa.func.count()).select_from(raw.charges)).scalar_one()
-            if charge_ids and (mark is None or len(charge_ids) * 2 > total):
-                written = rebuild_from_raw(conn, marts, raw, self.options)
-            else:
-                written = refresh_charges(conn, marts, raw, charge_ids, self.options)
-            stripe_marts.refresh_customers(conn, marts, objects, changed(objects.customers))
+            # in slices of whole payment intents, so memory stays flat after a large backfill
+            intent_of = dict(conn.execute(sa.select(c.id, c.payment_intent_id)).all()) if charge_ids else {}
+            ordered = sorted(charge_ids, key=lambda i: (intent_of.get(i) or "", i))
+            written = 0
+            for i in range(0, len(ordered), MART_SLICE):
+                written += refresh_charges(conn, marts, raw, ordered[i:i + MART_SLICE], self.options)
+            for part in _slices(changed(objects.customers)):
+                stripe_marts.refresh_customers(conn, marts, objects, part)
             stripe_marts.refresh_promotion_codes(conn, marts, objects, changed(objects.promotion_codes),
                                                  changed(objects.coupons), self.options)
-            stripe_marts.refresh_promotion_usage(conn, marts, raw, objects, changed(objects.checkout_sessions),
-                                                 changed(objects.invoices), self.options)
+            invoices = changed(objects.invoices)
+            for part in _slices(changed(objects.checkout_sessions)):
+                stripe_marts.refresh_promotion_usage(conn, marts, raw, objects, part, (), self.options)
+            for part in _slices(invoices):
+                stripe_marts.refresh_promotion_usage(conn, marts, raw, objects, (), part, self.options)
             if newest is not None:
                 s = objects.sync_state
                 values = {"transformed_through": newest, "updated_at": _now()}
@@ -564,6 +587,11 @@ class Syncer:
     def _transformed_through(self, conn: Connection) -> datetime | None:
         s = self.objects.sync_state
         return conn.execute(sa.select(s.c.transformed_through).where(s.c.object_type == "marts")).scalar()
+
+
+def _slices(ids: set[str]) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i:i + MART_SLICE] for i in range(0, len(ordered), MART_SLICE)]
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -607,5 +635,6 @@ def run_cli(db: str | None, api_key: str | None, since: str | None, api_base: st
     for name, count in report.objects.items():
         typer.echo(f"  {name}: {count:,}")
     typer.echo(f"sync complete: {sum(report.objects.values()):,} objects in {report.requests:,} requests "
-               f"({report.retries} retried), {report.charges_in_mart:,} charge-mart rows rewritten, {report.seconds} s")
+               f"({report.retries} retried), {report.charges_in_mart:,} charge-mart rows rewritten, {report.seconds} s "
+               f"(API {report.timings['api']} s, writing pages {report.timings['pages']} s, marts {report.timings['marts']} s)")
     return report
