@@ -64,9 +64,11 @@ PAGE_LIMIT = 100
 FIRST_WINDOW = 86_400
 MAX_WINDOW = 4 * 366 * 86_400
 WINDOW_TARGET = 2_000  # objects per window the widths aim at
-# an embedded DuckDB file stays open across page commits at most this long, then is let go
-# for a moment (while the next page is fetched) so that the receiver or the dashboard get a turn
-HOLD_SECONDS = 2.0
+# with PAYDASH_DUCKDB_SHARED, an embedded DuckDB file stays open across page commits at most
+# this long, then is let go for a moment (while the next page is fetched) so that the receiver
+# or the dashboard get a turn. Without it, no other process can share the file anyway, and the
+# file stays open: each let-go costs a checkpoint, which grows with the database.
+SHARED_HOLD_SECONDS = 2.0
 MART_SLICE = 10_000  # charges transformed at a time (their JSON is held in memory)
 _PG_LOCK_KEY = 0x70617973  # "pays"
 # set by SIGTERM: the run stops before its next request and is recorded as failed ("interrupted")
@@ -309,7 +311,7 @@ class Syncer:
 
     def __init__(self, wh, reader: StripeReader, options: TransformOptions, *, since: int | None = None,  # noqa: ANN001
                  lookback: int = 86_400, progress: ProgressFn | None = None, until: int | None = None,
-                 types: tuple[ObjectType, ...] = OBJECT_TYPES):
+                 types: tuple[ObjectType, ...] = OBJECT_TYPES, hold_seconds: float | None = None):
         self.wh = wh
         self.reader = reader
         self.options = options
@@ -322,11 +324,14 @@ class Syncer:
         self.run_id = uuid.uuid4().hex
         self._conn: Connection | None = None
         self._opened_at = 0.0
+        shared = bool(getattr(wh.settings, "duckdb_shared", False))
+        self.hold_seconds = hold_seconds if hold_seconds is not None else (
+            SHARED_HOLD_SECONDS if shared or wh.dialect != "duckdb" else float("inf"))
         self.timings = {"api": 0.0, "pages": 0.0, "marts": 0.0}
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        """One write transaction on the run's connection (opened on demand, let go every HOLD_SECONDS)."""
+        """One write transaction on the run's connection (opened on demand, let go every hold_seconds)."""
         if self._conn is None:
             self._conn = self.wh.write_connection()
             self._opened_at = time.monotonic()
@@ -336,7 +341,7 @@ class Syncer:
         except BaseException:
             self._release()
             raise
-        if time.monotonic() - self._opened_at > HOLD_SECONDS:
+        if time.monotonic() - self._opened_at > self.hold_seconds:
             self._release()
 
     def _release(self) -> None:
