@@ -243,18 +243,19 @@ def _cli(db, fake: FakeStripe, *args: str) -> list[str]:  # noqa: ANN001
 
 
 def test_a_killed_sync_resumes_where_it_stopped(new_database, fake: FakeStripe, tmp_path: Path) -> None:
-    fake.account.extend(500, seed=8, end=NOW - 3 * DAY, days=20)  # charges over several pages
+    fake.account.extend(1000, seed=8, end=NOW - 3 * DAY, days=20)  # charges over a dozen pages
     whole = new_database()
     sync(whole, fake)
     fake.requests.clear()
 
     db = new_database()
-    fake.delay = 0.02
+    # pages commit together once a second (GROUP_SECONDS): 9 pages at >= 0.15 s each span a commit
+    fake.delay = 0.15
     proc = subprocess.Popen(_cli(db, fake), env=_cli_env(db, fake), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while sum(len(r.ids) == 100 for r in fake.served("/v1/charges")) < 3 and proc.poll() is None \
+        deadline = time.monotonic() + 300
+        while sum(len(r.ids) == 100 for r in fake.served("/v1/charges")) < 9 and proc.poll() is None \
                 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()[0]
