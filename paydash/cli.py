@@ -193,6 +193,20 @@ def rebuild_marts(db: Optional[str] = DbOption) -> None:
     typer.echo(f"rebuilt the marts of {wh.display_url} from the raw tables: {written:,} charge-mart rows")
 
 
+@app.command()
+def sync(
+    api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False,
+                                          help="Stripe API key (default: PAYDASH_STRIPE_API_KEY, which keeps it out of `ps`)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Read objects created from this day on (YYYY-MM-DD, UTC) again."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Stripe API address (default: https://api.stripe.com)."),
+    db: Optional[str] = DbOption,
+) -> None:
+    """Load the Stripe account through its API (backfill, then incremental) and build the marts."""
+    from paydash.sources.stripe_sync import run_cli
+
+    run_cli(db=db, api_key=api_key, since=since, api_base=api_base)
+
+
 @query_app.command("overview")
 def query_overview(
     start: Optional[str] = FromOption,

@@ -342,6 +342,22 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "stripe_api_key",
+        "",
+        "Stripe API key `paydash sync` reads the account with: a restricted key (`rk_live_...`) with read "
+        "access to charges, payment intents, balance transactions, customers, refunds, disputes, checkout "
+        "sessions, promotion codes, coupons and invoices is enough (the sync only lists). Never logged.",
+        secret=True,
+    ),
+    Setting(
+        "stripe_sync_lookback",
+        86_400,
+        "Seconds before the last sync's end that the next `paydash sync` reads again, to pick up recent "
+        "objects whose state changed since (a payment retried, a checkout session completed). Older changes "
+        "reach the marts through the webhook receiver, or `paydash sync --since DATE`.",
+        _positive_int,
+    ),
+    Setting(
         "duckdb_shared",
         False,
         "true: every paydash process opens the embedded DuckDB file only for the length of one "

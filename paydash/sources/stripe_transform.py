@@ -286,8 +286,7 @@ def _write_rows(conn: Connection, marts: Marts, raw: RawTables, charges: list[di
     else:
         for part in _chunks([r["charge_id"] for r in rows]):
             conn.execute(p.delete().where(p.c.charge_id.in_(part)))
-    for part in _chunks(rows, 1000):
-        conn.execute(p.insert(), part)
+    load.insert_rows(conn, p, rows)
     since: date | None = None if replace_all else min((r["created_date"] for r in rows), default=None)
     if replace_all or since is not None:
         # since covers every charge of the intents rewritten, so their first attempts too

@@ -189,14 +189,21 @@ class Warehouse:
             with self._connect() as conn, conn.begin():
                 yield conn
 
-    @contextmanager
-    def session(self) -> Iterator[Connection]:
-        """A writable connection for several transactions (`with conn.begin(): ...` each):
-        on a shared DuckDB file, one open of the file for all of them."""
+    def write_connection(self) -> Connection:
+        """A connection for several short write transactions (`with conn.begin():` each), closed by
+        the caller: the API sync commits a page at a time, and opening an embedded DuckDB file for
+        each would cost more than the page."""
         if self.read_only:
             raise PaydashError("this warehouse was opened read-only; open it with read_only=False to load data")
         with self.translate_errors():
-            with self._connect() as conn:
+            return self._connect()
+
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """`write_connection` as a context: several transactions (`with conn.begin(): ...` each) on
+        one connection, so on a shared DuckDB file one open of the file for all of them."""
+        with self.translate_errors():
+            with self.write_connection() as conn:
                 yield conn
 
     def _connect(self) -> Connection:

@@ -1,0 +1,278 @@
+"""Raw customers, promotion codes, coupons, checkout sessions and invoices -> the optional
+marts `wh.marts.customers`, `.promotion_codes` and `.promotion_usage` (docs/stripe.md).
+
+Each refresh rewrites the mart rows of the objects given (the ones the sync changed):
+
+- customers: one row per raw customer (email, name, created);
+- promotion codes: one row per raw promotion code, with its coupon's percent_off and
+  amount_off converted to USD like a charge's amount (USD as is, else PAYDASH_FX_RATES,
+  zero- and three-decimal currencies respected; else empty with a warning);
+- promotion usage: action 'applied' for every promotion code among the discounts of a
+  completed checkout session and of a paid invoice (Stripe records no validated, cleared
+  or failed uses: those come from your own checkout's events). A checkout session's use
+  counts once even when the session also created an invoice carrying the same discount.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateSchema
+
+from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd, minor_unit_divisor
+from paydash.warehouse import load
+from paydash.warehouse.raw import RawTables, _id_of
+from paydash.warehouse.schema import Marts
+from paydash.warehouse.stripe_objects import ObjectTables, coupon_of_promotion_code
+
+log = logging.getLogger("paydash.stripe")
+CHUNK = 500
+
+
+def optional_marts(marts: Marts) -> tuple[sa.Table, ...]:
+    return (marts.customers, marts.promotion_codes, marts.promotion_usage)
+
+
+def create_optional_marts(conn: Connection, marts: Marts) -> None:
+    for table in optional_marts(marts):
+        if table.schema:
+            conn.execute(CreateSchema(table.schema, if_not_exists=True))
+        table.create(conn, checkfirst=True)
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterable[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def _load(conn: Connection, table: sa.Table, ids: Iterable[str]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for part in _chunks(sorted({i for i in ids if i})):
+        for key, data in conn.execute(sa.select(table.c.id, table.c.data).where(table.c.id.in_(part))):
+            found[key] = json.loads(data)
+    return found
+
+
+def _utc(ts: Any) -> datetime | None:
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
+
+
+def _delete_in(conn: Connection, table: sa.Table, column: sa.Column, ids: list[str], *extra) -> None:  # noqa: ANN002
+    for part in _chunks(ids):
+        conn.execute(table.delete().where(column.in_(part), *extra))
+
+
+def _insert(conn: Connection, table: sa.Table, rows: list[dict]) -> None:
+    load.insert_rows(conn, table, rows)
+
+
+# -- customers -------------------------------------------------------------------------------
+def customer_row(customer: Mapping[str, Any]) -> dict[str, Any]:
+    return {"customer_id": customer["id"], "email": customer.get("email"), "name": customer.get("name"),
+            "created_at": _utc(customer.get("created"))}
+
+
+def refresh_customers(conn: Connection, marts: Marts, objects: ObjectTables, ids: Iterable[str]) -> int:
+    ids = sorted(set(ids))
+    m = marts.customers
+    _delete_in(conn, m, m.c.customer_id, ids)
+    rows = [customer_row(c) for c in _load(conn, objects.customers, ids).values()]
+    _insert(conn, m, rows)
+    return len(rows)
+
+
+# -- promotion codes -------------------------------------------------------------------------
+def to_usd(amount: Any, currency: Any, options: TransformOptions, what: str) -> Decimal | None:
+    """Minor units of `currency` in USD, as a charge without a balance transaction (stripe_transform.amount_usd)."""
+    if not isinstance(amount, int) or not isinstance(currency, str) or not currency:
+        return None
+    usd = amount_usd({"amount": amount, "currency": currency}, None, options.fx_rates)
+    if usd is None:
+        log.warning("no USD rate for %s (%s): left empty; add it to PAYDASH_FX_RATES", currency.lower(), what)
+    return usd
+
+
+def promotion_code_row(promo: Mapping[str, Any], coupon: Mapping[str, Any] | None,
+                       options: TransformOptions) -> dict[str, Any]:
+    coupon = coupon or {}
+    percent = coupon.get("percent_off")
+    return {
+        "promotion_code_id": promo["id"],
+        "code": promo.get("code"),
+        "coupon_id": coupon_of_promotion_code(promo),
+        "percent_off": float(percent) if isinstance(percent, (int, float)) and not isinstance(percent, bool) else None,
+        "amount_off_usd": to_usd(coupon.get("amount_off"), coupon.get("currency"), options,
+                                 f"amount_off of coupon {coupon.get('id')}"),
+        "active": promo.get("active") if isinstance(promo.get("active"), bool) else None,
+        "max_redemptions": promo.get("max_redemptions"),
+        "times_redeemed": promo.get("times_redeemed"),
+        "created_at": _utc(promo.get("created")),
+        "expires_at": _utc(promo.get("expires_at")),
+    }
+
+
+def _coupon_object(promo: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A coupon embedded in the promotion code itself (older API versions expand it)."""
+    for holder in (promo.get("promotion"), promo):
+        if isinstance(holder, Mapping) and isinstance(holder.get("coupon"), Mapping):
+            return holder["coupon"]
+    return None
+
+
+def refresh_promotion_codes(conn: Connection, marts: Marts, objects: ObjectTables, promo_ids: Iterable[str],
+                            coupon_ids: Iterable[str], options: TransformOptions) -> int:
+    """Rewrite the given promotion codes and every code of the given coupons."""
+    ids = set(promo_ids)
+    coupon_ids = sorted(set(coupon_ids))
+    p = objects.promotion_codes
+    for part in _chunks(coupon_ids):
+        ids.update(i for (i,) in conn.execute(sa.select(p.c.id).where(p.c.coupon_id.in_(part))))
+    promos = _load(conn, p, ids)
+    coupons = _load(conn, objects.coupons, [coupon_of_promotion_code(x) for x in promos.values()])
+    m = marts.promotion_codes
+    _delete_in(conn, m, m.c.promotion_code_id, sorted(ids))
+    rows = [promotion_code_row(x, coupons.get(coupon_of_promotion_code(x) or "") or _coupon_object(x), options)
+            for x in promos.values()]
+    _insert(conn, m, rows)
+    return len(rows)
+
+
+# -- promotion usage ------------------------------------------------------------------------
+def _discount_promotion_code(discount: Any) -> str | None:
+    """A discount's promotion code: checkout sessions list {coupon, promotion_code}; invoices
+    list Discount objects (expanded) carrying promotion_code."""
+    if isinstance(discount, Mapping):
+        return _id_of(discount.get("promotion_code"))
+    return None
+
+
+def session_usage_rows(session: Mapping[str, Any], codes: Mapping[str, str | None], usd_rate: float | None,
+                       options: TransformOptions) -> list[dict[str, Any]]:
+    """'applied' rows of a completed checkout session (none for another status)."""
+    if session.get("status") != "complete":
+        return []
+    promos = [p for p in (_discount_promotion_code(d) for d in (session.get("discounts") or [])) if p]
+    if not promos:
+        return []
+    total = (session.get("total_details") or {}).get("amount_discount")
+    # Checkout applies one code; with several, Stripe's total cannot be split without the breakdown
+    amount = total if len(promos) == 1 else None
+    discount = _converted(amount, session.get("currency"), usd_rate, options, f"checkout session {session['id']}")
+    return [{
+        "usage_id": f"{session['id']}:{promo}",
+        "promotion_code_id": promo,
+        "code": codes.get(promo),
+        "customer_id": _id_of(session.get("customer")),
+        "action": "applied",
+        "occurred_at": _utc(session.get("created")),
+        "checkout_session_id": session["id"],
+        "invoice_id": _id_of(session.get("invoice")),
+        "discount_usd": discount,
+        "failure_reason": None,
+    } for promo in dict.fromkeys(promos)]
+
+
+def invoice_usage_rows(invoice: Mapping[str, Any], codes: Mapping[str, str | None],
+                       options: TransformOptions) -> list[dict[str, Any]]:
+    """'applied' rows of a paid invoice (its discounts expanded: `expand[]=data.discounts`)."""
+    if invoice.get("status") != "paid":
+        return []
+    amounts: dict[str, int] = {}
+    for item in invoice.get("total_discount_amounts") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("amount"), int):
+            key = _id_of(item.get("discount"))
+            if key:
+                amounts[key] = amounts.get(key, 0) + item["amount"]
+    paid_at = (invoice.get("status_transitions") or {}).get("paid_at") or invoice.get("created")
+    rows = []
+    for discount in invoice.get("discounts") or []:
+        promo = _discount_promotion_code(discount)
+        if not promo:
+            continue
+        rows.append({
+            "usage_id": f"{invoice['id']}:{discount.get('id') or promo}",
+            "promotion_code_id": promo,
+            "code": codes.get(promo),
+            "customer_id": _id_of(invoice.get("customer")),
+            "action": "applied",
+            "occurred_at": _utc(paid_at),
+            "checkout_session_id": None,
+            "invoice_id": invoice["id"],
+            "discount_usd": _converted(amounts.get(discount.get("id") or ""), invoice.get("currency"), None, options,
+                                       f"invoice {invoice['id']}"),
+            "failure_reason": None,
+        })
+    return rows
+
+
+def _converted(amount: Any, currency: Any, usd_rate: float | None, options: TransformOptions, what: str) -> Decimal | None:
+    if not isinstance(amount, int) or not isinstance(currency, str):
+        return None
+    if currency.lower() != "usd" and usd_rate is not None:
+        # the rate Stripe settled the session's payment at (its balance transaction), as for charges
+        major = Decimal(amount) / minor_unit_divisor(currency)
+        return (major * Decimal(str(usd_rate))).quantize(CENT, ROUND_HALF_UP)
+    return to_usd(amount, currency, options, what)
+
+
+def settlement_rates(conn: Connection, raw: RawTables, intent_ids: Iterable[str]) -> dict[str, float]:
+    """payment intent -> exchange rate of its succeeded charge's balance transaction, when it settled in USD."""
+    c, b = raw.charges, raw.balance_transactions
+    rates: dict[str, float] = {}
+    for part in _chunks(sorted({i for i in intent_ids if i})):
+        stmt = (sa.select(c.c.payment_intent_id, b.c.data)
+                .select_from(c.join(b, b.c.id == c.c.balance_transaction_id))
+                .where(c.c.payment_intent_id.in_(part), c.c.status == "succeeded", b.c.currency == "usd"))
+        for intent, data in conn.execute(stmt):
+            rate = json.loads(data).get("exchange_rate")
+            if isinstance(rate, (int, float)) and rate > 0:
+                rates[intent] = float(rate)
+    return rates
+
+
+def refresh_promotion_usage(conn: Connection, marts: Marts, raw: RawTables, objects: ObjectTables,
+                            session_ids: Iterable[str], invoice_ids: Iterable[str], options: TransformOptions) -> int:
+    """Rewrite the usage rows of these checkout sessions and invoices."""
+    session_ids, invoice_ids = sorted(set(session_ids)), sorted(set(invoice_ids))
+    m = marts.promotion_usage
+    _delete_in(conn, m, m.c.checkout_session_id, session_ids)
+    _delete_in(conn, m, m.c.invoice_id, invoice_ids, m.c.checkout_session_id.is_(None))
+    sessions = _load(conn, objects.checkout_sessions, session_ids)
+    invoices = _load(conn, objects.invoices, invoice_ids)
+    # invoices a completed checkout session created: that session's row already counts the use
+    from_checkout = {_id_of(x.get("invoice")) for x in sessions.values()
+                     if x.get("status") == "complete" and _id_of(x.get("invoice"))}
+    # a session arriving after its invoice replaces the invoice's own row
+    _delete_in(conn, m, m.c.invoice_id, sorted(from_checkout), m.c.checkout_session_id.is_(None))
+    from_checkout.update(_sessions_invoices(conn, marts, invoice_ids))
+    promo_ids = set()
+    for obj in list(sessions.values()) + list(invoices.values()):
+        promo_ids.update(p for p in (_discount_promotion_code(d) for d in (obj.get("discounts") or [])) if p)
+    codes = {k: v.get("code") for k, v in _load(conn, objects.promotion_codes, promo_ids).items()}
+    rates = settlement_rates(conn, raw, [_id_of(x.get("payment_intent")) for x in sessions.values()])
+    rows: list[dict] = []
+    for session in sessions.values():
+        rows += session_usage_rows(session, codes, rates.get(_id_of(session.get("payment_intent")) or ""), options)
+    for invoice in invoices.values():
+        if invoice["id"] not in from_checkout:
+            rows += invoice_usage_rows(invoice, codes, options)
+    _insert(conn, m, rows)
+    return len(rows)
+
+
+def _sessions_invoices(conn: Connection, marts: Marts, invoice_ids: list[str]) -> set[str]:
+    """Invoice ids already counted through a checkout session's usage row."""
+    m = marts.promotion_usage
+    found: set[str] = set()
+    for part in _chunks(invoice_ids):
+        found.update(i for (i,) in conn.execute(
+            sa.select(m.c.invoice_id).where(m.c.invoice_id.in_(part), m.c.checkout_session_id.is_not(None))))
+    return found
