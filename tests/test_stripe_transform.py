@@ -441,3 +441,21 @@ def test_rebuild_marts_command_applies_new_fx_rates(new_database, monkeypatch, t
         assert _daily(wh)[(date(2024, 3, 4), None)]["gross_revenue_usd"] == Decimal("15.00")
     finally:
         wh.dispose()
+
+
+def test_stripe_marts_get_the_customer_summaries_and_keep_them_current(new_database) -> None:
+    """The Customers page's totals and months marts exist beside the Stripe marts and follow new charges."""
+    _, wh, raw = _writer(new_database)
+    try:
+        assert wh.has_table(wh.marts.customer_totals, max_age=0) and wh.has_table(wh.marts.customer_months, max_age=0)
+        _load(wh, raw, [stripe_charge("ch_c1", "2024-03-04 10:00", "succeeded", 1200, customer="cus_sum"),
+                        stripe_charge("ch_c2", "2024-04-02 10:00", "failed", 800, customer="cus_sum",
+                                      failure_code="card_declined")])
+        t = wh.marts.customer_totals
+        with wh.read() as conn:
+            totals = conn.execute(sa.select(t).where(t.c.customer_id == "cus_sum")).one()._asdict()
+            months = conn.execute(sa.select(sa.func.count()).select_from(wh.marts.customer_months)
+                                  .where(wh.marts.customer_months.c.customer_id == "cus_sum")).scalar_one()
+        assert totals["revenue_usd"] == Decimal("12.00") and months == 1  # one month with a success
+    finally:
+        wh.dispose()

@@ -38,7 +38,7 @@ from sqlalchemy.schema import CreateSchema
 from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
-from paydash.warehouse import load, transforms
+from paydash.warehouse import customer_totals, load, transforms
 from paydash.warehouse.migrations import migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import Marts, display_name
@@ -317,6 +317,13 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             if table.schema:
                 conn.execute(CreateSchema(table.schema, if_not_exists=True))
             table.create(conn, checkfirst=True)
+        # the Customers page's summaries (one row per customer, per customer-month): made once,
+        # filled from the charge mart, then kept current by rebuild_derived_marts
+        for table, rebuild in ((wh.marts.customer_totals, customer_totals.rebuild_customer_totals),
+                               (wh.marts.customer_months, customer_totals.rebuild_customer_months)):
+            if not sa.inspect(conn).has_table(table.name, schema=table.schema):
+                table.create(conn)
+                rebuild(conn, wh.marts)
     if not existing:
         load.write_meta(wh, {"built_by": BUILT_BY})
         load.create_indexes(wh)
