@@ -177,6 +177,18 @@ def webhooks(
     run(db=db, address=address, port=port or int(os.environ.get("PORT", "8502")))
 
 
+@app.command("rebuild-marts")
+def rebuild_marts(db: Optional[str] = DbOption) -> None:
+    """Recompute the marts from the raw Stripe tables (after changing PAYDASH_FX_RATES, the metadata keys or the timezone)."""
+    from paydash.sources.stripe_transform import TransformOptions, prepare_database, rebuild_from_raw
+
+    wh = _warehouse(db, read_only=False, hold_duckdb_file=False)
+    raw = prepare_database(wh)
+    with wh.write() as conn:
+        written = rebuild_from_raw(conn, wh.marts, raw, TransformOptions.from_settings(_settings()))
+    typer.echo(f"rebuilt the marts of {wh.display_url} from the raw tables: {written:,} charge-mart rows")
+
+
 @query_app.command("overview")
 def query_overview(
     start: Optional[str] = FromOption,

@@ -411,3 +411,33 @@ def test_settings_give_the_transform_options() -> None:
     options = TransformOptions.from_settings(Settings().replace(
         timezone="Asia/Tokyo", fx_rates="eur=1.1", metadata_funnel_key="f", metadata_profile_key="p"))
     assert options == TransformOptions("Asia/Tokyo", {"eur": 1.1}, "f", "p")
+
+
+def test_rebuild_marts_command_applies_new_fx_rates(new_database, monkeypatch, tmp_path) -> None:
+    """`paydash rebuild-marts` recomputes the marts from the raw tables with the current settings."""
+    import contextlib
+    import io
+
+    from paydash.cli import main
+
+    db, wh, raw = _writer(new_database)
+    try:
+        _load(wh, raw, [stripe_charge("ch_eur", "2024-03-04 10:00", "succeeded", 1000, "eur")])
+        assert _mart(wh)["ch_eur"]["amount_usd"] == Decimal("10.80")
+    finally:
+        wh.dispose()
+    for name, value in {"PAYDASH_FX_RATES": "eur=1.5", "PAYDASH_PAYMENTS_TABLE": db.settings.payments_table,
+                        "PAYDASH_DAILY_TABLE": db.settings.daily_table}.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.chdir(tmp_path):
+        with pytest.raises(SystemExit) as exited:
+            main(["rebuild-marts", "--db", db.url])
+    assert exited.value.code in (0, None), out.getvalue()
+    assert "1 charge-mart rows" in out.getvalue()
+    wh = db.warehouse()
+    try:
+        assert _mart(wh)["ch_eur"]["amount_usd"] == Decimal("15.00")
+        assert _daily(wh)[(date(2024, 3, 4), None)]["gross_revenue_usd"] == Decimal("15.00")
+    finally:
+        wh.dispose()

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
@@ -38,7 +39,8 @@ from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
 from paydash.warehouse import load, transforms
-from paydash.warehouse.raw import RawTables, create_raw_tables, raw_tables_for
+from paydash.warehouse.migrations import migrate
+from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import Marts, display_name
 
 log = logging.getLogger("paydash.stripe")
@@ -106,6 +108,9 @@ def _id(value: Any) -> str | None:
     return value or None
 
 
+_WARNED_NO_RATE: set[str] = set()
+
+
 def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str, Any] | None = None,
              intent: Mapping[str, Any] | None = None, options: TransformOptions = TransformOptions()) -> dict[str, Any]:
     """One charge-mart row from a Stripe charge (and its balance transaction and payment intent)."""
@@ -119,9 +124,10 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
     card = (charge.get("payment_method_details") or {}).get("card") or {}
     currency = (charge.get("currency") or "").lower() or None
     usd = amount_usd(charge, bt, options.fx_rates)
-    if usd is None and currency:
-        log.warning("no USD rate for %s (charge %s): amount_usd left empty; add it to PAYDASH_FX_RATES",
-                    currency, charge.get("id"))
+    if usd is None and currency and currency not in _WARNED_NO_RATE:
+        _WARNED_NO_RATE.add(currency)  # once per currency and process, not once per charge and refresh
+        log.warning("no USD rate for %s (first seen on charge %s): amount_usd left empty for such charges; "
+                    "add it to PAYDASH_FX_RATES", currency, charge.get("id"))
     return {
         "charge_id": charge["id"],
         "payment_intent_id": _id(charge.get("payment_intent")),
@@ -143,6 +149,18 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
         "card_brand": card.get("brand"),
         "card_country": card.get("country"),
     }
+
+
+MAX_MART_AMOUNT = Decimal("9999999999.99")  # numeric(12,2)
+
+
+def check_transformable(obj: Mapping[str, Any], options: TransformOptions) -> None:
+    """Raise ValueError when a charge could not become a mart row (checked before it is stored)."""
+    if obj.get("object") != "charge":
+        return
+    row = mart_row(obj, 1, None, None, options)
+    if row["amount_usd"] is not None and abs(row["amount_usd"]) > MAX_MART_AMOUNT:
+        raise ValueError(f"charge {obj.get('id')}: amount {row['amount_usd']} USD does not fit the charge mart")
 
 
 def attempt_numbers(charges: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -199,12 +217,56 @@ def refresh_charges(conn: Connection, marts: Marts, raw: RawTables, charge_ids: 
     return _write_rows(conn, marts, raw, list(charges.values()), options, replace_all=False)
 
 
+def queue_refresh(conn: Connection, raw: RawTables, touched: Mapping[str, Iterable[str]]) -> None:
+    """Note objects ({'charge': ids, 'payment_intent': ids, ...}) whose mart rows must be refreshed.
+
+    Written in the transaction that stores the objects; `refresh_queued` empties it.
+    """
+    q = raw.refresh_queue
+    now = _now()
+    rows = sorted({(kind, object_id) for kind, ids in touched.items() for object_id in ids if object_id})
+    if rows:
+        # DuckDB speaks PostgreSQL's ON CONFLICT too (as in raw.upsert_rows)
+        stmt = pg_insert(q).on_conflict_do_nothing(index_elements=["object_type", "object_id"])
+        conn.execute(stmt, [{"object_type": k, "object_id": i, "queued_at": now} for k, i in rows])
+
+
+def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
+    """Carry every queued object into the marts and empty the queue, in the caller's transaction.
+
+    Returns the number of charge-mart rows written.
+    """
+    if conn.dialect.name == "postgresql":
+        # taken before reading the queue, so two receivers never refresh the same entries
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
+    q = raw.refresh_queue
+    queued = [(k, i) for k, i in conn.execute(sa.select(q.c.object_type, q.c.object_id))]
+    if not queued:
+        return 0
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, object_id in queued:
+        by_kind[kind].append(object_id)
+    c = raw.charges.c
+    charge_ids = set(by_kind.get("charge", ()))
+    for part in _chunks(sorted(by_kind.get("payment_intent", ()))):
+        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(part))))
+    for part in _chunks(sorted(by_kind.get("balance_transaction", ()))):
+        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id.in_(part))))
+    written = refresh_charges(conn, marts, raw, charge_ids, options)
+    for kind, ids in by_kind.items():
+        for part in _chunks(sorted(ids)):
+            conn.execute(q.delete().where(q.c.object_type == kind, q.c.object_id.in_(part)))
+    return written
+
+
 def rebuild_from_raw(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
     """Recompute both marts entirely from the raw tables."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
     charges = [json.loads(data) for (data,) in conn.execute(sa.select(raw.charges.c.data))]
-    return _write_rows(conn, marts, raw, charges, options, replace_all=True)
+    written = _write_rows(conn, marts, raw, charges, options, replace_all=True)
+    conn.execute(raw.refresh_queue.delete())  # everything queued is now in the marts
+    return written
 
 
 def _write_rows(conn: Connection, marts: Marts, raw: RawTables, charges: list[dict], options: TransformOptions,
@@ -249,6 +311,7 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             f"{names} in {wh.display_url} was built by {origin}; the Stripe sync and webhook receiver will not "
             "mix their data into it. Point PAYDASH_DATABASE_URL / --db at another database, or drop the marts yourself."
         )
+    migrate(wh, raw)  # the raw tables, at this paydash's version (refuses a newer database)
     with wh.write() as conn:
         create_raw_tables(conn, raw)
         for table in marts:

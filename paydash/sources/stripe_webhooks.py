@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -36,7 +37,13 @@ from starlette.routing import Route
 
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.sources import operations_events
-from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
+from paydash.sources.stripe_transform import (
+    TransformOptions,
+    check_transformable,
+    prepare_database,
+    queue_refresh,
+    refresh_queued,
+)
 from paydash.warehouse.raw import UPSERTS, RawBatch, RawTables, _now
 
 log = logging.getLogger("paydash.webhooks")
@@ -123,7 +130,6 @@ def parse_event(payload: bytes) -> dict[str, Any]:
 @dataclass
 class Stored:
     new: bool
-    charges_refreshed: int
 
 
 @dataclass
@@ -139,12 +145,23 @@ class Receiver:
 
     Group commit: request threads queue their event and wait; one writer thread takes
     whatever is queued (up to MAX_BATCH events) and stores it in one transaction, so a
-    burst costs one commit, one mart refresh and (DuckDB) one file open instead of one each.
-    Every caller still returns only after its own event committed. When a batch fails,
-    its events are retried one by one, so one bad event cannot fail the others.
+    burst costs one commit and (DuckDB) one file open instead of one each. Every caller
+    returns only after its own event committed. When a batch fails, its events are retried
+    one by one, so one bad event cannot fail the others.
+
+    The marts follow in a separate transaction: each stored batch queues the objects it
+    changed (`stripe_refresh_queue`, in the batch's transaction), and the same writer thread
+    carries the queue into the marts as soon as it is idle, or at least every REFRESH_GAP
+    seconds under load, so one refresh covers many batches. A refresh that fails, or a
+    process that stops in between, leaves the queue for the next refresh: nothing is lost.
     """
 
     MAX_BATCH = 200
+    REFRESH_GAP = 1.0  # seconds between mart refreshes while events keep arriving
+    RETRY_REFRESH = 5.0  # seconds before trying again after a refresh failed
+    INVALID_KEEP_DAYS = 7  # refused deliveries are kept this long ...
+    INVALID_KEEP_ROWS = 10_000  # ... and at most this many
+    INVALID_PRUNE_EVERY = 100
 
     def __init__(self, wh, options: TransformOptions):  # noqa: ANN001 - a writable Warehouse
         self.wh = wh
@@ -154,6 +171,10 @@ class Receiver:
         # one writing thread per process (DuckDB allows one writer; PostgreSQL gains batches)
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._refresh_due = True  # whatever an earlier process left queued
+        self._next_refresh = 0.0
+        self.refresh_error: str | None = None
+        self._invalid_seen = 0
         self._writer = threading.Thread(target=self._write_loop, name="paydash-webhook-writer", daemon=True)
         self._writer.start()
 
@@ -179,8 +200,15 @@ class Receiver:
 
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
+            if self._refresh_due and time.monotonic() >= self._next_refresh:
+                self._refresh_marts()
+                continue
+            try:
+                first = self._queue.get(timeout=max(0.0, self._next_refresh - time.monotonic()) if self._refresh_due else None)
+            except queue.Empty:
+                continue
             if first is None:
+                self._refresh_marts()
                 return
             batch = [first]
             stop = False
@@ -195,21 +223,62 @@ class Receiver:
                 batch.append(item)
             self._write_batch(batch)
             if stop:
+                self._refresh_marts()
                 return
 
-    def _write_batch(self, batch: list[_Pending]) -> None:
-        """Store a batch in one transaction; if that fails, each event alone. Wakes every waiter."""
+    def _refresh_marts(self, conn=None) -> None:  # noqa: ANN001
+        """Carry the refresh queue into the marts (one transaction); on failure keep it for later.
+
+        With `conn` (the connection a batch was just stored on) no new connection is opened:
+        on a shared DuckDB file, a store and its refresh cost one file open, not two.
+        """
+        def work(c) -> int:  # noqa: ANN001
+            with c.begin():
+                return refresh_queued(c, self.wh.marts, self.raw, self.options)
+
         try:
-            results = self._retrying(lambda conn: self._store_batch(conn, [p.event for p in batch]))
-            for pending, result in zip(batch, results):
-                pending.result = result
+            if conn is not None:
+                written = work(conn)
+            else:
+                with self._lock, self.wh.session() as fresh:
+                    written = work(fresh)
+        except Exception as exc:  # noqa: BLE001 - the queue stays; the next refresh tries again
+            self.refresh_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("could not refresh the marts (the changes stay queued, retrying in %.0f s): %s",
+                      self.RETRY_REFRESH, self.refresh_error)
+            self._next_refresh = time.monotonic() + self.RETRY_REFRESH
+            return
+        self.refresh_error = None
+        self._refresh_due = False
+        self._next_refresh = time.monotonic() + self.REFRESH_GAP
+        if written:
+            log.debug("marts refreshed: %d charge rows", written)
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        """Store a batch in one transaction, wake its waiters, then refresh the marts on the
+        same connection when due. If the store fails, each event alone. Wakes every waiter."""
+        stored = False
+        try:
+            with self._lock, self.wh.session() as conn:
+                with conn.begin():
+                    results = self._store_batch(conn, [p.event for p in batch])
+                for pending, result in zip(batch, results):
+                    pending.result = result
+                    pending.done.set()  # acknowledged now; the refresh below does not delay it
+                stored = True
+                self._refresh_due = self._refresh_due or any(r.new for r in results)
+                if self._refresh_due and time.monotonic() >= self._next_refresh:
+                    self._refresh_marts(conn)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
-            if len(batch) == 1:
+            if stored:
+                log.error("the connection failed after a batch was stored: %s", exc)
+            elif len(batch) == 1:
                 batch[0].error = exc
             else:
                 for pending in batch:
                     try:
                         pending.result = self._retrying(lambda conn: self._store_batch(conn, [pending.event]))[0]
+                        self._refresh_due = self._refresh_due or pending.result.new
                     except BaseException as single:  # noqa: BLE001
                         pending.error = single
         finally:
@@ -232,48 +301,52 @@ class Receiver:
             }
             for event in unique.values()
         ]
+        # one statement, many parameter sets (compiled once; see raw.upsert_rows)
         inserted = {
             i for (i,) in conn.execute(
-                pg_insert(events).values(sorted(rows, key=lambda r: r["id"]))
-                .on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
+                pg_insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id),
+                sorted(rows, key=lambda r: r["id"]),
             )
         }
-        touched_charges: set[str] = set()
-        touched_intents: set[str] = set()
-        touched_bts: set[str] = set()
+        touched: dict[str, set[str]] = {"charge": set(), "payment_intent": set(), "balance_transaction": set()}
         objects = RawBatch(self.raw, received)
-        for event_id in inserted:
+        for event_id in sorted(inserted):
             event = unique[event_id]
             obj = event["data"]["object"]
             if obj.get("object") not in UPSERTS:
                 continue
+            check_transformable(obj, self.options)  # fails the event now, not the marts later
             kind = objects.add(obj, event["created"])
-            {"charge": touched_charges, "payment_intent": touched_intents,
-             "balance_transaction": touched_bts}[kind].add(obj["id"])
+            touched[kind].add(obj["id"])
         objects.write(conn)
+        queue_refresh(conn, self.raw, touched)
         # the first delivery of an event in this batch is the new one; the rest are duplicates
         first_seen: set[str] = set()
         new: list[bool] = []
         for event in batch:
             new.append(event["id"] in inserted and event["id"] not in first_seen)
             first_seen.add(event["id"])
-        c = self.raw.charges.c
-        if touched_intents:
-            touched_charges.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(sorted(touched_intents)))))
-        if touched_bts:
-            touched_charges.update(i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id.in_(sorted(touched_bts)))))
-        refreshed = refresh_charges(conn, self.wh.marts, self.raw, touched_charges, self.options)
-        # after the charges: a payment intent's attempt number is read from them
+        # the raw charges are written: a payment intent event's attempt number is read from them
         operations_events.record_stripe_events(conn, self.wh.marts, self.raw.charges,
                                                [unique[i] for i in sorted(inserted)], received)
-        return [Stored(is_new, refreshed if is_new else 0) for is_new in new]
+        return [Stored(is_new) for is_new in new]
 
     def record_invalid(self, reason: str, body: bytes) -> None:
+        """Keep a refused delivery for diagnosis (its first 2,000 bytes), within INVALID_KEEP rows and days."""
+        self._invalid_seen += 1
+        prune = self._invalid_seen % self.INVALID_PRUNE_EVERY == 1 % self.INVALID_PRUNE_EVERY  # the first, then every 100th
+
         def work(conn) -> None:  # noqa: ANN001
-            conn.execute(self.raw.invalid_deliveries.insert().values(
-                id=uuid.uuid4().hex, received_at=_now(), reason=reason[:500], body_bytes=len(body),
+            t = self.raw.invalid_deliveries
+            now = _now()
+            conn.execute(t.insert().values(
+                id=uuid.uuid4().hex, received_at=now, reason=reason[:500], body_bytes=len(body),
                 body_prefix=body[:2000].decode("utf-8", "replace"),
             ))
+            if prune:  # a flood of bad deliveries must not fill the disk
+                conn.execute(t.delete().where(t.c.received_at < now - timedelta(days=self.INVALID_KEEP_DAYS)))
+                newest = sa.select(t.c.id).order_by(t.c.received_at.desc(), t.c.id.desc()).limit(self.INVALID_KEEP_ROWS)
+                conn.execute(t.delete().where(t.c.id.not_in(newest)))
         try:
             self._retrying(work)
         except PaydashError as exc:
@@ -339,7 +412,10 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
             seconds = await run_in_threadpool(receiver.ping)
         except PaydashError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
-        return JSONResponse({"ok": True, "database_ms": round(seconds * 1000, 1)})
+        body: dict[str, Any] = {"ok": True, "database_ms": round(seconds * 1000, 1)}
+        if receiver.refresh_error:
+            body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
+        return JSONResponse(body)
 
     events_endpoint, metrics_endpoint = operations_routes(receiver, events_token, events_max_body)
     return Starlette(routes=[
@@ -414,7 +490,8 @@ def run(db: str | None, address: str, port: int) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, wh.display_url)
         try:
-            uvicorn.run(app, host=address, port=port, log_level="info")
+            # one log line per event is ours (below); uvicorn's access line per request would repeat it
+            uvicorn.run(app, host=address, port=port, log_level="info", access_log=False)
         finally:
             receiver.close()
     finally:

@@ -183,6 +183,16 @@ class Warehouse:
             with self._connect() as conn, conn.begin():
                 yield conn
 
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """A writable connection for several transactions (`with conn.begin(): ...` each):
+        on a shared DuckDB file, one open of the file for all of them."""
+        if self.read_only:
+            raise PaydashError("this warehouse was opened read-only; open it with read_only=False to load data")
+        with self.translate_errors():
+            with self._connect() as conn:
+                yield conn
+
     def _connect(self) -> Connection:
         """A connection; on a shared DuckDB file, waits up to PAYDASH_WRITE_LOCK_WAIT for its lock."""
         if self.dialect != "duckdb" or self.hold_duckdb_file:
