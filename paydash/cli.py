@@ -29,6 +29,10 @@ from paydash.app.users_cli import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
 
+from paydash.alerts.cli import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+
 DB_HELP = "Database URL (postgresql://...) or path of a DuckDB file. Default: PAYDASH_DATABASE_URL."
 DbOption = typer.Option(None, "--db", help=DB_HELP, show_default=False)
 FromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: 30 days before --to).")

@@ -89,6 +89,12 @@ def _metadata_key(text: str) -> str:
     return text.strip()
 
 
+def _http_url(text: str) -> str:
+    if not text.strip().lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text.strip()
+
+
 def _table_name(text: str) -> str:
     from paydash.warehouse.schema import split_table_name
 
@@ -232,6 +238,46 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a locked-out user is refused, even with the right password.",
         _positive_int,
     ),
+    # -- admin pages: System, Data explorer, audit log (docs/admin.md) ----------------
+    Setting(
+        "audit_log_file",
+        "data/audit.sqlite",
+        "SQLite file of the audit log (sign-ins, failed sign-ins, exports, admin actions), kept outside "
+        "the warehouse; admins read it on the System page. Relative to the working directory.",
+    ),
+    Setting(
+        "redis_url",
+        "",
+        "Redis the System page checks (health and response time), e.g. redis://127.0.0.1:6379/0; "
+        "empty: no Redis is shown.",
+        secret=True,
+    ),
+    Setting(
+        "saved_queries_file",
+        "queries.toml",
+        "TOML file of the Data explorer's saved queries ([[query]] tables with name, description, sql); "
+        "they run read-only with the limits below. Relative to the working directory.",
+    ),
+    Setting(
+        "explorer_database_url",
+        "",
+        "Database the Data explorer's saved queries run on, if not PAYDASH_DATABASE_URL: on PostgreSQL "
+        "give it a login role without superuser or server-file rights (the explorer refuses one that has "
+        "them). Default: PAYDASH_DATABASE_URL.",
+        secret=True,
+    ),
+    Setting(
+        "explorer_max_rows",
+        1_000,
+        "Most rows a saved query returns in the Data explorer (the database stops after one more).",
+        _positive_int,
+    ),
+    Setting(
+        "explorer_timeout",
+        10,
+        "Seconds a saved query may run in the Data explorer before the database cancels it.",
+        _positive_int,
+    ),
     Setting(
         "export_max_rows",
         1_000_000,
@@ -311,6 +357,32 @@ SETTINGS: tuple[Setting, ...] = (
         "the webhook receiver answers 503 and Stripe delivers the event again later.",
         _positive_int,
     ),
+    # -- alerts (paydash/alerts/, docs/alerts.md) ---------------------------------------------
+    Setting(
+        "alert_rules_file",
+        "",
+        "TOML file of alert rules (docs/alerts.md). Default: the rules shipped with paydash "
+        "(`paydash alerts rules` prints them).",
+    ),
+    Setting(
+        "alert_state_file",
+        "data/alerts.sqlite",
+        "SQLite file where `paydash alerts` keeps each rule's state, the history of its changes and the "
+        "outbox of notifications (outside the warehouse, which it only reads).",
+    ),
+    Setting("slack_webhook_url", "", "Slack incoming-webhook URL the Slack alert rules post to.", secret=True),
+    Setting("pagerduty_routing_key", "", "Integration (routing) key of the PagerDuty service the PagerDuty alert "
+            "rules page (Events API v2).", secret=True),
+    Setting("pagerduty_events_url", "https://events.pagerduty.com/v2/enqueue", "PagerDuty Events API v2 endpoint.",
+            _http_url),
+    Setting("opsgenie_api_key", "", "Opsgenie API key (of an API integration) for the Opsgenie alert rules.",
+            secret=True),
+    Setting("opsgenie_url", "https://api.opsgenie.com/v2/alerts", "Opsgenie Alert API endpoint "
+            "(EU accounts: https://api.eu.opsgenie.com/v2/alerts).", _http_url),
+    Setting("dashboard_url", "http://localhost:8501", "Public URL of the dashboard, for the links in alert "
+            "messages (they open its Operations view).", _http_url),
+    Setting("alert_http_timeout", 10, "Seconds an alert delivery waits for PagerDuty, Slack or Opsgenie before "
+            "retrying.", _positive_int),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

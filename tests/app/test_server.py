@@ -44,4 +44,6 @@ def test_the_printed_address(address: str, shown: str) -> None:
 
 
 def test_procfile_serves_on_the_platforms_port() -> None:
-    assert (REPO / "Procfile").read_text().strip() == "web: paydash serve --port $PORT --address 0.0.0.0"
+    processes = dict(line.split(": ", 1) for line in (REPO / "Procfile").read_text().strip().splitlines())
+    assert processes["web"] == "paydash serve --port $PORT --address 0.0.0.0"
+    assert processes["alerts"] == "paydash alerts watch --interval 60"
