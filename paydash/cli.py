@@ -137,7 +137,8 @@ def demo(
     summary = build_demo_database(wh, spec, show_progress=True)
     wh.dispose()
     typer.echo(
-        f"demo database ready: {summary['payments']:,} payments from {summary['start']} to {summary['end']} "
+        f"demo database ready: {summary['payments']:,} payments and {summary.get('operations_events', 0):,} operations "
+        f"events from {summary['start']} to {summary['end']} "
         f"in {wh.display_url} ({summary['seconds']} s)"
     )
     if not no_serve:

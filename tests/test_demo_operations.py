@@ -112,3 +112,43 @@ def test_a_session_ends_at_most_once(demo) -> None:
     ends = events[events["event_name"].isin(["checkout_completed", "checkout_expired"])]
     assert ends["checkout_session_id"].notna().all()
     assert ends["checkout_session_id"].is_unique
+
+
+def test_the_demo_refuses_to_overwrite_operations_events_it_did_not_build(new_database) -> None:
+    from paydash.errors import PaydashError
+    from paydash.sources.demo import build_demo_database
+
+    db = new_database()
+    db.execute(f"CREATE TABLE {db.qualified('mart_operations_events')} (event_id text)")
+    wh = db.warehouse(read_only=False)
+    try:
+        with pytest.raises(PaydashError, match="not built by `paydash demo`"):
+            build_demo_database(wh, DemoSpec(payments=500, days=5, seed=1, end=SPEC.end), show_progress=False)
+    finally:
+        wh.dispose()
+
+
+def test_the_demo_database_holds_the_events_and_its_summary_counts_them(new_database) -> None:
+    from paydash.queries.operations import latest_event_time
+    from paydash.sources.demo import build_demo_database
+
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    spec = DemoSpec(payments=3_000, days=10, seed=2, end=SPEC.end)
+    try:
+        summary = build_demo_database(wh, spec, show_progress=False)
+        summary_again = build_demo_database(wh, spec, show_progress=False)  # a rebuild replaces them
+    finally:
+        wh.dispose()
+    expected = generate_operations_events(generate_payments(spec), spec)
+    assert summary["operations_events"] == summary_again["operations_events"] == expected.num_rows
+    reader = db.warehouse()
+    try:
+        with reader.read() as conn:
+            import sqlalchemy as sa
+
+            count = conn.execute(sa.select(sa.func.count()).select_from(reader.marts.operations_events)).scalar_one()
+            assert count == expected.num_rows
+            assert latest_event_time(conn, reader.marts) == expected.column("occurred_at")[-1].as_py()
+    finally:
+        reader.dispose()

@@ -209,7 +209,17 @@ def test_payment_intent_and_invoice_retries(receiver) -> None:
     dunning = invoice("in_retry", "2024-05-01 00:00", 3, payment_intent="pi_dunning")
     assert receiver.deliver(stripe_event("evt_retry_in", "invoice.payment_failed", dunning,
                                          ts("2024-05-03 00:00"))).status_code == 200
+    # an intent's event before its latest charge's: that charge comes after the ones stored
+    early = stripe_charge("ch_early_1", "2024-05-02 12:00", "failed", payment_intent="pi_early", failure_code="expired_card",
+                          outcome_type="invalid")
+    assert receiver.deliver(stripe_event("evt_early_ch", "charge.failed", early)).status_code == 200
+    early_pi = stripe_payment_intent("pi_early", "2024-05-02 11:59", "requires_payment_method", latest_charge="ch_early_2",
+                                     last_payment_error={"code": "card_declined", "decline_code": "do_not_honor"})
+    assert receiver.deliver(stripe_event("evt_early_pi", "payment_intent.payment_failed", early_pi,
+                                         ts("2024-05-02 13:00"))).status_code == 200
     rows = {r["event_id"]: r for r in ops_rows(receiver.db, event_name="retry_completed")}
+    assert (rows["evt_early_pi"]["attempt_number"], rows["evt_early_pi"]["outcome"],
+            rows["evt_early_pi"]["error"]) == (1, "failed", "do_not_honor")
     # the first attempt's failure is no retry; the second charge is retry 1
     assert "evt_retry_pi_1" not in rows
     assert (rows["evt_retry_pi_2"]["attempt_number"], rows["evt_retry_pi_2"]["outcome"]) == (1, "succeeded")

@@ -231,4 +231,5 @@ def _attempt_of(conn: Connection, charges: sa.Table, intent: str | None, latest_
                 c.payment_intent_id == intent,
                 sa.or_(c.created < created, sa.and_(c.created == created, c.id <= latest_charge)))).scalar_one()
     count = conn.execute(sa.select(sa.func.count()).where(c.payment_intent_id == intent)).scalar_one()
-    return count or None
+    # the intent's event came before its latest charge's: that charge follows those stored
+    return count + 1 if latest_charge else (count or None)
