@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from paydash.app import format as fmt
@@ -145,9 +146,12 @@ def test_explorer_filters_and_search(page: Page, server, warehouse) -> None:  # 
 
 def test_a_payments_link_opens_its_detail_after_sign_in(page: Page, server, warehouse) -> None:  # noqa: ANN001
     with warehouse.read() as conn:
-        rows = payments.payments_page(conn, warehouse.marts, PaymentFilters(status="succeeded"), 4).rows
-        retried = next(r for r in rows if r["attempt_number"] >= 2)
-        detail = payments.payment_detail(conn, warehouse.marts, retried["charge_id"])
+        p = warehouse.marts.payments.c
+        # a retry of the demo's that won its payment (the oldest: other tests add rows of their own)
+        charge_id = conn.execute(sa.select(p.charge_id).where(p.is_successful, p.attempt_number >= 2)
+                                 .order_by(p.created_at, p.charge_id).limit(1)).scalar_one()
+        retried = {"charge_id": charge_id}
+        detail = payments.payment_detail(conn, warehouse.marts, charge_id)
     open_signed_in(page, f"{server.url}/payments?{urlencode({'charge': retried['charge_id']})}")
     panel = page.locator(".st-key-payments_detail")
     expect(panel.get_by_text("Payment detail")).to_be_visible()
@@ -157,7 +161,7 @@ def test_a_payments_link_opens_its_detail_after_sign_in(page: Page, server, ware
     assert shown["Outcome of the payment"] == "recovered"
     assert shown["Attempts"] == str(len(detail["retry_history"]))
     link = panel.locator('[data-testid="stCode"]').nth(1).inner_text().strip()
-    assert link == f"{server.url}/payments?charge={retried['charge_id']}"
+    assert link == f"{server.url}/payments?{urlencode({'charge': retried['charge_id']})}"
     screenshot(page, "payment-detail")
 
     # the link shown is the link that works: a new browser session lands on the same payment
