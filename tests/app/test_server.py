@@ -44,4 +44,6 @@ def test_the_printed_address(address: str, shown: str) -> None:
 
 
 def test_procfile_serves_on_the_platforms_port() -> None:
-    assert (REPO / "Procfile").read_text().strip() == "web: paydash serve --port $PORT --address 0.0.0.0"
+    lines = (REPO / "Procfile").read_text().strip().splitlines()
+    assert lines[0] == "web: paydash serve --port $PORT --address 0.0.0.0"
+    assert "alerts: paydash alerts watch --interval 60" in lines  # the alert runner (docs/alerts.md)
