@@ -238,6 +238,46 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a locked-out user is refused, even with the right password.",
         _positive_int,
     ),
+    # -- admin pages: System, Data explorer, audit log (docs/admin.md) ----------------
+    Setting(
+        "audit_log_file",
+        "data/audit.sqlite",
+        "SQLite file of the audit log (sign-ins, failed sign-ins, exports, admin actions), kept outside "
+        "the warehouse; admins read it on the System page. Relative to the working directory.",
+    ),
+    Setting(
+        "redis_url",
+        "",
+        "Redis the System page checks (health and response time), e.g. redis://127.0.0.1:6379/0; "
+        "empty: no Redis is shown.",
+        secret=True,
+    ),
+    Setting(
+        "saved_queries_file",
+        "queries.toml",
+        "TOML file of the Data explorer's saved queries ([[query]] tables with name, description, sql); "
+        "they run read-only with the limits below. Relative to the working directory.",
+    ),
+    Setting(
+        "explorer_database_url",
+        "",
+        "Database the Data explorer's saved queries run on, if not PAYDASH_DATABASE_URL: on PostgreSQL "
+        "give it a login role without superuser or server-file rights (the explorer refuses one that has "
+        "them). Default: PAYDASH_DATABASE_URL.",
+        secret=True,
+    ),
+    Setting(
+        "explorer_max_rows",
+        1_000,
+        "Most rows a saved query returns in the Data explorer (the database stops after one more).",
+        _positive_int,
+    ),
+    Setting(
+        "explorer_timeout",
+        10,
+        "Seconds a saved query may run in the Data explorer before the database cancels it.",
+        _positive_int,
+    ),
     Setting(
         "export_max_rows",
         1_000_000,

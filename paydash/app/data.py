@@ -22,11 +22,12 @@ import streamlit as st
 
 from paydash.app.format import md_escape
 from paydash.errors import ConfigError, PaydashError
-from paydash.queries import failures, operations, overview, payments, recovery
+from paydash.queries import customers, failures, operations, overview, payments, promotions, recovery
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
 from paydash.settings import Settings, load_settings
 from paydash.warehouse.engine import Warehouse
+from paydash.warehouse.schema import display_name
 
 log = logging.getLogger("paydash.app")
 
@@ -179,15 +180,18 @@ def refresh_explorer() -> None:
         read.clear()
 
 
-def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
+def csv_export(source: Source, filters: PaymentFilters, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
     """A callable building the whole filtered result as CSV, for a deferred download button.
 
     It runs on a thread of its own when the user clicks, so it takes the warehouse now.
     Its error messages reach the browser: only PaydashError's user-facing text passes.
     """
     wh = warehouse(source)
-    stmt = payments.export_select(wh.marts, filters)
+    return _csv_builder(wh, payments.export_select(wh.marts, filters), on_done)
 
+
+def _csv_builder(wh: Warehouse, stmt, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:  # noqa: ANN001
+    """A deferred download's builder: the statement's whole result as CSV; `on_done` after it (the audit entry)."""
     def build() -> bytes:
         buffer = io.BytesIO()
         try:
@@ -198,6 +202,8 @@ def csv_export(source: Source, filters: PaymentFilters) -> Callable[[], bytes]:
         except Exception:
             log.exception("CSV export failed")
             raise PaydashError("the export failed unexpectedly; the details are in the server log") from None
+        if on_done is not None:
+            on_done()  # the audit log entry
         return buffer.getvalue()
 
     return build
@@ -269,6 +275,119 @@ def alert_state(source: Source) -> Loaded | None:
     runner has written it."""
     loaded = _alert_view(settings().alert_state_file)
     return loaded if loaded.value["rules"] else None
+
+
+# -- Customers and Promotions ----------------------------------------------------------------
+# their optional marts' names are part of the database a page reads
+WAREHOUSE_SETTINGS += ("customers_table", "promotion_codes_table", "promotion_usage_table")
+CustomerSearch = customers.CustomerSearch
+UsageFilters = promotions.UsageFilters
+usage_filters = promotions.usage_filters
+USAGE_ACTIONS = promotions.PROMOTION_USAGE_ACTIONS
+
+
+def warehouse_table_name(source: Source, mart: str) -> str:
+    """The configured name of a mart (`customers`, `promotion_codes`, ...), for messages."""
+    return display_name(getattr(warehouse(source).marts, mart))
+
+
+def optional_marts(source: Source) -> dict[str, bool]:
+    """Which optional marts exist (the warehouse looks them up at most once a minute)."""
+    wh = warehouse(source)
+    return {name: wh.has_table(getattr(wh.marts, name))
+            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months")}
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def customers_page(source: Source, search: customers.CustomerSearch, after: tuple | None) -> Loaded:
+    wh = warehouse(source)
+    present = optional_marts(source)
+    with wh.read() as conn:
+        return _loaded(customers.customers_page(conn, wh.marts, search, after, precomputed=present["customer_totals"],
+                                                with_profiles=present["customers"]))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def customer_detail(source: Source, customer_id: str) -> Loaded:
+    wh = warehouse(source)
+    present = optional_marts(source)
+    with wh.read() as conn:
+        return _loaded(customers.customer_detail(conn, wh.marts, customer_id, with_profile=present["customers"],
+                                                 with_usage=present["promotion_usage"]))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
+def retention_cohorts(source: Source) -> Loaded:
+    wh = warehouse(source)
+    precomputed = optional_marts(source)["customer_months"]
+    with wh.read() as conn:
+        return _loaded(customers.retention_cohorts(conn, wh.marts, source.timezone, mart_tz=source.timezone,
+                                                   precomputed=precomputed))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)
+def promotion_codes(source: Source, page: int) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(promotions.promotion_codes(conn, wh.marts, page))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=1000)
+def promotion_code(source: Source, promotion_code_id: str) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(promotions.code_detail(conn, wh.marts, promotion_code_id))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=1000)
+def promotion_customers(source: Source, promotion_code_id: str, page: int) -> Loaded:
+    wh = warehouse(source)
+    present = optional_marts(source)
+    with wh.read() as conn:
+        return _loaded(promotions.code_customers(conn, wh.marts, promotion_code_id, page, with_profiles=present["customers"]))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def promotion_usage(source: Source, filters: promotions.UsageFilters, page: int) -> Loaded:
+    wh = warehouse(source)
+    with wh.read() as conn:
+        return _loaded(promotions.usage_history(conn, wh.marts, filters, page))
+
+
+CUSTOMER_READS = (customers_page, customer_detail, retention_cohorts)
+PROMOTION_READS = (promotion_codes, promotion_code, promotion_customers, promotion_usage)
+
+
+def refresh_customers() -> None:
+    for read in CUSTOMER_READS:
+        read.clear()
+
+
+def refresh_promotions() -> None:
+    for read in PROMOTION_READS:
+        read.clear()
+
+
+# Every table of the Customers and Promotions pages as a whole-result CSV export:
+# name -> (query function building the statement from the marts and the arguments)
+def _exports(source: Source) -> dict[str, Callable[..., Any]]:
+    present = optional_marts(source)
+    tz = source.timezone
+    return {
+        "customers": lambda marts, search: customers.customers_export_select(
+            marts, search, precomputed=present["customer_totals"], with_profiles=present["customers"]),
+        "customer_timeline": customers.timeline_export_select,
+        "cohorts": lambda marts: customers.cohorts_export_select(marts, tz, mart_tz=tz, precomputed=present["customer_months"]),
+        "promotion_codes": promotions.codes_export_select,
+        "promotion_customers": promotions.code_customers_export_select,
+        "promotion_usage": promotions.usage_export_select,
+    }
+
+
+def table_csv(source: Source, table: str, *args: Any, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
+    """A deferred CSV of one of these pages' tables (the whole result), streamed by the warehouse."""
+    wh = warehouse(source)
+    return _csv_builder(wh, _exports(source)[table](wh.marts, *args), on_done)
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 
 import streamlit as st
 
+from paydash import audit
 from paydash.app import auth
 from paydash.app.format import md_escape
 from paydash.errors import ConfigError
@@ -75,6 +76,15 @@ def require_user(settings: Settings) -> auth.Session:
     return session
 
 
+def require_admin(settings: Settings) -> auth.Session:
+    """The signed-in admin; anyone else sees why not, and the page stops here."""
+    session = require_user(settings)
+    if not session.is_admin:
+        st.error("This page is for admins. Ask an admin of this dashboard if you need it.", icon=":material/lock:")
+        st.stop()
+    return session
+
+
 def _sign_in_form(config: auth.LoginConfig, settings: Settings) -> None:
     st.title("paydash")
     notice = st.session_state.pop(_NOTICE_KEY, None)
@@ -93,9 +103,12 @@ def _sign_in_form(config: auth.LoginConfig, settings: Settings) -> None:
     attempt = auth.attempt_login(
         config, _throttle(), auth.ThrottleRules.from_settings(settings), username or "", password or "", time.time()
     )
+    log = audit.AuditLog(settings.audit_log_file)
     if attempt.user is None:
+        log.record(auth.normalize_username(username or "") or auth.TEAM_USER, audit.LOGIN_FAILED, attempt.message)
         st.error(attempt.message)
         return
+    log.record(attempt.user.username, audit.LOGIN, f"role {attempt.user.role}")
     st.session_state[SESSION_KEY] = auth.new_session(attempt.user, time.time())
     st.rerun()
 

@@ -23,10 +23,17 @@ pages = [
     st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
     st.Page(PAGES / "payments.py", title="Payments", icon=":material/receipt_long:", url_path="payments"),
     st.Page(PAGES / "operations.py", title="Operations", icon=":material/speed:", url_path="operations"),
+    st.Page(PAGES / "customers.py", title="Customers", icon=":material/group:", url_path="customers"),
+    st.Page(PAGES / "promotions.py", title="Promotions", icon=":material/sell:", url_path="promotions"),
 ]
 
 settings = data.settings()
 user = login.valid_session(settings)
+if user is None or user.is_admin:  # viewers get no menu entry and no URL for the admin pages
+    pages += [
+        st.Page(PAGES / "system.py", title="System", icon=":material/health_and_safety:", url_path="system"),
+        st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:", url_path="data-explorer"),
+    ]
 page = st.navigation(pages, position="sidebar" if user else "hidden")
 if user is None:
     login.sign_in_page(settings)

@@ -409,6 +409,10 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     # claimed before loading, so a build that dies halfway can be rebuilt over
     load.write_meta(wh, {"built_by": "paydash demo", "complete": "false"})
     load.load_arrow(wh, wh.marts.payments, table, progress=bar.update)
+    bar.set_description("customers and promotions")
+    from paydash.sources import demo_customers
+
+    demo_customers.load_customer_marts(wh, table, spec.seed)
     bar.set_description("building daily mart")
     with wh.write() as conn:
         daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
@@ -418,6 +422,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     # Demo charge and intent ids are numbered in time order, like the rows, so DuckDB's
     # zone maps find them; customers and profiles are scattered and need an index.
     load.create_indexes(wh, id_columns=("customer_id", "profile_id"))
+    demo_customers.finish_customer_marts(wh, table)
     load.write_meta(
         wh,
         {

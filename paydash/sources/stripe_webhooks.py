@@ -371,6 +371,19 @@ class Receiver:
             return prometheus_text(snapshot(conn, self.wh.marts, _now()))
 
 
+async def read_body(request: Request, max_body: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed `max_body` bytes (declared or sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_body:
+            return None
+    return bytes(body)
+
+
 def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300, max_body: int = 1_048_576,
                events_token: str | None = None, events_max_body: int = 262_144) -> Starlette:
     secrets = list(secrets)
@@ -378,15 +391,9 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
         raise ConfigError("the webhook receiver needs at least one signing secret")
 
     async def stripe_webhook(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
+        payload = await read_body(request, max_body)
+        if payload is None:
             return JSONResponse({"error": f"body larger than {max_body} bytes"}, status_code=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return JSONResponse({"error": f"body larger than {max_body} bytes"}, status_code=413)
-        payload = bytes(body)
         try:
             verify_signature(payload, request.headers.get("stripe-signature"), secrets, tolerance)
             event = parse_event(payload)
@@ -443,17 +450,11 @@ def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # 
         if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected.encode()) or scheme.lower() != "bearer":
             return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer <PAYDASH_EVENTS_TOKEN>)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
+        body = await read_body(request, max_body)
+        if body is None:
             return JSONResponse({"error": f"body larger than {max_body} bytes; send fewer events per request"}, status_code=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return JSONResponse({"error": f"body larger than {max_body} bytes; send fewer events per request"},
-                                    status_code=413)
         try:
-            rows = operations_events.parse_api_events(bytes(body))
+            rows = operations_events.parse_api_events(body)
         except operations_events.InvalidEvents as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         try:

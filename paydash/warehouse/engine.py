@@ -30,6 +30,7 @@ from paydash.errors import (
     QueryTimeout,
     TableMissing,
 )
+from paydash.warehouse import querylog
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
@@ -109,6 +110,11 @@ class Warehouse:
         return self._engine
 
     def _create_engine(self) -> Engine:
+        engine = self._new_engine()
+        querylog.install(engine)  # the System page's slowest recent queries
+        return engine
+
+    def _new_engine(self) -> Engine:
         s = self.settings
         if self.dialect == "duckdb":
             path = self.duckdb_path

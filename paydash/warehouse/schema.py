@@ -159,6 +159,31 @@ PROMOTION_CODE_COLUMNS: tuple[tuple[str, object], ...] = (
     ("expires_at", DateTime),
 )
 
+# Optional, built by paydash beside its own marts: one row per customer of the charge mart,
+# so the Customers page sorts and pages customers without aggregating every charge.
+CUSTOMER_TOTAL_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("customer_id", Text),
+    ("payments", Integer),  # payment intents (their first attempts)
+    ("attempts", Integer),
+    ("successful", Integer),
+    ("failed", Integer),
+    ("revenue_usd", Numeric(14, 2)),
+    ("first_payment_at", DateTime),
+    ("last_payment_at", DateTime),
+    ("first_success_at", DateTime),
+)
+
+# ... and one row per customer and calendar month (of created_date) with a successful
+# attempt, with the customer's first such month: the retention cohorts without a scan of
+# every charge.
+CUSTOMER_MONTH_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("customer_id", Text),
+    ("month", Date),  # first day of the month
+    ("cohort_month", Date),  # the customer's first month with a successful attempt
+    ("successful", Integer),
+    ("revenue_usd", Numeric(14, 2)),
+)
+
 PROMOTION_USAGE_ACTIONS: tuple[str, ...] = ("validated", "applied", "cleared", "failed")
 
 PROMOTION_USAGE_COLUMNS: tuple[tuple[str, object], ...] = (
@@ -186,6 +211,9 @@ class Marts:
     customers: Table
     promotion_codes: Table
     promotion_usage: Table
+    # optional, built by paydash (paydash/warehouse/customer_totals.py)
+    customer_totals: Table | None = None
+    customer_months: Table | None = None
 
     @property
     def optional(self) -> tuple[Table, ...]:
@@ -248,6 +276,8 @@ def marts(
         customers=beside_payments(customers_table, "mart_stripe_customers", CUSTOMER_COLUMNS),
         promotion_codes=beside_payments(promotion_codes_table, "mart_stripe_promotion_codes", PROMOTION_CODE_COLUMNS),
         promotion_usage=beside_payments(promotion_usage_table, "mart_stripe_promotion_usage", PROMOTION_USAGE_COLUMNS),
+        customer_totals=beside_payments("", "mart_stripe_customer_totals", CUSTOMER_TOTAL_COLUMNS),
+        customer_months=beside_payments("", "mart_stripe_customer_months", CUSTOMER_MONTH_COLUMNS),
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Double, cast, func, select
 from sqlalchemy.engine import Connection
 
 from paydash.decline_codes import FAILURE_CATEGORIES
+from paydash.warehouse import customer_totals
 from paydash.warehouse.expressions import count_if, sum_if
 from paydash.warehouse.schema import Marts, category_count_column
 
@@ -111,4 +112,5 @@ def rebuild_derived_marts(conn: Connection, marts: Marts, since: date | None = N
     f = marts.first_failures
     if sa.inspect(conn).has_table(f.name, schema=f.schema):
         rebuild_first_failures(conn, marts, since)
+    customer_totals.refresh_if_present(conn, marts, since)
     return rows

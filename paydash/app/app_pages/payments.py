@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from paydash.app import data, explorer, login, tables
+from paydash.app import admin_data, data, explorer, login, tables
 from paydash.app import format as fmt
 
 settings = data.settings()
@@ -98,7 +98,8 @@ with data.section("Payments"):
         elif found.total:
             st.download_button(
                 f"Download CSV ({fmt.count(found.total)} payments)",
-                data=data.csv_export(source, state.filters),
+                data=data.csv_export(source, state.filters, on_done=admin_data.export_recorder(
+                    settings, user.username, f"payments CSV, {found.total} rows, filters {explorer.state_to_params(state) or 'none'}")),
                 file_name=f"payments-{date.today():%Y%m%d}.csv",
                 mime="text/csv",
                 key="payments_export",
