@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from paydash.app import data, login
+from paydash.app import data, downloads, login
 from paydash.app import format as fmt
 from paydash.app import operations_view as view
 
@@ -106,8 +106,9 @@ def live() -> None:
                 st.info("No completed retries in this range.")
 
         st.subheader("Top 10 failure reasons, last 24 hours", help=view.REASONS)
-        st.dataframe(view.reasons_table(panels["reasons"], tz), key="operations_reasons", hide_index=True,
-                     width="stretch", height="content")
+        reasons = view.reasons_table(panels["reasons"], tz)
+        st.dataframe(reasons, key="operations_reasons", hide_index=True, width="stretch", height="content")
+        downloads.frame_download(st, reasons, "Download CSV", "failure-reasons-24h", "operations_reasons_csv")
 
         left, right = st.columns(2)
         with left:
@@ -118,12 +119,14 @@ def live() -> None:
             st.vega_lite_chart(spec=view.receipt_failures(panels["hourly"], tz), key="operations_receipt_errors",
                                width="stretch")
             if panels["receipt_errors"]:
-                st.dataframe(view.receipt_errors_table(panels["receipt_errors"], tz), key="operations_receipt_error_table",
-                             hide_index=True, width="stretch", height="content")
+                errors = view.receipt_errors_table(panels["receipt_errors"], tz)
+                st.dataframe(errors, key="operations_receipt_error_table", hide_index=True, width="stretch", height="content")
+                downloads.frame_download(st, errors, "Download CSV", "receipt-errors", "operations_receipt_errors_csv")
 
         st.subheader("Recent receipts")
-        st.dataframe(view.receipts_table(panels["receipts"], tz), key="operations_receipts", hide_index=True,
-                     width="stretch", height="content")
+        receipts = view.receipts_table(panels["receipts"], tz)
+        st.dataframe(receipts, key="operations_receipts", hide_index=True, width="stretch", height="content")
+        downloads.frame_download(st, receipts, "Download CSV", "recent-receipts", "operations_receipts_csv")
 
         st.subheader("Webhook processing lag", help=view.LAG)
         if panels["lag"]:
@@ -133,8 +136,9 @@ def live() -> None:
 
         if panels["overrides"]:
             with st.expander(f"Manual overrides in this range ({len(panels['overrides'])})"):
-                st.dataframe(view.overrides_table(panels["overrides"], tz), key="operations_overrides", hide_index=True,
-                             width="stretch")
+                overrides = view.overrides_table(panels["overrides"], tz)
+                st.dataframe(overrides, key="operations_overrides", hide_index=True, width="stretch")
+                downloads.frame_download(st, overrides, "Download CSV", "manual-overrides", "operations_overrides_csv")
 
     # -- alert state and history: filled in by the alert runner (data.alert_state) -------------------
     st.subheader("Alerts")
@@ -144,7 +148,10 @@ def live() -> None:
             st.caption("Alert state and history appear here once the alert runner (`paydash alerts watch`) is set up.")
         else:
             st.dataframe(alerts.value.get("rules", []), key="operations_alert_rules", hide_index=True, width="stretch")
+            downloads.frame_download(st, alerts.value.get("rules", []), "Download CSV", "alert-rules", "operations_alert_rules_csv")
             st.dataframe(alerts.value.get("history", []), key="operations_alert_history", hide_index=True, width="stretch")
+            downloads.frame_download(st, alerts.value.get("history", []), "Download CSV", "alert-history",
+                                     "operations_alert_history_csv")
 
 
 live()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from paydash.app import charts, data, definitions, login, tables
+from paydash.app import charts, data, definitions, downloads, login, tables
 from paydash.app import format as fmt
 from paydash.app.ranges import PRESETS, chosen_range
 
@@ -95,8 +95,9 @@ with recovery_col, data.section("Recovery"):
 with reasons_col, data.section("Top failure reasons"):
     st.subheader("Top failure reasons", help=definitions.TOP_REASONS)
     result = data.failure_breakdown(source, rng.start, rng.end, funnel)
+    top_reasons = tables.top_failure_reasons(result.value["by_code"])
     st.dataframe(
-        tables.top_failure_reasons(result.value["by_code"]),
+        top_reasons,
         key="overview_reasons",
         hide_index=True,
         width="stretch",
@@ -108,6 +109,7 @@ with reasons_col, data.section("Top failure reasons"):
             "Meaning": st.column_config.TextColumn(width="large"),
         },
     )
+    downloads.frame_download(st, top_reasons, "Download CSV", "top-failure-reasons", "overview_reasons_csv")
 
 with st.expander("How these numbers are defined", icon=":material/help:"):
     st.table({"Metric": list(definitions.ALL), "Definition": list(definitions.ALL.values())})

@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from paydash.app import admin_data, data, explorer, login, tables
+from paydash.app import admin_data, data, downloads, explorer, login, tables
 from paydash.app import format as fmt
 
 settings = data.settings()
@@ -68,10 +68,12 @@ funnel_col.selectbox("Funnel", choices(explorer.ALL_FUNNELS, options["funnel"], 
                      key="payments_funnel")
 brand_col.selectbox("Card brand", choices(explorer.ALL_BRANDS, options["card_brand"], st.session_state["payments_card_brand"]),
                     key="payments_card_brand")
-search_col, clear_col = st.columns([4, 1], vertical_alignment="bottom")
+search_col, clear_col, refresh_col = st.columns([4, 1, 1], vertical_alignment="bottom")
 search_col.text_input("Search", key="payments_search", placeholder="Exact charge (ch_...), payment intent (pi_...), customer (cus_...) or profile id",
                       max_chars=200)
 clear_col.button("Clear filters", key="payments_clear", on_click=clear_filters, icon=":material/filter_alt_off:")
+refresh_col.button("Refresh", key="payments_refresh", on_click=data.refresh_explorer, icon=":material/refresh:",
+                   help="Read the payments again from the database.")
 
 filters = explorer.filters_from_widgets({key: st.session_state[f"payments_{key}"] for key in explorer.widget_values(explorer.PaymentFilters())}, tz)
 st.session_state[STATE] = st.session_state[STATE].with_filters(filters)
@@ -155,8 +157,11 @@ if state.charge:
             st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch",
                          height="content")
             st.markdown("**Retry history** of its payment intent")
-            st.dataframe(tables.retry_history(detail["retry_history"], tz), key="payments_history", hide_index=True,
+            history = tables.retry_history(detail["retry_history"], tz)
+            st.dataframe(history, key="payments_history", hide_index=True,
                          width="stretch", height="content", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
+            downloads.frame_download(st, history, "Download CSV (retry history)", "retry-history",
+                                     "payments_history_csv")
             st.caption("Link to this payment:")
             st.code(explorer.link(st.context.url or "", {"charge": state.charge}), language=None)
 
