@@ -145,8 +145,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = random.Random(2026)
-    # about 6 events per payment intent; deliveries are events + 20%
-    events, charges, pis = payment_history(seed=2026, intents=max(1, round(args.deliveries / 1.2 / 6.2)))
+    # about 6 events per payment intent; deliveries are events + 20% duplicates
+    events, charges, pis = payment_history(seed=2026, intents=max(1, round(args.deliveries / 1.2 / 6.0)))
     deliveries = deliveries_of(events, rng)
     data = ROOT / "benchmarks" / "data"
     data.mkdir(parents=True, exist_ok=True)
