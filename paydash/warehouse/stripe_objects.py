@@ -30,7 +30,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from paydash.warehouse.raw import _id_of, _newer, _now, _require, _version, _version_key, upsert_rows
+from paydash.warehouse.raw import (
+    _id_of,
+    _newer,
+    _now,
+    _require,
+    _version,
+    _version_columns,
+    _version_key,
+    upsert_rows,
+)
 
 # how far along its life a state is; higher wins a same-second tie
 CHECKOUT_SESSION_STATUS_RANK = {"open": 0, "complete": 1, "expired": 1}
@@ -60,16 +69,6 @@ class ObjectTables:
             "checkout.session": self.checkout_sessions, "promotion_code": self.promotion_codes,
             "coupon": self.coupons, "invoice": self.invoices,
         }
-
-
-def _version_columns() -> list[Column]:
-    return [
-        Column("state_ts", BigInteger, nullable=False),
-        Column("state_rank", Integer, nullable=False),
-        Column("state_hash", Text, nullable=False),
-        Column("loaded_at", DateTime, nullable=False),
-        Column("data", Text, nullable=False),
-    ]
 
 
 @lru_cache(maxsize=16)
