@@ -533,6 +533,44 @@ def test_one_bad_event_in_a_batch_does_not_fail_the_others(new_database) -> None
     assert mart_rows(db, "pi_batch_1") == [("ch_batch_1", 1, "succeeded", None)]
 
 
+def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_nothing(new_database) -> None:
+    """store_async (what the request handler awaits) answers after the commit, reports a bad
+    event's error to its caller, and a cancelled wait (a client that hung up) still stores."""
+    import asyncio
+
+    from paydash.sources.stripe_transform import TransformOptions
+    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    good = stripe_event("evt_async_1", "charge.succeeded", stripe_charge("ch_async_1", "2024-03-04 10:00", payment_intent="pi_async_1"))
+    gone = stripe_event("evt_async_2", "charge.succeeded", stripe_charge("ch_async_2", "2024-03-04 10:01", payment_intent="pi_async_2"))
+    bad = stripe_event("evt_async_bad", "charge.succeeded", stripe_charge("ch_async_bad", 10**13, payment_intent="pi_async_bad"))
+
+    async def scenario(receiver) -> tuple:  # noqa: ANN001
+        first, again = await asyncio.gather(receiver.store_async(good), receiver.store_async(good))
+        impatient = asyncio.ensure_future(receiver.store_async(gone))
+        await asyncio.sleep(0)
+        impatient.cancel()
+        try:
+            await receiver.store_async(bad)
+            error = None
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        return sorted([first.new, again.new]), error
+
+    try:
+        receiver = EventReceiver(wh, TransformOptions())
+        news, error = asyncio.run(asyncio.wait_for(scenario(receiver), 60))  # a waiter never woken fails, not hangs
+        receiver.close()  # everything queued is written before the writer stops
+    finally:
+        wh.dispose()
+    assert news == [False, True]
+    assert isinstance(error, (ValueError, OverflowError, OSError))
+    assert [stored_events(db, e["id"]) for e in (good, gone, bad)] == [1, 1, 0]
+    assert raw_charge(db, "ch_async_bad") == []
+
+
 def test_events_stored_before_a_crash_reach_the_marts_when_the_receiver_starts_again(new_database) -> None:
     """Stored events queue their objects in the same transaction; a refresh that never ran is not lost."""
     from paydash.sources.stripe_transform import TransformOptions
