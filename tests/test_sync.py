@@ -332,6 +332,27 @@ def test_a_server_error_midway_marks_the_run_failed_and_the_next_run_finishes(ne
     assert dashboard_totals(db) == expected_totals(fake.account, "2020-01-01", "2035-01-01")
 
 
+def test_an_unreachable_api_is_one_clear_line_and_a_failed_run(new_database) -> None:
+    """A wrong --api-base: the reason (connection refused) and the fix, not stripe-python's paragraph."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = new_database()
+    wh = writer(db)
+    try:
+        with pytest.raises(SyncError) as caught:
+            Syncer(wh, StripeReader(RK, f"http://127.0.0.1:{port}", FAST), OPTIONS).run()
+    finally:
+        wh.dispose()
+    message = str(caught.value)
+    assert f"cannot reach the Stripe API at http://127.0.0.1:{port}" in message and "refused" in message.lower()
+    assert "check --api-base" in message and "\n" not in message and "support@stripe.com" not in message
+    [run] = runs(db)
+    assert run["status"] == "failed"
+
+
 def test_a_restricted_key_is_enough_and_the_fake_enforces_it(new_database, fake: FakeStripe) -> None:
     import stripe
 

@@ -279,7 +279,11 @@ class StripeReader:
         if isinstance(exc, stripe.RateLimitError):
             return f"Stripe kept rate-limiting the {what} list (429) after {self.retries} retries; run again later"
         if isinstance(exc, stripe.APIConnectionError):
-            return f"cannot reach the Stripe API at {self.api_base} while reading {what}: {detail}"
+            # stripe-python wraps the socket error in a paragraph; the user needs the reason
+            reason = re.search(r"\[Errno -?\d+\] ([^\"')\]]+)", detail)
+            why = reason.group(1).strip() if reason else " ".join(detail.split())[:300]
+            return (f"cannot reach the Stripe API at {self.api_base} while reading {what} ({why}); "
+                    "check --api-base and the network")
         return f"Stripe answered {status or 'an error'} while reading {what}: {detail}"
 
 
