@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from paydash.errors import ConfigError, QueryTimeout
-from paydash.warehouse.sandbox import QueryRefused, load_saved_queries, run_read_only
+from paydash.warehouse.sandbox import EXAMPLE_QUERIES, QueryRefused, load_saved_queries, run_read_only
 
 from builders import pg_execute
 
@@ -203,7 +203,7 @@ def test_a_broken_saved_queries_file_says_what_is_wrong(tmp_path: Path, text: st
 
 def test_the_example_saved_queries_run_on_both_engines(target) -> None:  # noqa: ANN001
     url, table, _ = target
-    queries = load_saved_queries(Path(__file__).resolve().parents[1] / "docs" / "queries.example.toml")
+    queries = load_saved_queries(EXAMPLE_QUERIES)
     assert len(queries) >= 4
     schema = table.rsplit(".", 1)[0] + "." if "." in table else ""
     for query in queries:

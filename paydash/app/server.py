@@ -14,7 +14,8 @@ from pathlib import Path
 
 from paydash.app import auth
 from paydash.errors import ConfigError
-from paydash.settings import load_settings
+from paydash.settings import Settings, load_settings, raw_sources
+from paydash.warehouse.sandbox import EXAMPLE_QUERIES
 
 MAIN = Path(__file__).with_name("main.py")
 
@@ -35,14 +36,24 @@ def streamlit_command(port: int, address: str) -> list[str]:
     ]
 
 
-def child_environment(db: str | None, demo_password: str | None) -> dict[str, str]:
+def child_environment(db: str | None, demo_password: str | None, saved_queries: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if db:
         env["PAYDASH_DATABASE_URL"] = db
     if demo_password:
         env["PAYDASH_PASSWORD"] = demo_password
+    if saved_queries is not None:
+        env["PAYDASH_SAVED_QUERIES_FILE"] = str(saved_queries)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def demo_saved_queries(settings: Settings) -> Path | None:
+    """The example saved queries for the demo's Data explorer, unless the team has its own file
+    (PAYDASH_SAVED_QUERIES_FILE set anywhere settings come from, or a queries.toml here)."""
+    if "PAYDASH_SAVED_QUERIES_FILE" in raw_sources() or Path(settings.saved_queries_file).exists():
+        return None
+    return EXAMPLE_QUERIES
 
 
 def shown_address(address: str, port: int) -> str:
@@ -63,7 +74,8 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
         # a fresh password for this run only, handed to the app through its environment
         demo_password = secrets.token_urlsafe(12)
 
-    process = subprocess.Popen(streamlit_command(port, address), env=child_environment(db, demo_password))
+    examples = demo_saved_queries(settings) if demo_login else None
+    process = subprocess.Popen(streamlit_command(port, address), env=child_environment(db, demo_password, examples))
     url = shown_address(address, port)
 
     def announce() -> None:

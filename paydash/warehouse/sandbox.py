@@ -48,6 +48,11 @@ class QueryRefused(PaydashError):
 
 
 # -- saved queries -------------------------------------------------------------------------
+# A few saved queries that run on both engines (tested); `paydash demo` serves them when no
+# queries file of the team's exists, and teams copy them to start their own.
+EXAMPLE_QUERIES = Path(__file__).with_name("example_queries.toml")
+
+
 @dataclass(frozen=True)
 class SavedQuery:
     name: str

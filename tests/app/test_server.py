@@ -38,6 +38,24 @@ def test_the_demo_password_goes_to_the_app_through_its_environment_only() -> Non
     assert "PAYDASH_PASSWORD" not in server.child_environment(db=None, demo_password=None)
 
 
+def test_the_demo_shows_the_example_saved_queries_unless_the_team_has_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from paydash.settings import load_settings
+    from paydash.warehouse.sandbox import load_saved_queries
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAYDASH_SAVED_QUERIES_FILE", raising=False)
+    examples = server.demo_saved_queries(load_settings())
+    assert examples is not None and len(load_saved_queries(examples)) >= 3  # shipped with the package
+    assert server.child_environment(None, None, examples)["PAYDASH_SAVED_QUERIES_FILE"] == str(examples)
+    assert "PAYDASH_SAVED_QUERIES_FILE" not in server.child_environment(None, None)
+    (tmp_path / "queries.toml").write_text("")  # the team's own file, even empty, wins
+    assert server.demo_saved_queries(load_settings()) is None
+    (tmp_path / "queries.toml").unlink()
+    (tmp_path / ".env").write_text("PAYDASH_SAVED_QUERIES_FILE=/elsewhere/ours.toml\n")  # so does a setting
+    assert server.demo_saved_queries(load_settings()) is None
+
+
 @pytest.mark.parametrize("address, shown", [("0.0.0.0", "http://localhost:8501"), ("127.0.0.1", "http://127.0.0.1:8501")])
 def test_the_printed_address(address: str, shown: str) -> None:
     assert server.shown_address(address, 8501) == shown

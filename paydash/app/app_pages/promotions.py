@@ -90,8 +90,10 @@ if ready:
                          on_select=lambda: open_code(table_key, code_ids), selection_mode="single-row",
                          column_config={"Discount given (USD)": st.column_config.NumberColumn(format="dollar"),
                                         "Created": st.column_config.TextColumn(f"Created ({tz})"),
-                                        "Customers": st.column_config.NumberColumn(help=views.USES),
-                                        "Uses": st.column_config.NumberColumn(help=views.USES)})
+                                        "Customers": st.column_config.NumberColumn(help=views.USES, format="localized"),
+                                        "Uses": st.column_config.NumberColumn(help=views.USES, format="localized"),
+                                        **{name: st.column_config.NumberColumn(format="localized")
+                                           for name in ("Validated", "Cleared", "Failed")}})
             st.caption("Select a row to open the code.")
         else:
             st.info("No promotion codes yet.")
