@@ -208,78 +208,58 @@ def sync(
     run_cli(db=db, api_key=api_key, since=since, api_base=api_base)
 
 
-@query_app.command("overview")
-def query_overview(
-    start: Optional[str] = FromOption,
-    end: Optional[str] = ToOption,
-    funnel: Optional[str] = FunnelOption,
-    tz: Optional[str] = TzOption,
-    as_json: bool = JsonOption,
-    db: Optional[str] = DbOption,
-) -> None:
-    """Revenue, attempts, failures and success rate of a range and of its previous period."""
+def _range_command(name: str, doc: str, compute) -> None:  # noqa: ANN001
+    """Register `paydash query NAME`: a date range and funnel in, `compute(conn, wh, range, funnel, as_json)` out."""
+
+    def command(
+        start: Optional[str] = FromOption,
+        end: Optional[str] = ToOption,
+        funnel: Optional[str] = FunnelOption,
+        tz: Optional[str] = TzOption,
+        as_json: bool = JsonOption,
+        db: Optional[str] = DbOption,
+    ) -> None:
+        wh = _warehouse(db)
+        rng = _range(start, end, tz)
+        with wh.read() as conn:
+            result = compute(conn, wh, rng, funnel, as_json)
+        _emit(result, as_json)
+
+    command.__doc__ = doc
+    command.__name__ = f"query_{name}"
+    query_app.command(name)(command)
+
+
+def _overview(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.overview import overview
 
-    wh = _warehouse(db)
-    rng = _range(start, end, tz)
-    with wh.read() as conn:
-        _emit(overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone), as_json)
+    return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
 
 
-@query_app.command("daily")
-def query_daily(
-    start: Optional[str] = FromOption,
-    end: Optional[str] = ToOption,
-    funnel: Optional[str] = FunnelOption,
-    tz: Optional[str] = TzOption,
-    as_json: bool = JsonOption,
-    db: Optional[str] = DbOption,
-) -> None:
-    """Revenue, attempts and success rate per day."""
+def _daily(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.overview import daily_series
 
-    wh = _warehouse(db)
-    rng = _range(start, end, tz)
-    with wh.read() as conn:
-        rows = daily_series(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
-    _emit({"from": rng.start, "to": rng.end, "days": rows} if as_json else rows, as_json)
+    rows = daily_series(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
+    return {"from": rng.start, "to": rng.end, "days": rows} if as_json else rows
 
 
-@query_app.command("failures")
-def query_failures(
-    start: Optional[str] = FromOption,
-    end: Optional[str] = ToOption,
-    funnel: Optional[str] = FunnelOption,
-    tz: Optional[str] = TzOption,
-    as_json: bool = JsonOption,
-    db: Optional[str] = DbOption,
-) -> None:
-    """Failed attempts by category and by decline code, with the recommended action."""
+def _failures(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.failures import failure_breakdown
 
-    wh = _warehouse(db)
-    rng = _range(start, end, tz)
-    with wh.read() as conn:
-        _emit(failure_breakdown(conn, wh.marts, rng, funnel), as_json)
+    return failure_breakdown(conn, wh.marts, rng, funnel)
 
 
-@query_app.command("recovery")
-def query_recovery(
-    start: Optional[str] = FromOption,
-    end: Optional[str] = ToOption,
-    funnel: Optional[str] = FunnelOption,
-    tz: Optional[str] = TzOption,
-    as_json: bool = JsonOption,
-    db: Optional[str] = DbOption,
-) -> None:
-    """Recovery rate, recovered revenue and payment-level acceptance, by day of first failure."""
+def _recovery(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.recovery import recovery
 
-    wh = _warehouse(db)
-    rng = _range(start, end, tz)
-    with wh.read() as conn:
-        _emit(recovery(conn, wh.marts, rng, funnel, precomputed=wh.has_table(wh.marts.first_failures),
-                       mart_tz=wh.settings.timezone), as_json)
+    return recovery(conn, wh.marts, rng, funnel, precomputed=wh.has_table(wh.marts.first_failures),
+                    mart_tz=wh.settings.timezone)
+
+
+_range_command("overview", "Revenue, attempts, failures and success rate of a range and of its previous period.", _overview)
+_range_command("daily", "Revenue, attempts and success rate per day.", _daily)
+_range_command("failures", "Failed attempts by category and by decline code, with the recommended action.", _failures)
+_range_command("recovery", "Recovery rate, recovered revenue and payment-level acceptance, by day of first failure.", _recovery)
 
 
 def _filters(status, funnel, card_brand, search, start, end, tz):  # noqa: ANN001, ANN202
