@@ -18,7 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paydash.errors import ConfigError
+from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings
 from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
 from paydash.warehouse.engine import Warehouse
@@ -565,6 +565,8 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
         receiver.close()  # everything queued is written before the writer stops
     finally:
         wh.dispose()
+    with pytest.raises(PaydashError, match="shutting down"):  # after close: refused at once (503), never left waiting
+        asyncio.run(asyncio.wait_for(receiver.store_async(good), 60))
     assert news == [False, True]
     assert isinstance(error, (ValueError, OverflowError, OSError))
     assert [stored_events(db, e["id"]) for e in (good, gone, bad)] == [1, 1, 0]

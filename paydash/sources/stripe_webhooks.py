@@ -207,7 +207,7 @@ class Receiver:
     def store(self, event: Mapping[str, Any]) -> Stored:
         """Store one event; returns once it is committed (raises PaydashError when it cannot be)."""
         pending = _Pending(event)
-        self._queue.put(pending)
+        self._enqueue(pending)
         pending.done.wait()
         return self._outcome(pending)
 
@@ -219,9 +219,15 @@ class Receiver:
         """
         loop = asyncio.get_running_loop()
         pending = _Pending(event, loop=loop, woken=loop.create_future())
-        self._queue.put(pending)
+        self._enqueue(pending)
         await asyncio.shield(pending.woken)  # a client that hangs up does not cancel the store
         return self._outcome(pending)
+
+    def _enqueue(self, pending: _Pending) -> None:
+        # a stopped writer would leave the delivery waiting forever: 503, and Stripe delivers again
+        if not self._writer.is_alive():
+            raise PaydashError("the receiver is shutting down; deliver again later")
+        self._queue.put(pending)
 
     @staticmethod
     def _outcome(pending: _Pending) -> Stored:
