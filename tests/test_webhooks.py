@@ -561,7 +561,7 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
     import asyncio
 
     from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+    from paydash.sources.stripe_webhooks import Receiver as EventReceiver, _Pending
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -585,6 +585,14 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
         receiver = EventReceiver(wh, TransformOptions())
         news, error = in_own_loop(lambda: scenario(receiver))
         receiver.close()  # everything queued is written before the writer stops
+        # a delivery queued behind the stop is answered (503), not left waiting
+        stopping = EventReceiver(wh, TransformOptions())
+        late = _Pending(stripe_event("evt_async_late", "charge.succeeded",
+                                     stripe_charge("ch_async_late", "2024-03-04 10:02", payment_intent="pi_async_late")))
+        stopping._queue.put(None)
+        stopping._queue.put(late)
+        stopping._writer.join(60)
+        assert late.done.is_set() and isinstance(late.error, PaydashError)
     finally:
         wh.dispose()
     with pytest.raises(PaydashError, match="shutting down"):  # after close: refused at once (503), never left waiting
@@ -592,6 +600,7 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
     assert news == [False, True]
     assert isinstance(error, (ValueError, OverflowError, OSError))
     assert [stored_events(db, e["id"]) for e in (good, gone, bad)] == [1, 1, 0]
+    assert stored_events(db, "evt_async_late") == 0
     assert raw_charge(db, "ch_async_bad") == []
 
 

@@ -228,6 +228,8 @@ class Receiver:
         if not self._writer.is_alive():
             raise PaydashError("the receiver is shutting down; deliver again later")
         self._queue.put(pending)
+        if not self._writer.is_alive():  # it stopped in between: nobody else will take it
+            self._refuse_waiting()
 
     @staticmethod
     def _outcome(pending: _Pending) -> Stored:
@@ -252,6 +254,7 @@ class Receiver:
                 continue
             if first is None:
                 self._refresh_marts()
+                self._refuse_waiting()
                 return
             batch = [first]
             stop = False
@@ -267,7 +270,19 @@ class Receiver:
             self._write_batch(batch)
             if stop:
                 self._refresh_marts()
+                self._refuse_waiting()
                 return
+
+    def _refuse_waiting(self) -> None:
+        """Deliveries queued behind the stop are answered 503 (Stripe delivers them again), not left waiting."""
+        while True:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if pending is not None:
+                pending.error = PaydashError("the receiver is shutting down; deliver again later")
+                pending.finish()
 
     def _refresh_marts(self, conn=None) -> None:  # noqa: ANN001
         """Carry the refresh queue into the marts (one transaction); on failure keep it for later.
