@@ -361,9 +361,10 @@ SETTINGS: tuple[Setting, ...] = (
         "duckdb_shared",
         False,
         "true: every paydash process opens the embedded DuckDB file only for the length of one "
-        "query or transaction, and waits while another holds it. Set it when `paydash serve` runs "
+        "query or transaction, and waits while another holds it. Needed when `paydash serve` runs "
         "beside `paydash webhooks` on the same file (DuckDB lets one process write and then no other "
-        "open the file); costs a file open per query. Not needed on PostgreSQL.",
+        "open the file); costs a file open per query. Unset, `paydash serve` turns it on by itself "
+        "for a file that has the raw Stripe tables or that another process holds. Not needed on PostgreSQL.",
         _boolean,
     ),
     Setting(

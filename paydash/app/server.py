@@ -13,8 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from paydash.app import auth
-from paydash.errors import ConfigError
+from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings, load_settings, raw_sources
+from paydash.warehouse.engine import duckdb_file_has_writers
 from paydash.warehouse.sandbox import EXAMPLE_QUERIES
 
 MAIN = Path(__file__).with_name("main.py")
@@ -36,16 +37,27 @@ def streamlit_command(port: int, address: str) -> list[str]:
     ]
 
 
-def child_environment(db: str | None, demo_password: str | None, saved_queries: Path | None = None) -> dict[str, str]:
+def child_environment(db: str | None, demo_password: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if db:
         env["PAYDASH_DATABASE_URL"] = db
     if demo_password:
         env["PAYDASH_PASSWORD"] = demo_password
-    if saved_queries is not None:
-        env["PAYDASH_SAVED_QUERIES_FILE"] = str(saved_queries)
+    env.update(extra or {})
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def share_duckdb_file(settings: Settings) -> bool:
+    """Whether the dashboard must open its embedded DuckDB file per query because `paydash
+    webhooks` or `paydash sync` write to it (docs/stripe.md). PAYDASH_DUCKDB_SHARED, when set
+    anywhere, decides; otherwise the file does (its raw Stripe tables, or a writer holding it)."""
+    if "PAYDASH_DUCKDB_SHARED" in raw_sources():
+        return False  # the child reads the team's own choice from the same sources
+    try:
+        return duckdb_file_has_writers(settings.database_url, settings)
+    except PaydashError:
+        return False  # the dashboard itself will say what is wrong with the database
 
 
 def demo_saved_queries(settings: Settings) -> Path | None:
@@ -74,8 +86,15 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
         # a fresh password for this run only, handed to the app through its environment
         demo_password = secrets.token_urlsafe(12)
 
+    extra: dict[str, str] = {}
     examples = demo_saved_queries(settings) if demo_login else None
-    process = subprocess.Popen(streamlit_command(port, address), env=child_environment(db, demo_password, examples))
+    if examples is not None:
+        extra["PAYDASH_SAVED_QUERIES_FILE"] = str(examples)
+    if share_duckdb_file(settings):
+        extra["PAYDASH_DUCKDB_SHARED"] = "true"
+        print("the DuckDB file is written by `paydash webhooks` / `paydash sync`: the dashboard opens it per query "
+              "so they can write beside it (set PAYDASH_DUCKDB_SHARED=false to keep it open)", flush=True)
+    process = subprocess.Popen(streamlit_command(port, address), env=child_environment(db, demo_password, extra))
     url = shown_address(address, port)
 
     def announce() -> None:

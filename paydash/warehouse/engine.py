@@ -216,9 +216,7 @@ class Warehouse:
             try:
                 return self.engine.connect()
             except Exception as exc:  # noqa: BLE001 - only the lock of another process is retried
-                message = _first_line(getattr(exc, "orig", None) or exc).lower()
-                locked = "could not set lock" in message or "conflicting lock" in message
-                if not locked or time.monotonic() + delay > deadline:
+                if not _is_lock_conflict(exc) or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -354,6 +352,36 @@ class Warehouse:
                     "to where your mart lives, or run `paydash demo --no-serve` to build demo data"
                 )
         return f"table {missing} not found in {self.display_url}; run `paydash check` to see what is missing"
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    message = _first_line(getattr(exc, "orig", None) or exc).lower()
+    return "could not set lock" in message or "conflicting lock" in message
+
+
+def duckdb_file_has_writers(url_or_path: str, settings) -> bool:  # noqa: ANN001 - Settings
+    """Whether an embedded DuckDB file is fed by `paydash webhooks` or `paydash sync`: its raw
+    Stripe events table exists, or another process holds the file right now. A dashboard on
+    such a file must open it per query (PAYDASH_DUCKDB_SHARED) or the writers cannot get in.
+    False for PostgreSQL, a missing file and a file nothing writes (the demo)."""
+    from paydash.warehouse.raw import raw_tables_for
+
+    wh = Warehouse(url_or_path, settings, read_only=True, hold_duckdb_file=False)
+    path = wh.duckdb_path
+    if wh.dialect != "duckdb" or path is None or not path.exists():
+        return False
+    events = raw_tables_for(wh).events.name
+    try:
+        with wh.engine.connect() as conn:  # one try, no waiting: a held file is the answer
+            found = conn.execute(sa.text("SELECT count(*) FROM information_schema.tables WHERE table_name = :name"),
+                                 {"name": events}).scalar_one()
+    except sa.exc.DBAPIError as exc:
+        if _is_lock_conflict(exc):
+            return True
+        raise wh.explain(exc) from exc
+    finally:
+        wh.dispose()
+    return found > 0
 
 
 def _first_line(exc: BaseException) -> str:
