@@ -204,15 +204,9 @@ class Receiver:
         with self._lock, self.wh.write() as conn:
             return work(conn)
 
-    def store(self, event: Mapping[str, Any]) -> Stored:
-        """Store one event; returns once it is committed (raises PaydashError when it cannot be)."""
-        pending = _Pending(event)
-        self._enqueue(pending)
-        pending.done.wait()
-        return self._outcome(pending)
-
     async def store_async(self, event: Mapping[str, Any]) -> Stored:
-        """`store` for a request handler: waits on the event loop instead of a pool thread.
+        """Store one event; returns once it is committed (raises PaydashError when it cannot be).
+        The request handler awaits it on the event loop, not in a pool thread.
 
         Measured (docs/performance.md): handing each delivery to a thread-pool thread that
         then waits for the writer cost a thread switch and a GIL hand-over per delivery.
@@ -221,7 +215,10 @@ class Receiver:
         pending = _Pending(event, loop=loop, woken=loop.create_future())
         self._enqueue(pending)
         await asyncio.shield(pending.woken)  # a client that hangs up does not cancel the store
-        return self._outcome(pending)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
 
     def _enqueue(self, pending: _Pending) -> None:
         # a stopped writer would leave the delivery waiting forever: 503, and Stripe delivers again
@@ -230,13 +227,6 @@ class Receiver:
         self._queue.put(pending)
         if not self._writer.is_alive():  # it stopped in between: nobody else will take it
             self._refuse_waiting()
-
-    @staticmethod
-    def _outcome(pending: _Pending) -> Stored:
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
 
     def close(self) -> None:
         """Stop the writer thread once what is queued is written."""

@@ -366,22 +366,19 @@ def duckdb_file_has_writers(url_or_path: str, settings) -> bool:  # noqa: ANN001
     False for PostgreSQL, a missing file and a file nothing writes (the demo)."""
     from paydash.warehouse.raw import raw_tables_for
 
-    wh = Warehouse(url_or_path, settings, read_only=True, hold_duckdb_file=False)
+    # one try, no waiting for the lock: a held file is the answer
+    wh = Warehouse(url_or_path, settings.replace(write_lock_wait=0), read_only=True, hold_duckdb_file=False)
     path = wh.duckdb_path
     if wh.dialect != "duckdb" or path is None or not path.exists():
         return False
-    events = raw_tables_for(wh).events.name
     try:
-        with wh.engine.connect() as conn:  # one try, no waiting: a held file is the answer
-            found = conn.execute(sa.text("SELECT count(*) FROM information_schema.tables WHERE table_name = :name"),
-                                 {"name": events}).scalar_one()
-    except sa.exc.DBAPIError as exc:
-        if _is_lock_conflict(exc):
+        return wh.has_table(raw_tables_for(wh).events, max_age=0)
+    except PaydashError as exc:
+        if _is_lock_conflict(exc.__cause__ or exc):
             return True
-        raise wh.explain(exc) from exc
+        raise
     finally:
         wh.dispose()
-    return found > 0
 
 
 def _first_line(exc: BaseException) -> str:
