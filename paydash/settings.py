@@ -223,7 +223,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "login_max_failures",
         5,
-        "Failed sign-ins for one user, within PAYDASH_LOGIN_FAILURE_WINDOW, that lock that user out.",
+        "Failed sign-ins for one user name (or the team password) from one client address, within "
+        "PAYDASH_LOGIN_FAILURE_WINDOW, after which that client is refused (429) for PAYDASH_LOGIN_LOCKOUT "
+        "seconds; other clients are not.",
+        _positive_int,
+    ),
+    Setting(
+        "login_address_max_failures",
+        50,
+        "Failed sign-ins from one client address within an hour, whatever the user names, after which that "
+        "address is refused until the hour has passed.",
         _positive_int,
     ),
     Setting(
@@ -238,6 +247,50 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a locked-out user is refused, even with the right password.",
         _positive_int,
     ),
+    Setting(
+        "state_url",
+        "data/state.sqlite",
+        "Where paydash keeps what is not warehouse data: users, sessions, sign-in failures and lockouts, the "
+        "audit log and the alert runner's state. The path of a SQLite file (default; relative to the working "
+        "directory) or a PostgreSQL URL (postgresql://user:pass@host/db), which several processes (`serve` "
+        "replicas, `alerts watch`) share. Never holds a password or a raw session token.",
+        secret=True,
+    ),
+    Setting(
+        "cookie_secure",
+        False,
+        "true: the sign-in cookie is sent over https only, even when paydash itself sees plain http behind a "
+        "TLS-terminating proxy. It is always Secure when the request came over https.",
+        _boolean,
+    ),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto paydash believes; the client address of every other request is the socket's peer.",
+    ),
+    # -- sign-in with the team's identity provider (OIDC; paydash/app/oidc.py) ----------
+    Setting(
+        "oidc_issuer",
+        "",
+        "Issuer URL of the team's OpenID Connect provider (its /.well-known/openid-configuration is read); "
+        "set with the client id and secret to offer 'Sign in with ...' at /auth/oidc/login.",
+        _http_url,
+    ),
+    Setting("oidc_client_id", "", "Client id of paydash's application at the OIDC provider."),
+    Setting("oidc_client_secret", "", "Client secret of paydash's application at the OIDC provider.", secret=True),
+    Setting(
+        "oidc_allowed_domains",
+        "",
+        "Comma-separated email domains whose users may sign in through the OIDC provider (viewer role), e.g. "
+        "example.com; empty: only the admin emails below.",
+    ),
+    Setting(
+        "oidc_admin_emails",
+        "",
+        "Comma-separated emails that sign in through the OIDC provider with the admin role.",
+    ),
+    Setting("oidc_provider_name", "your identity provider", "Name shown on the sign-in button of the OIDC provider."),
     # -- admin pages: System, Data explorer, audit log (docs/admin.md) ----------------
     Setting(
         "audit_log_file",
