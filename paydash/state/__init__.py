@@ -31,3 +31,9 @@ Public API (the contract other layers code against):
     store.alerts  -> the alert runner's state (load, save, pending, due, mark, outbox,
                      current_states, history, for_dashboard)
 """
+
+from paydash.state.models import ROLES, TEAM_USER, Session, SessionLookup, SessionRules, ThrottleRules, User
+from paydash.state.store import StateStore, StateUnavailable, close_all, display_url, open_state
+
+__all__ = ["ROLES", "TEAM_USER", "Session", "SessionLookup", "SessionRules", "StateStore", "StateUnavailable",
+           "ThrottleRules", "User", "close_all", "display_url", "open_state"]
