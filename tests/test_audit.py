@@ -1,4 +1,5 @@
-"""The audit log (SQLite, outside the warehouse): writing, filtering, paging, CSV export."""
+"""The audit log (in the state store, outside the warehouse; SQLite and PostgreSQL): writing, filtering,
+paging, CSV export."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from paydash import audit
-from paydash.audit import AuditFilter, AuditLog
 from paydash.csv_safe import csv_bytes, safe_cell
 from paydash.queries.dates import DateRange
+from paydash.state import StateStore, audit, schema
+from paydash.state.audit import AuditFilter, AuditLog
+from state_helpers import state_kind, state_pg, state_url, store  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> AuditLog:
-    log = AuditLog(tmp_path / "nested" / "audit.sqlite")
+def log(store: StateStore) -> AuditLog:
+    log = store.audit
     entries = [
         ("alice", audit.LOGIN, "role admin", datetime(2026, 3, 1, 9)),
         ("mallory", audit.LOGIN_FAILED, "Wrong user name or password.", datetime(2026, 3, 1, 23, 30)),
@@ -75,11 +77,21 @@ def test_csv_export_is_whole_and_formula_safe(log: AuditLog) -> None:
     assert rows[1][4] == "'=HYPERLINK(\"http://evil\")"
 
 
-def test_a_broken_audit_file_does_not_break_what_it_records(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_a_broken_store_does_not_break_what_it_records(tmp_path: Path, caplog) -> None:  # noqa: ANN001
     (tmp_path / "file").write_text("not a directory")
-    broken = AuditLog(tmp_path / "file" / "audit.sqlite")
+    broken = StateStore(str(tmp_path / "file" / "state.sqlite")).audit
     assert broken.record("alice", audit.LOGIN) is False
     assert "could not write the audit log entry" in caplog.text
+    down = StateStore("postgresql://postgres@127.0.0.1:1/state", connect_timeout=1).audit
+    assert down.record("alice", audit.LOGOUT) is False
+
+
+def test_the_export_streams_many_entries(store: StateStore) -> None:
+    with store.write() as conn:  # more than one chunk of rows
+        conn.execute(schema.audit_log.insert(), [{"at": f"2026-03-01 10:00:{i % 60:02d}.{i:06d}", "username": f"u{i % 7}",
+                                                  "action": audit.EXPORT, "detail": f"#{i}"} for i in range(12_000)])
+    rows = list(csv.reader(io.StringIO(b"".join(store.audit.csv_chunks(AuditFilter())).decode())))
+    assert len(rows) == 12_001 and len({r[4] for r in rows[1:]}) == 12_000
 
 
 @pytest.mark.parametrize(

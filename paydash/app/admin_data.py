@@ -1,9 +1,11 @@
 """What the admin pages (System, Data explorer) read and do; data.py's companion for them.
 
 Same rules as data.py: the engine comes from `data.warehouse` (one per configuration),
-reads are cached with a lifetime and keyed by every parameter, and errors reach the page
-as PaydashError messages through `data.section`. Health checks and actions are not
-cached: they are the point of the page. Every admin action is written to the audit log.
+reads go through data.py's reading helper (so an unreachable database is said once, in the
+page's banner), are cached with a lifetime and keyed by every parameter, and errors reach
+the page as PaydashError messages through `data.section`. Below the app it reads only the
+query layer (`paydash.queries.system`, `paydash.queries.admin`) and the engine. Health
+checks and actions are not cached: they are the point of the page. Every admin action is written to the audit log.
 """
 
 from __future__ import annotations
@@ -17,26 +19,25 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from paydash import audit, health
+from paydash import health
 from paydash.app import admin_tables, data
-from paydash.errors import PaydashError
+from paydash.errors import DatabaseUnreachable, PaydashError
+from paydash.queries import admin as admin_queries
 from paydash.queries import system
 from paydash.queries.dates import today_in
 from paydash.settings import Settings
-from paydash.warehouse import querylog, sandbox
+from paydash.state import audit, open_state
 from paydash.warehouse.engine import Warehouse
-from paydash.warehouse.raw import raw_tables_for
-from paydash.warehouse.schema import display_name
 
 log = logging.getLogger("paydash.app")
 TTL = 300
-# PostgreSQL: tables the planner estimates above this many rows are shown with that
+# tables the planner estimates above this many rows (PostgreSQL) are shown with that
 # estimate instead of an exact count(*) (which reads the whole table: ~1 s at 10M rows)
 PG_EXACT_COUNT_LIMIT = 1_000_000
 
 
 def audit_log(settings: Settings) -> audit.AuditLog:
-    return audit.AuditLog(settings.audit_log_file)
+    return open_state(settings).audit
 
 
 def record(settings: Settings, username: str, action: str, detail: str = "") -> None:
@@ -57,6 +58,7 @@ class DatabaseHealth:
     where: str
     version: str | None
     message: str
+    unreachable: bool = False  # the page's banner says it (data.outage_banner)
 
 
 def database_health(source: data.Source) -> DatabaseHealth:
@@ -65,9 +67,12 @@ def database_health(source: data.Source) -> DatabaseHealth:
     try:
         wh.ping()  # the first may open the pool's connection; the second is the response time
         ms = wh.ping() * 1000
-        with wh.read() as conn:
+        with data._read(source) as (_, conn):
             version = system.server_version(conn)
         return DatabaseHealth(True, ms, wh.dialect, wh.display_url, version, "")
+    except DatabaseUnreachable as exc:
+        data.unreachable(exc)
+        return DatabaseHealth(False, None, wh.dialect, wh.display_url, None, str(exc), unreachable=True)
     except PaydashError as exc:
         return DatabaseHealth(False, None, wh.dialect, wh.display_url, None, str(exc))
 
@@ -82,7 +87,8 @@ def test_connection(source: data.Source) -> DatabaseHealth:
         ms = (time.perf_counter() - started) * 1000
         return DatabaseHealth(True, ms, wh.dialect, wh.display_url, None, "")
     except PaydashError as exc:
-        return DatabaseHealth(False, None, wh.dialect, wh.display_url, None, str(exc))
+        return DatabaseHealth(False, None, wh.dialect, wh.display_url, None, str(exc),
+                              unreachable=isinstance(exc, DatabaseUnreachable))
     finally:
         wh.dispose()
 
@@ -92,64 +98,35 @@ def redis_health(settings: Settings) -> health.RedisHealth | None:
 
 
 # -- System: tables, growth, quality ------------------------------------------------------------
-@dataclass(frozen=True)
-class TableCount:
-    table: str
-    role: str
-    present: bool
-    rows: int | None
-    exact: bool
-
-
-def _paydash_tables(wh: Warehouse) -> list[tuple[Any, str]]:
-    m = wh.marts
-    tables = [(m.payments, "charge mart"), (m.daily, "daily mart"), (m.first_failures, "first-failures mart (optional)")]
-    tables += [(t, "optional mart") for t in m.optional]
-    tables += [(t, "raw Stripe objects") for t in raw_tables_for(wh).all]
-    return tables
+TableCount = system.TableCount
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=20)
 def table_counts(source: data.Source) -> data.Loaded:
-    wh = data.warehouse(source)
-    present_names = wh.table_names()
-    tables = _paydash_tables(wh)
-    present = [t for t, _ in tables if display_name(t) in present_names]
-    with wh.read() as conn:
-        exact_tables, estimates = present, {}
-        if wh.dialect == "postgresql":
-            estimates = system.estimated_row_counts(conn, present)
-            exact_tables = [t for t in present if (estimates.get(display_name(t)) or 0) <= PG_EXACT_COUNT_LIMIT]
-        counts = system.row_counts(conn, exact_tables)
-    out = []
-    for t, role in tables:
-        name = display_name(t)
-        if name in counts:
-            out.append(TableCount(name, role, True, counts[name], True))
-        elif name in estimates:
-            out.append(TableCount(name, role, True, estimates[name], False))
-        else:
-            out.append(TableCount(name, role, False, None, True))
-    return data._loaded(out)
+    wh = data._open(source)
+    present = wh.table_names()
+    with data._read(source) as (wh, conn):
+        return data._loaded(system.table_counts(conn, admin_queries.paydash_tables(wh.marts), present,
+                                                PG_EXACT_COUNT_LIMIT))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=20)
 def growth(source: data.Source, today: date) -> data.Loaded:
-    wh = data.warehouse(source)
+    wh = data._open(source)
     # the customer-totals mart (customer_id, first_payment_at), where paydash built one
     totals = getattr(wh.marts, "customer_totals", None)
     first_payments = totals if totals is not None and wh.has_table(totals) else None
-    with wh.read() as conn:
+    with data._read(source) as (wh, conn):
         rows = system.growth(conn, wh.marts, today, source.timezone, first_payments=first_payments)
         return data._loaded((rows, first_payments is not None))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=40)
 def quality(source: data.Source, today: date, days: int) -> data.Loaded:
-    wh = data.warehouse(source)
+    wh = data._open(source)
     daily = wh.has_table(wh.marts.daily)
     customers = wh.has_table(wh.marts.customers)
-    with wh.read() as conn:
+    with data._read(source) as (wh, conn):
         return data._loaded(system.quality(conn, wh.marts, today, source.timezone, days, daily_table=daily,
                                            customers_table=customers))
 
@@ -164,8 +141,8 @@ def versions(db: DatabaseHealth) -> dict[str, str]:
     return out
 
 
-def slowest_queries(n: int = 20) -> list[querylog.TimedQuery]:
-    return querylog.RECENT.slowest(n)
+def slowest_queries(n: int = 20) -> list[admin_queries.TimedQuery]:
+    return admin_queries.slowest_recent_queries(n)
 
 
 def clear_caches() -> None:
@@ -209,23 +186,20 @@ def system_report(settings: Settings, source: data.Source, username: str) -> dic
 # -- Data explorer ------------------------------------------------------------------------------
 @st.cache_data(ttl=TTL, show_spinner=False, max_entries=20)
 def catalog(source: data.Source) -> data.Loaded:
-    wh = data.warehouse(source)
-    with wh.read() as conn:
+    with data._read(source) as (_, conn):
         return data._loaded(system.catalog(conn))
 
 
-def saved_queries(settings: Settings) -> list[sandbox.SavedQuery]:
-    from pathlib import Path
-
-    return sandbox.load_saved_queries(Path(settings.saved_queries_file))
+def saved_queries(settings: Settings) -> list[admin_queries.SavedQuery]:
+    return admin_queries.saved_queries(settings.saved_queries_file)
 
 
-def run_saved_query(settings: Settings, query: sandbox.SavedQuery, username: str) -> sandbox.QueryResult:
+def run_saved_query(settings: Settings, query: admin_queries.SavedQuery, username: str) -> admin_queries.QueryResult:
     """Run one saved query in the sandbox (never cached: an admin asked for it now); audited."""
     url = settings.explorer_database_url or settings.database_url
     try:
-        result = sandbox.run_read_only(url, query.sql, settings.explorer_max_rows, settings.explorer_timeout,
-                                       settings.connect_timeout)
+        result = admin_queries.run_saved_query(url, query.sql, settings.explorer_max_rows, settings.explorer_timeout,
+                                               settings.connect_timeout)
     except PaydashError as exc:
         record(settings, username, audit.RUN_QUERY, f"{query.name}: refused: {exc}")
         raise

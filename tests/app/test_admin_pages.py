@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from paydash import audit
+from paydash.state import StateStore, audit
 from paydash.app import admin_data, auth, data
 from paydash.queries.filters import PaymentFilters
 from paydash.settings import load_settings
@@ -38,7 +38,7 @@ sql = "SELECT charge_id, amount_usd FROM mart_stripe_payments ORDER BY created_a
 
 def audit_entries(tmp_path: Path) -> list[tuple[str, str, str]]:
     """(user, action, detail) of the audit log in the test's working directory, oldest first."""
-    page = audit.AuditLog(tmp_path / "data" / "audit.sqlite").page(audit.AuditFilter(), page_size=1000)
+    page = StateStore(str(tmp_path / "data" / "state.sqlite")).audit.page(audit.AuditFilter(), page_size=1000)
     return [(e.username, e.action, e.detail) for e in reversed(page.entries)]
 
 
@@ -143,7 +143,7 @@ def test_system_actions_are_done_and_audited(page, tmp_path: Path) -> None:  # n
 
 
 def test_system_audit_log_filters_and_pages(page, tmp_path: Path) -> None:  # noqa: ANN001
-    log = audit.AuditLog(tmp_path / "data" / "audit.sqlite")
+    log = StateStore(str(tmp_path / "data" / "state.sqlite")).audit
     for i in range(60):
         log.record("alice" if i % 2 else "bob", audit.LOGIN)
     log.record("mallory", audit.LOGIN_FAILED, "Wrong user name or password.")

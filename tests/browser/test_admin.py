@@ -61,8 +61,8 @@ def sign_in_as(page: Page, url: str, username: str, password: str) -> None:
 
 
 def audit_actions(server: Server) -> list[tuple[str, str]]:
-    with sqlite3.connect(server.workdir / "data" / "audit.sqlite") as conn:
-        return conn.execute("SELECT username, action FROM audit_log ORDER BY id").fetchall()
+    with sqlite3.connect(server.workdir / "data" / "state.sqlite") as conn:  # the state store's default file
+        return conn.execute("SELECT username, action FROM paydash_audit_log ORDER BY id").fetchall()
 
 
 def test_system_page_for_an_admin(page: Page, admin_server: Server, tmp_path: Path) -> None:

@@ -203,4 +203,4 @@ with data.section("Audit log"):
                                file_name=f"paydash-audit-{date.today():%Y%m%d}.csv", mime="text/csv", key="system_audit_csv",
                                on_click="ignore", icon=":material/download:", disabled=not found.total)
     st.caption(f"Sign-ins, failed sign-ins, exports and admin actions, newest first; times in {tz}. "
-               f"Stored in {fmt.md_escape(settings.audit_log_file)}, outside the warehouse.")
+               f"Stored in the state store {fmt.md_escape(log.where)}, outside the warehouse.")
