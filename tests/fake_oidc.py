@@ -15,7 +15,8 @@ A threaded HTTP server serving what paydash uses of a provider:
 `provider.misbehave` holds switches for the negative tests: `audience` (another aud),
 `expired`, `bad_signature` (signed with another key under the same kid), `unknown_kid`,
 `nonce` (another nonce), `issuer` (another iss), `no_email_in_id_token` (email only from
-/userinfo), `discovery_status` (e.g. 500). `provider.token_requests` records every token
+/userinfo), `discovery_status` (e.g. 500), `hang_up_token` (the token endpoint closes the
+connection without answering). `provider.token_requests` records every token
 request's form (so a test can see the code_verifier paydash sent).
 
     with FakeOIDCProvider(client_id="paydash", client_secret="s3cret", email="ann@example.com") as idp:
@@ -162,6 +163,9 @@ class FakeOIDCProvider:
             ("GET", "/jwks"): self._jwks,
             ("GET", "/userinfo"): self._userinfo,
         }
+        if method == "POST" and url.path == "/token" and self.misbehave.get("hang_up_token"):
+            handler.close_connection = True  # a provider that crashed mid-request: no answer at all
+            return
         route = routes.get((method, url.path))
         if route is None:
             status, headers, payload = 404, {}, {"error": "not_found"}

@@ -312,6 +312,8 @@ def _reason(exc: Exception) -> str:
         return f"no answer within {HTTP_TIMEOUT:g} s"
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or host not found"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "it closed the connection without answering"
     return type(exc).__name__
 
 
@@ -321,15 +323,29 @@ class OIDCFlow:
         self.settings = settings
         self.provider = Provider(settings.oidc_issuer)
         self._start_session = start_session
+        self._proxies: list | None = None
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False, trust_env=False)
 
+    def _https(self, request: Request) -> bool:
+        # https as the browser sees it: the socket's scheme, or X-Forwarded-Proto from a trusted proxy
+        from paydash.app.http_auth import came_over_https, parse_proxies
+
+        if self._proxies is None:
+            self._proxies = parse_proxies(self.settings.trusted_proxies)
+        return came_over_https(request.scope, self._proxies)
+
     def _secure(self, request: Request) -> bool:
-        return request.url.scheme == "https" or bool(self.settings.cookie_secure)
+        return bool(self.settings.cookie_secure) or self._https(request)
 
     def redirect_uri(self, request: Request) -> str:
-        return str(request.base_url).rstrip("/") + CALLBACK_PATH
+        """This request's origin (Host header; https when it came over https) + the callback path.
+        The provider only accepts the redirect URIs registered there, so a forged Host goes nowhere."""
+        base = request.base_url
+        if self._https(request) and base.scheme == "http":
+            base = base.replace(scheme="https")
+        return str(base).rstrip("/") + CALLBACK_PATH
 
     async def _refused(self, request: Request, failure: SignInRefused, *, clear: bool) -> Response:
         log.warning("OIDC sign-in refused from %s: %s", request.client.host if request.client else "?", failure.reason)
