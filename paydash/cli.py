@@ -6,16 +6,14 @@ command line) shows the traceback instead.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from paydash import jsonout
 from paydash.errors import InvalidInput, PaydashError
 from paydash.settings import Settings, load_settings
 
@@ -59,26 +57,11 @@ def _warehouse(db: str | None, read_only: bool = True, **options):  # noqa: ANN2
     return wh
 
 
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds") + ("Z" if value.tzinfo is None else "")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
 def _emit(data: Any, as_json: bool) -> None:
-    data = to_jsonable(data)
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(jsonout.dumps(data))  # the serialiser the System report uses too
         return
-    _print_human(data)
+    _print_human(jsonout.jsonable(data))
 
 
 def _print_human(data: Any, indent: str = "") -> None:
@@ -116,6 +99,22 @@ def _range(start: str | None, end: str | None, tz: str | None):  # noqa: ANN202
     return resolve_range(start, end, tz or _settings().timezone)
 
 
+def _port(given: int | None, default: int) -> int:
+    """--port, else $PORT (what Heroku-style platforms set), else `default`."""
+    if given is not None:
+        port, source = given, "--port"
+    else:
+        text = os.environ.get("PORT", "").strip()
+        if not text:
+            return default
+        if not text.isdigit():
+            raise InvalidInput(f"PORT={text!r} is not a port number; set it to e.g. 8501 or pass --port")
+        port, source = int(text), "PORT"
+    if not 0 <= port <= 65535:
+        raise InvalidInput(f"{source} {port} is not a port number (0-65535)")
+    return port
+
+
 # -- commands ----------------------------------------------------------------------------
 @app.command()
 def demo(
@@ -124,7 +123,7 @@ def demo(
     seed: int = typer.Option(42, "--seed", help="Random seed; the same seed gives the same data."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Only build the database; do not start the dashboard."),
     db: Optional[str] = DbOption,
-    port: int = typer.Option(8501, "--port", help="Port of the dashboard when serving."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port of the dashboard when serving (default: $PORT, else 8501)."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address the dashboard listens on."),
 ) -> None:
     """Build a demo database of realistic payments, then serve the dashboard."""
@@ -164,10 +163,10 @@ def serve(
     db: Optional[str] = DbOption,
     demo_login: bool = typer.Option(False, "--demo-login", hidden=True),
 ) -> None:
-    """Run the dashboard (Streamlit)."""
+    """Run the dashboard: pages, sign-in, /healthz and (with PAYDASH_STRIPE_WEBHOOK_SECRET) the Stripe receiver, on one port."""
     from paydash.app.server import run_server
 
-    run_server(port=port or int(os.environ.get("PORT", "8501")), address=address, db=db, demo_login=demo_login)
+    run_server(port=_port(port, 8501), address=address, db=db, demo_login=demo_login)
 
 
 @app.command()
@@ -176,10 +175,10 @@ def webhooks(
     address: str = typer.Option("0.0.0.0", "--address", help="Address to listen on."),
     db: Optional[str] = DbOption,
 ) -> None:
-    """Receive Stripe webhooks (POST /webhooks/stripe) into the raw tables and the marts."""
+    """Receive Stripe webhooks (POST /webhooks/stripe) apart from the dashboard (`paydash serve` also serves them on its port)."""
     from paydash.sources.stripe_webhooks import run
 
-    run(db=db, address=address, port=port or int(os.environ.get("PORT", "8502")))
+    run(db=db, address=address, port=_port(port, 8502))
 
 
 @app.command("rebuild-marts")

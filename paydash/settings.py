@@ -192,6 +192,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Database connections kept open by one process.",
         _positive_int,
     ),
+    Setting(
+        "operations_refresh",
+        60,
+        "Seconds between the Operations page's automatic refreshes while its refresh toggle is on. A refresh "
+        "is not activity: an untouched Operations tab still signs out after PAYDASH_SESSION_IDLE_TIMEOUT.",
+        _positive_int,
+    ),
     # -- dashboard login (paydash/app/auth.py) --------------------------------------
     Setting(
         "password",
@@ -414,10 +421,11 @@ SETTINGS: tuple[Setting, ...] = (
         "duckdb_shared",
         False,
         "true: every paydash process opens the embedded DuckDB file only for the length of one "
-        "query or transaction, and waits while another holds it. Needed when `paydash serve` runs "
-        "beside `paydash webhooks` on the same file (DuckDB lets one process write and then no other "
-        "open the file); costs a file open per query. Unset, `paydash serve` turns it on by itself "
-        "for a file that has the raw Stripe tables or that another process holds. Not needed on PostgreSQL.",
+        "query or transaction, and waits while another holds it. Only for separate processes on one file: "
+        "`paydash webhooks`, `sync` or `alerts watch` running beside `paydash serve` (set it for all of them; "
+        "DuckDB lets one process write and then no other open the file); costs a file open per query. Not "
+        "needed when `paydash serve` receives the webhooks itself (PAYDASH_STRIPE_WEBHOOK_SECRET): the receiver "
+        "and the dashboard share the file in one process. Not needed on PostgreSQL.",
         _boolean,
     ),
     Setting(

@@ -93,9 +93,9 @@ def run(
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
-    """Evaluate every rule now, update the state file and send the notifications."""
+    """Evaluate every rule now, update the state store and send the notifications."""
     from paydash.alerts.runner import run_once
-    from paydash.alerts.state import AlertStore
+    from paydash.state import open_state
 
     if not once:
         raise InvalidInput("`paydash alerts run` needs --once; use `paydash alerts watch` to evaluate on a schedule")
@@ -103,7 +103,7 @@ def run(
     settings, rules, wh = _context(db)
     sender = _sender(settings)
     try:
-        _print_result(run_once(wh, rules, AlertStore(settings.alert_state_file), settings, sender), as_json)
+        _print_result(run_once(wh, rules, open_state(settings).alerts, settings, sender), as_json)
     finally:
         sender.close()
 
@@ -116,7 +116,7 @@ def watch(
     """Evaluate the rules every --interval seconds until stopped (Ctrl-C)."""
     from paydash.alerts.channels import channel_configured
     from paydash.alerts.runner import watch as watch_loop
-    from paydash.alerts.state import AlertStore
+    from paydash.state import open_state
 
     if interval <= 0:
         raise InvalidInput("--interval must be a positive number of seconds")
@@ -129,10 +129,11 @@ def watch(
 
             log.warning("alerts: rules route to %s but %s is not set; their notifications will wait in the outbox",
                         channel, SETTING_OF_CHANNEL[channel])
-    log.info("alerts: watching %d rules every %d s (state in %s)", len(rules), interval, settings.alert_state_file)
+    store = open_state(settings)
+    log.info("alerts: watching %d rules every %d s (state in %s)", len(rules), interval, store.display_url)
     sender = _sender(settings)
     try:
-        watch_loop(wh, rules, AlertStore(settings.alert_state_file), settings, sender, interval,
+        watch_loop(wh, rules, store.alerts, settings, sender, interval,
                    report=lambda r: [log.info("alerts: %s %s -> %s", t.rule, t.from_state, t.to_state)
                                      for t in r.transitions])
     finally:
@@ -144,7 +145,7 @@ def replay(
     start: str = typer.Option(..., "--from", help="First evaluation time, UTC unless an offset is given (2026-11-20T10:00)."),
     end: str = typer.Option(..., "--to", help="Last evaluation time, included."),
     step: str = typer.Option("1m", "--step", help="Time between evaluations (30s, 1m, 5m...)."),
-    dry_run: bool = typer.Option(True, "--dry-run", help="Only print (always: replay never sends nor touches the state file)."),
+    dry_run: bool = typer.Option(True, "--dry-run", help="Only print (always: replay never sends nor touches the state store)."),
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
@@ -197,17 +198,17 @@ def status(
     limit: int = typer.Option(20, "--limit", help="How many recent state changes to show."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Each rule's state and the latest state changes, from the state file (PAYDASH_ALERT_STATE_FILE)."""
-    from paydash.alerts.state import current_states, history
+    """Each rule's state and the latest state changes, from the state store (PAYDASH_STATE_URL)."""
     from paydash.settings import load_settings
+    from paydash.state import open_state
 
-    path = load_settings().alert_state_file
-    states, changes = current_states(path), history(limit, path)
+    store = open_state(load_settings())
+    states, changes = store.alerts.current_states(), store.alerts.history(limit)
     if as_json:
         typer.echo(json.dumps({"states": states, "history": changes}, indent=2))
         return
     if not states:
-        typer.echo(f"no alert state in {path} yet; run `paydash alerts run --once` or `paydash alerts watch`")
+        typer.echo(f"no alert state in {store.display_url} yet; run `paydash alerts run --once` or `paydash alerts watch`")
         return
     for s in states:
         typer.echo(f"{s['state']:<9} {s['rule']}  since {s['since'] or '-'}  value {s['value']}")

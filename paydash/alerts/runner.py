@@ -2,7 +2,7 @@
 
 The runner only reads the warehouse, through one short read-only session per evaluation
 (on a DuckDB file it never holds the file between evaluations, so the webhook receiver can
-write in between). Its own state lives in the SQLite file of `state.py`.
+write in between). Its own state lives in the state store (`paydash.state.alerts`, PAYDASH_STATE_URL).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 from paydash.alerts.channels import SETTING_OF_CHANNEL, Sender, build_payload, channel_configured, request_for
 from paydash.alerts.evaluate import Notification, RuleState, Transition, step
 from paydash.alerts.rules import Rule
-from paydash.alerts.state import AlertStore
 from paydash.errors import InvalidInput, PaydashError
 from paydash.queries.alert_metrics import METRICS, MetricValue, metric_series, metrics_at
+from paydash.state.alerts import AlertStore
 from paydash.warehouse.schema import display_name
 
 log = logging.getLogger("paydash.alerts")
@@ -104,7 +104,7 @@ def deliver(store: AlertStore, settings, sender: Sender, now: Callable[[], datet
         if not channel_configured(item.channel, settings):
             if item.channel not in warned:
                 log.warning("alerts: %s is not configured: set %s; its notifications wait in %s", item.channel,
-                            SETTING_OF_CHANNEL[item.channel], store.path)
+                            SETTING_OF_CHANNEL[item.channel], store.where)
                 warned.add(item.channel)
             blocked.add(item.channel)
             counts["waiting"] += 1

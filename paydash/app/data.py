@@ -262,18 +262,18 @@ def refresh_operations() -> None:
 
 
 @st.cache_data(ttl=TTL_OPERATIONS, show_spinner=False, max_entries=10)
-def _alert_view(state_file: str) -> Loaded:
-    from paydash.alerts.state import for_dashboard
+def _alert_view(state_url: str) -> Loaded:
+    from paydash.state import open_state
 
-    return _loaded(for_dashboard(50, state_file))
+    return _loaded(open_state(settings()).alerts.for_dashboard(50))
 
 
 def alert_state(source: Source) -> Loaded | None:
-    """Alert state and history for the Operations page, from the alert runner's state file
-    (PAYDASH_ALERT_STATE_FILE, docs/alerts.md): Loaded({"rules": [{rule, state, since, channel,
+    """Alert state and history for the Operations page, from the alert runner's state in the
+    state store (PAYDASH_STATE_URL, docs/state.md): Loaded({"rules": [{rule, state, since, channel,
     value}], "history": [{at, rule, change, action, channel, delivery}]}), or None before any
     runner has written it."""
-    loaded = _alert_view(settings().alert_state_file)
+    loaded = _alert_view(settings().state_url)
     return loaded if loaded.value["rules"] else None
 
 

@@ -1,63 +1,72 @@
-"""`paydash serve`: run the Streamlit app as a child process with production flags."""
+"""`paydash serve`: one ASGI application on one port, in this process.
+
+Streamlit runs as an ASGI app (`st.App`, on uvicorn) with paydash's own routes and
+middleware beside it:
+
+- the dashboard pages (paydash/app/main.py), behind the session gate (http_auth.py);
+- `GET/POST /auth/login`, `POST /auth/logout` (and `/auth/oidc/*` with an OIDC provider);
+- `GET /healthz` (database, state store and receiver status; no sign-in) and Streamlit's
+  own `/_stcore/health`;
+- the Stripe receiver (`POST /webhooks/stripe`, `POST /events`, `GET /metrics`, as `paydash
+  webhooks` serves them) when PAYDASH_STRIPE_WEBHOOK_SECRET or PAYDASH_EVENTS_TOKEN is set.
+  On an embedded DuckDB file this process is then the file's only opener: the receiver holds
+  it writable and the dashboard reads it through the same DuckDB instance (warehouse/engine.py).
+
+The whole `Settings` is loaded once here (then `--db`, and the demo's one-run password) and
+handed to the pages through `served.configure`. SIGTERM and SIGINT stop the server cleanly:
+open requests finish, the receiver writes what it has queued, then the process exits.
+"""
 
 from __future__ import annotations
 
-import os
+import asyncio
+import errno
+import logging
 import secrets
 import signal
-import subprocess
+import socket
 import sys
-import threading
-import time
-import urllib.request
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, AsyncIterator
 
-from paydash.app import auth
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from paydash.app import auth, http_auth, served
 from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings, load_settings, raw_sources
-from paydash.warehouse.engine import duckdb_file_has_writers
 from paydash.warehouse.sandbox import EXAMPLE_QUERIES
 
 MAIN = Path(__file__).with_name("main.py")
+RECEIVER_PATHS = ("/webhooks/stripe", "/events", "/metrics")
+HEALTH_TIMEOUT = 15.0  # seconds /healthz waits for one ping before calling it down
+
+log = logging.getLogger("paydash.serve")
 
 
-def streamlit_command(port: int, address: str) -> list[str]:
-    return [
-        sys.executable, "-m", "streamlit", "run", str(MAIN),
-        "--server.headless=true",
-        f"--server.port={port}",
-        f"--server.address={address}",
-        "--server.fileWatcherType=none",
-        "--server.runOnSave=false",
-        "--browser.gatherUsageStats=false",
+def streamlit_options(port: int, address: str) -> dict[str, Any]:
+    """Streamlit's configuration for `paydash serve` (over config.toml files)."""
+    return {
+        "server.headless": True,
+        "server.port": port,
+        "server.address": address,
+        "server.fileWatcherType": "none",
+        "server.runOnSave": False,
+        "server.enableXsrfProtection": True,
+        "browser.gatherUsageStats": False,
         # no tracebacks in the browser; they go to the server log
-        "--client.showErrorDetails=none",
-        "--client.toolbarMode=minimal",
-        "--global.developmentMode=false",
-    ]
-
-
-def child_environment(db: str | None, demo_password: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    if db:
-        env["PAYDASH_DATABASE_URL"] = db
-    if demo_password:
-        env["PAYDASH_PASSWORD"] = demo_password
-    env.update(extra or {})
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def share_duckdb_file(settings: Settings) -> bool:
-    """Whether the dashboard must open its embedded DuckDB file per query because `paydash
-    webhooks` or `paydash sync` write to it (docs/stripe.md). PAYDASH_DUCKDB_SHARED, when set
-    anywhere, decides; otherwise the file does (its raw Stripe tables, or a writer holding it)."""
-    if "PAYDASH_DUCKDB_SHARED" in raw_sources():
-        return False  # the child reads the team's own choice from the same sources
-    try:
-        return duckdb_file_has_writers(settings.database_url, settings)
-    except PaydashError:
-        return False  # the dashboard itself will say what is wrong with the database
+        "client.showErrorDetails": "none",
+        "client.toolbarMode": "minimal",
+        # the dataframe toolbar's "Download as CSV" does no formula neutralisation; every table
+        # has paydash's own formula-safe export instead
+        "client.disableDataExport": True,
+        "global.developmentMode": False,
+        "logger.hideWelcomeMessage": True,
+    }
 
 
 def demo_saved_queries(settings: Settings) -> Path | None:
@@ -70,72 +79,232 @@ def demo_saved_queries(settings: Settings) -> Path | None:
 
 def shown_address(address: str, port: int) -> str:
     host = "localhost" if address in ("0.0.0.0", "::", "") else address
+    if ":" in host:
+        host = f"[{host}]"
     return f"http://{host}:{port}"
 
 
-def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None, demo_login: bool = False) -> None:
-    """Start the dashboard and wait for it; refuse to start without a login, except for the demo."""
+def receiver_enabled(settings: Settings) -> bool:
+    return bool((settings.stripe_webhook_secret or "").strip() or (settings.events_token or "").strip())
+
+
+def serve_settings(db: str | None = None, demo_login: bool = False) -> Settings:
+    """The whole settings of this run: environment, .env and secrets.toml, then --db (and, for
+    the demo, its example saved queries)."""
     settings = load_settings()
     if db:
         settings = settings.replace(database_url=db)
-    config = auth.login_config(settings)
-    demo_password = None
-    if not config.configured:
-        if not demo_login:
-            raise ConfigError(f"refusing to start the dashboard: {auth.NOT_CONFIGURED}")
-        # a fresh password for this run only, handed to the app through its environment
-        demo_password = secrets.token_urlsafe(12)
+    if demo_login:
+        examples = demo_saved_queries(settings)
+        if examples is not None:
+            settings = settings.replace(saved_queries_file=str(examples))
+    return settings
 
-    extra: dict[str, str] = {}
-    examples = demo_saved_queries(settings) if demo_login else None
-    if examples is not None:
-        extra["PAYDASH_SAVED_QUERIES_FILE"] = str(examples)
-    if share_duckdb_file(settings):
-        extra["PAYDASH_DUCKDB_SHARED"] = "true"
-        print("the DuckDB file is written by `paydash webhooks` / `paydash sync`: the dashboard opens it per query "
-              "so they can write beside it (set PAYDASH_DUCKDB_SHARED=false to keep it open)", flush=True)
-    process = subprocess.Popen(streamlit_command(port, address), env=child_environment(db, demo_password, extra))
+
+def _login_or_demo(settings: Settings, store, demo_login: bool) -> tuple[Settings, str | None, auth.LoginConfig | None]:  # noqa: ANN001
+    """Refuse to start without a way to sign in, except for the demo (a password for this run only)."""
+    try:
+        config = auth.login_config(settings, store.users.all())
+    except PaydashError as exc:
+        if settings.password or auth.oidc_configured(settings):
+            print(f"warning: {exc}; nobody can sign in until it answers", file=sys.stderr, flush=True)
+            return settings, None, None
+        raise ConfigError(f"refusing to start the dashboard: {exc}") from exc
+    if config.configured:
+        return settings, None, config
+    if not demo_login:
+        raise ConfigError(f"refusing to start the dashboard: {auth.NOT_CONFIGURED}")
+    password = secrets.token_urlsafe(12)
+    settings = settings.replace(password=password)
+    return settings, password, auth.login_config(settings, {})
+
+
+# -- /healthz ----------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:400]
+
+
+class Health:
+    """What /healthz checks: the dashboard's database, the state store, the receiver."""
+
+    def __init__(self, settings: Settings, store, receiver=None) -> None:  # noqa: ANN001
+        from paydash.warehouse.engine import Warehouse
+
+        self.settings = settings
+        self.store = store
+        self.receiver = receiver
+        self.warehouse = Warehouse(settings.database_url, settings, read_only=True)
+
+    async def _check(self, ping) -> dict[str, Any]:  # noqa: ANN001
+        try:
+            seconds = await asyncio.wait_for(run_in_threadpool(ping), HEALTH_TIMEOUT)
+        except asyncio.TimeoutError:
+            return {"ok": False, "error": f"no answer within {HEALTH_TIMEOUT:g} s"}
+        except Exception as exc:  # noqa: BLE001 - reported, one line (the messages hide passwords)
+            return {"ok": False, "error": _one_line(exc)}
+        return {"ok": True, "ms": round(seconds * 1000, 1)}
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        database, state = await asyncio.gather(self._check(self.warehouse.ping), self._check(self.store.ping))
+        body: dict[str, Any] = {"ok": database["ok"] and state["ok"], "database": database, "state": state}
+        if self.receiver is not None:
+            body["receiver"] = self.receiver.status()
+        return JSONResponse(body, status_code=200 if body["ok"] else 503, headers={"Cache-Control": "no-store"})
+
+    def close(self) -> None:
+        self.warehouse.dispose()
+
+
+# -- the application ---------------------------------------------------------------------------
+def build_app(settings: Settings, store, on_started=None, on_failed=None):  # noqa: ANN001, ANN201
+    """The served application: `st.App(main.py)` with paydash's routes, middleware and lifespan.
+
+    `on_failed(message)` is called when the receiver cannot start (the server should stop)."""
+    import streamlit as st
+
+    from paydash.sources import stripe_webhooks
+
+    service = None
+    routes: list[Route] = []
+    public = {"/healthz", "/_stcore/health"}
+    if receiver_enabled(settings):
+        service = stripe_webhooks.ReceiverService(settings)
+        routes += stripe_webhooks.service_routes(service, settings)
+        public |= {route.path for route in routes}
+    health = Health(settings, store, service)
+    routes += http_auth.auth_routes(settings)
+    routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
+    gate = http_auth.Gate(settings, store, public_paths=public)
+
+    @asynccontextmanager
+    async def lifespan(_app) -> AsyncIterator[dict[str, Any] | None]:  # noqa: ANN001
+        if service is not None:
+            try:
+                started = await run_in_threadpool(service.start_or_retry)
+            except PaydashError as exc:
+                if on_failed is not None:
+                    on_failed(f"the webhook receiver cannot open the database: {exc}")
+            else:
+                if started:
+                    log.info("receiving Stripe webhooks into %s", service.display_url)
+        try:
+            yield None
+        finally:
+            if service is not None:
+                await run_in_threadpool(service.close)  # what is queued is written first
+            health.close()
+
+    app = st.App(MAIN, routes=routes, middleware=[Middleware(http_auth.PaydashMiddleware, gate=gate)],
+                 lifespan=lifespan)
+    return app, service
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    """The listening socket; a busy port is an error (never a quiet move to the next one)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((address, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {address} is already in use; stop what uses it or choose "
+                              "another with --port (or $PORT)") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"not allowed to listen on port {port} of {address}; use a port above 1023") from None
+        raise ConfigError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _uvicorn_options() -> dict[str, Any]:
+    """Streamlit's own websocket settings for uvicorn (message size, pings), when it offers them."""
+    try:
+        from streamlit.web.server.starlette.starlette_server import _get_uvicorn_config_kwargs
+
+        options = dict(_get_uvicorn_config_kwargs())
+    except Exception:  # noqa: BLE001 - a Streamlit without it: uvicorn's defaults
+        options = {}
+    options.update(access_log=False, use_colors=False)
+    return options
+
+
+def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None, demo_login: bool = False) -> None:
+    """Serve the dashboard until SIGTERM/SIGINT; refuse to start without a login, except for the demo."""
+    import uvicorn
+    from streamlit import config as st_config
+    from streamlit.web import bootstrap
+
+    from paydash.state import open_state
+
+    settings = serve_settings(db, demo_login)
+    http_auth.parse_proxies(settings.trusted_proxies)  # a bad entry stops the start, with its message
+    if any((getattr(settings, n) or "").strip() for n in ("oidc_issuer", "oidc_client_id", "oidc_client_secret")):
+        from paydash.app.oidc import oidc_config_problem
+
+        problem = oidc_config_problem(settings)
+        if problem:
+            raise ConfigError(f"refusing to start the dashboard: {problem}")
+    store = open_state(settings)
+    settings, demo_password, config = _login_or_demo(settings, store, demo_login)
+    served.configure(settings)
+
+    sock = _bind(address, port)
+    port = sock.getsockname()[1]
+    bootstrap.load_config_options(streamlit_options(port, address))
+    st_config._server_mode = "asgi-server"
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paydash").setLevel(logging.INFO)
+
+    failure: list[str] = []
     url = shown_address(address, port)
 
-    def announce() -> None:
-        local = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
-        if _wait_healthy(f"http://{local}:{port}/_stcore/health", process):
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # noqa: ANN001
+            await super().startup(sockets)
+            if self.should_exit:
+                return
             print(f"\npaydash is running at {url}", flush=True)
             if demo_password:
                 print(f"demo login: password {demo_password}  (generated for this run only)", flush=True)
-            elif config.mode == "users":
-                print(f"sign in with a user from {settings.users_file}", flush=True)
-            else:
+            elif config is not None and config.mode == "users":
+                print("sign in with a user of the state store (`paydash users list`)", flush=True)
+            elif config is not None and config.mode == "password":
                 print("sign in with the team password (PAYDASH_PASSWORD)", flush=True)
+            if config is not None and config.oidc:
+                print(f"or sign in with {settings.oidc_provider_name} ({url}/auth/oidc/login)", flush=True)
 
-    threading.Thread(target=announce, daemon=True).start()
+    def failed(message: str) -> None:
+        failure.append(message)
+        server.should_exit = True
 
-    def forward(signum, _frame) -> None:  # noqa: ANN001
-        if process.poll() is None:
-            process.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
+    app, _service = build_app(settings, store, on_failed=failed)
+    uv_config = uvicorn.Config(
+        app, host=address, port=port, lifespan="on", proxy_headers=False,  # http_auth decides whom to believe
+        log_level="warning", timeout_graceful_shutdown=20, **_uvicorn_options(),
+    )
+    server = Server(uv_config)
+    # uvicorn re-raises the signal that stopped it once it is done: these make that a clean exit
+    previous = {sig: signal.signal(sig, _quiet_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        code = process.wait()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-    if code not in (0, -signal.SIGINT, -signal.SIGTERM):
-        raise SystemExit(code)
+        pass
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure:
+        raise PaydashError(failure[0])
+    if not server.started:
+        raise PaydashError("the dashboard did not start; see the messages above")
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, limit: float = 60.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
+def _quiet_exit(signum, frame) -> None:  # noqa: ANN001
+    pass

@@ -1,4 +1,5 @@
-"""`paydash webhooks`: the Stripe webhook receiver (an ASGI app served by uvicorn).
+"""The Stripe webhook receiver: `paydash serve` mounts it on the dashboard's port when a
+signing secret (or PAYDASH_EVENTS_TOKEN) is set; `paydash webhooks` serves it alone.
 
 POST /webhooks/stripe verifies `Stripe-Signature`, then in ONE database transaction stores
 the event (idempotent on its id), upserts the object it carries into the raw tables (an
@@ -6,12 +7,16 @@ older state never replaces a newer one) and queues the objects it changed for th
 which follow within about a second (see `Receiver`). It answers 2xx only after that
 transaction committed, 400 for a bad signature or payload
 (recorded only in stripe_invalid_deliveries), 413 for an oversized body and 503 when the
-database cannot be written, so that Stripe delivers again. GET /healthz answers 200 when
-the database answers.
+database cannot be written, so that Stripe delivers again. `paydash webhooks` answers
+GET /healthz with 200 when the database answers (`paydash serve` has its own /healthz).
 
-Embedded DuckDB: this process is the file's single writer. It opens the file only for the
-length of one write transaction (no pooled connection keeps it locked), serialises its own
-writes with a lock, and waits a little when another process holds the file. See docs/stripe.md.
+`ReceiverService` is the lifecycle (start the writer, close it), `receiver_routes` the routes.
+
+Embedded DuckDB: the process running the receiver is the file's single writer. Inside
+`paydash serve` it holds the file and the dashboard shares it in-process (warehouse/engine.py).
+`paydash webhooks`, running apart, opens the file only for the length of one write
+transaction (no pooled connection keeps it locked), serialises its own writes with a lock,
+and waits a little when another process holds the file. See docs/stripe.md.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -432,24 +437,130 @@ async def read_body(request: Request, max_body: int) -> bytes | None:
     return bytes(body)
 
 
-def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300, max_body: int = 1_048_576,
-               events_token: str | None = None, events_max_body: int = 262_144) -> Starlette:
-    secrets = list(secrets)
-    if not secrets:
-        raise ConfigError("the webhook receiver needs at least one signing secret")
+class ReceiverService:
+    """The receiver's lifecycle inside a server: `start()` opens the writable warehouse and starts
+    the writer thread (creating the raw tables on a new database), `close()` writes what is
+    queued, stops the writer and closes the warehouse. `paydash webhooks` and `paydash serve`
+    (the receiver on the dashboard's port) both run it.
+
+    `start_or_retry()` is for a server that must come up while the database is down: the
+    routes answer 503 (Stripe delivers again) until a background retry has started it.
+    """
+
+    RETRY_EVERY = 5.0
+
+    def __init__(self, settings, url: str | None = None, hold_duckdb_file: bool = True):  # noqa: ANN001 - Settings
+        self.settings = settings
+        self.url = url or settings.database_url
+        self.hold_duckdb_file = hold_duckdb_file
+        self.receiver: Receiver | None = None
+        self.start_error: str | None = None
+        self._wh = None
+        self._closed = threading.Event()
+        self._guard = threading.Lock()
+        self._retry: threading.Thread | None = None
+
+    def start(self) -> Receiver:
+        """Open the warehouse and start the writer; raises PaydashError when the database cannot be written."""
+        from paydash.warehouse.engine import Warehouse
+
+        with self._guard:
+            if self.receiver is not None:
+                return self.receiver
+            if self._closed.is_set():
+                raise PaydashError("the receiver is shutting down")
+            wh = Warehouse(self.url, self.settings, read_only=False, hold_duckdb_file=self.hold_duckdb_file)
+            try:
+                self.receiver = Receiver(wh, TransformOptions.from_settings(self.settings))
+            except BaseException as exc:
+                wh.dispose()
+                self.start_error = str(exc) if isinstance(exc, PaydashError) else f"{type(exc).__name__}: {exc}"
+                raise
+            self._wh = wh
+            self.start_error = None
+            return self.receiver
+
+    def start_or_retry(self) -> bool:
+        """Start now; when the database cannot be reached, keep trying in the background. True when started."""
+        try:
+            self.start()
+            return True
+        except DatabaseUnreachable as exc:
+            if self.url.startswith("duckdb") or "://" not in self.url:
+                # an embedded file held by another process: say so now; a later start could find
+                # the dashboard holding the file read-only in this process
+                raise
+            log.error("the webhook receiver cannot open the database (deliveries get 503 until it can; "
+                      "retrying every %.0f s): %s", self.RETRY_EVERY, exc)
+            self._retry = threading.Thread(target=self._retry_loop, name="paydash-receiver-start", daemon=True)
+            self._retry.start()
+            return False
+
+    def _retry_loop(self) -> None:
+        while not self._closed.wait(self.RETRY_EVERY):
+            try:
+                self.start()
+            except PaydashError:
+                continue
+            log.info("the webhook receiver is writing to %s", self._wh.display_url if self._wh else self.url)
+            return
+
+    @property
+    def display_url(self) -> str:
+        from paydash.warehouse.engine import safe_url
+
+        return self._wh.display_url if self._wh is not None else safe_url(self.url)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer, close the warehouse (idempotent)."""
+        self._closed.set()
+        if self._retry is not None:
+            self._retry.join()
+        with self._guard:
+            if self.receiver is not None:
+                self.receiver.close()
+                self.receiver = None
+            if self._wh is not None:
+                self._wh.dispose()
+                self._wh = None
+
+    def status(self) -> dict[str, Any]:
+        """What /healthz says about the receiver."""
+        receiver = self.receiver
+        if receiver is None:
+            return {"ok": False, "error": self.start_error or "not started"}
+        body: dict[str, Any] = {"ok": True}
+        if receiver.refresh_error:
+            body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
+        return body
+
+
+def receiver_routes(service: ReceiverService, secrets: Sequence[str] | None, tolerance: int = 300,
+                    max_body: int = 1_048_576, events_token: str | None = None,
+                    events_max_body: int = 262_144) -> list[Route]:
+    """`POST /webhooks/stripe` (when there are signing secrets), `POST /events` and `GET /metrics`,
+    served by `service`'s receiver; 503 while it is not started (the database is down)."""
+    secrets = list(secrets or [])
+
+    def receiver_or_none() -> Receiver | None:
+        return service.receiver
 
     async def stripe_webhook(request: Request) -> JSONResponse:
         payload = await read_body(request, max_body)
         if payload is None:
             return JSONResponse({"error": f"body larger than {max_body} bytes"}, status_code=413)
+        receiver = receiver_or_none()
         try:
             verify_signature(payload, request.headers.get("stripe-signature"), secrets, tolerance)
             event = parse_event(payload)
         except (SignatureError, ValueError) as exc:
             reason = f"{'signature' if isinstance(exc, SignatureError) else 'payload'}: {exc}"
             log.warning("refused a delivery: %s", reason)
-            await run_in_threadpool(receiver.record_invalid, reason, payload)
+            if receiver is not None:
+                await run_in_threadpool(receiver.record_invalid, reason, payload)
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if receiver is None:
+            return JSONResponse({"error": "the database cannot be written; deliver again later"}, status_code=503)
         try:
             stored = await receiver.store_async(event)
         except PaydashError as exc:
@@ -462,7 +573,33 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
         log.info("event %s %s: %s", event["id"], event["type"], "stored" if stored.new else "duplicate")
         return JSONResponse({"received": True, "duplicate": not stored.new})
 
+    events_endpoint, metrics_endpoint = operations_routes(receiver_or_none, events_token, events_max_body)
+    routes = [Route("/webhooks/stripe", stripe_webhook, methods=["POST"])] if secrets else []
+    return routes + [
+        Route("/events", events_endpoint, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+
+def service_routes(service: ReceiverService, settings) -> list[Route]:  # noqa: ANN001 - Settings
+    """The receiver's routes as the settings configure them (signing secrets, events token, limits)."""
+    secrets = parse_secrets(settings.stripe_webhook_secret) if (settings.stripe_webhook_secret or "").strip() else []
+    return receiver_routes(service, secrets, settings.webhook_tolerance, settings.webhook_max_body,
+                           settings.events_token, settings.events_max_body)
+
+
+def create_app(service: ReceiverService, secrets: Sequence[str], tolerance: int = 300, max_body: int = 1_048_576,
+               events_token: str | None = None, events_max_body: int = 262_144) -> Starlette:
+    """`paydash webhooks`: the receiver's routes and its own GET /healthz."""
+    secrets = list(secrets)
+    if not secrets:
+        raise ConfigError("the webhook receiver needs at least one signing secret")
+
     async def healthz(request: Request) -> JSONResponse:
+        receiver = service.receiver
+        if receiver is None:
+            return JSONResponse({"ok": False, "error": service.start_error or "the receiver is not started"},
+                                status_code=503)
         try:
             seconds = await run_in_threadpool(receiver.ping)
         except PaydashError as exc:
@@ -472,16 +609,11 @@ def create_app(receiver: Receiver, secrets: Sequence[str], tolerance: int = 300,
             body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
         return JSONResponse(body)
 
-    events_endpoint, metrics_endpoint = operations_routes(receiver, events_token, events_max_body)
-    return Starlette(routes=[
-        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/events", events_endpoint, methods=["POST"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-    ])
+    routes = receiver_routes(service, secrets, tolerance, max_body, events_token, events_max_body)
+    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])])
 
 
-def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # noqa: ANN201
+def operations_routes(get_receiver: Callable[[], Receiver | None], token: str | None, max_body: int):  # noqa: ANN201
     """`POST /events` (bearer token, validated, size-limited, idempotent) and `GET /metrics`."""
     from starlette.responses import PlainTextResponse
 
@@ -505,6 +637,9 @@ def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # 
             rows = operations_events.parse_api_events(body)
         except operations_events.InvalidEvents as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        receiver = get_receiver()
+        if receiver is None:
+            return JSONResponse({"error": "the database cannot be written; send the events again later"}, status_code=503)
         try:
             stored = await run_in_threadpool(receiver.store_api_events, rows)
         except PaydashError as exc:
@@ -513,6 +648,9 @@ def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # 
         return JSONResponse({"received": len(rows), "stored": stored, "duplicates": len({r["event_id"] for r in rows}) - stored})
 
     async def metrics(request: Request) -> PlainTextResponse:
+        receiver = get_receiver()
+        if receiver is None:
+            return PlainTextResponse("# operations metrics unavailable: the database cannot be reached\n", status_code=503)
         try:
             text = await run_in_threadpool(receiver.metrics)
         except PaydashError as exc:
@@ -523,25 +661,26 @@ def operations_routes(receiver: Receiver, token: str | None, max_body: int):  # 
 
 
 def run(db: str | None, address: str, port: int) -> None:
-    """Build the receiver from settings and serve it until interrupted."""
+    """`paydash webhooks`: build the receiver from settings and serve it until interrupted.
+
+    It runs apart from `paydash serve` (which serves the same routes on the dashboard's port):
+    on an embedded DuckDB file it opens the file one transaction at a time (hold_duckdb_file=False)
+    and waits while another process holds it; see PAYDASH_DUCKDB_SHARED.
+    """
     import uvicorn
 
     from paydash.settings import load_settings
-    from paydash.warehouse.engine import Warehouse
 
     settings = load_settings()
     secrets = parse_secrets(settings.stripe_webhook_secret)
-    wh = Warehouse(db or settings.database_url, settings, read_only=False, hold_duckdb_file=False)
+    service = ReceiverService(settings, db, hold_duckdb_file=False)
+    service.start()
     try:
-        receiver = Receiver(wh, TransformOptions.from_settings(settings))
-        app = create_app(receiver, secrets, settings.webhook_tolerance, settings.webhook_max_body,
+        app = create_app(service, secrets, settings.webhook_tolerance, settings.webhook_max_body,
                          settings.events_token, settings.events_max_body)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, wh.display_url)
-        try:
-            # one log line per event is ours (below); uvicorn's access line per request would repeat it
-            uvicorn.run(app, host=address, port=port, log_level="info", access_log=False)
-        finally:
-            receiver.close()
+        log.info("receiving Stripe webhooks on http://%s:%d/webhooks/stripe into %s", address, port, service.display_url)
+        # one log line per event is ours (below); uvicorn's access line per request would repeat it
+        uvicorn.run(app, host=address, port=port, log_level="info", access_log=False)
     finally:
-        wh.dispose()
+        service.close()

@@ -4,6 +4,15 @@
 connection in a read-only session (DuckDB: a read-only file handle; PostgreSQL: a
 read-only transaction); `write()` is for the loaders. Driver errors leave it translated
 into `PaydashError`s whose message names the thing and the fix.
+
+One embedded DuckDB file, one process: `paydash serve` with the webhook receiver holds the
+file writable (the receiver's Warehouse) and reads it for the dashboard (a read-only
+Warehouse) in the same process. DuckDB refuses two configurations of one file in one
+process, so a read-only Warehouse opens a file that this process already holds writable
+with the writer's configuration: it shares the writer's DuckDB instance (no second open of
+the file, no lock between them). Its reads stay SELECT-only by construction: `write()`,
+`write_connection()` and `session()` refuse on a read-only Warehouse, and the dashboard
+only runs the query layer's SELECTs (and the sandbox, which checks its SQL) through `read()`.
 """
 
 from __future__ import annotations
@@ -34,6 +43,34 @@ from paydash.warehouse import querylog
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+
+# Embedded DuckDB files this process holds writable: path -> [writable engines open on it,
+# the connect arguments they use]. A read-only Warehouse on such a file opens it with the same
+# arguments (see the module docstring).
+_duckdb_writers: dict[Path, list] = {}
+_duckdb_writers_lock = threading.Lock()
+
+
+def _register_duckdb_writer(path: Path, connect_args: dict) -> None:
+    with _duckdb_writers_lock:
+        entry = _duckdb_writers.setdefault(path, [0, connect_args])
+        entry[0] += 1
+
+
+def _unregister_duckdb_writer(path: Path) -> None:
+    with _duckdb_writers_lock:
+        entry = _duckdb_writers.get(path)
+        if entry is not None:
+            entry[0] -= 1
+            if entry[0] <= 0:
+                del _duckdb_writers[path]
+
+
+def _duckdb_writer_args(path: Path) -> dict | None:
+    """The connect arguments of this process's writable engine on `path`, if it has one."""
+    with _duckdb_writers_lock:
+        entry = _duckdb_writers.get(path)
+        return dict(entry[1]) if entry is not None else None
 
 
 def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
@@ -73,7 +110,8 @@ class Warehouse:
         self.settings = settings
         # False: every DuckDB connection is closed when returned, so the file's lock is
         # released between transactions, and opening waits while another process holds it
-        # (how the webhook receiver and the dashboard share one file; docs/stripe.md)
+        # (how `paydash webhooks`, `sync` or `alerts` running as separate processes share one
+        # file with `paydash serve`, PAYDASH_DUCKDB_SHARED; docs/stripe.md)
         self.hold_duckdb_file = hold_duckdb_file and not getattr(settings, "duckdb_shared", False)
         self.url = normalize_url(url_or_path)
         self.read_only = read_only
@@ -81,6 +119,7 @@ class Warehouse:
         self.duckdb_memory_limit = duckdb_memory_limit
         self.marts: Marts = marts_for(settings)
         self._engine: Engine | None = None
+        self._registered_writer: Path | None = None  # the DuckDB file this Warehouse holds writable
         self._lock = threading.Lock()
         self._present: dict[str, tuple[bool, float]] = {}
 
@@ -129,15 +168,19 @@ class Warehouse:
                 {"pool_size": s.pool_size, "max_overflow": s.pool_size, "pool_pre_ping": True}
                 if self.hold_duckdb_file else {"poolclass": sa.pool.NullPool}
             )
-            engine = sa.create_engine(
-                self.url,
-                connect_args={
-                    "read_only": self.read_only,
-                    "config": {"memory_limit": self.duckdb_memory_limit} if self.duckdb_memory_limit else {},
-                },
-                **pooling,
-            )
+            connect_args = {
+                "read_only": self.read_only,
+                "config": {"memory_limit": self.duckdb_memory_limit} if self.duckdb_memory_limit else {},
+            }
+            shared = _duckdb_writer_args(path.resolve()) if path is not None and self.read_only else None
+            if shared is not None:
+                # this process holds the file writable: share that DuckDB instance (module docstring)
+                connect_args = shared
+            engine = sa.create_engine(self.url, connect_args=connect_args, **pooling)
             _install_duckdb_timeout(engine, s.statement_timeout)
+            if path is not None and not self.read_only:
+                self._registered_writer = path.resolve()
+                _register_duckdb_writer(self._registered_writer, connect_args)
             return engine
         # JIT compilation costs seconds on these analytic queries and saves nothing at this
         # size (measured: 4 s of compile for a 0.3 s recovery query); sorts and hashes of a
@@ -168,6 +211,9 @@ class Warehouse:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+        if self._registered_writer is not None:
+            _unregister_duckdb_writer(self._registered_writer)
+            self._registered_writer = None
 
     # -- sessions ---------------------------------------------------------------
     @contextmanager
@@ -357,28 +403,6 @@ class Warehouse:
 def _is_lock_conflict(exc: BaseException) -> bool:
     message = _first_line(getattr(exc, "orig", None) or exc).lower()
     return "could not set lock" in message or "conflicting lock" in message
-
-
-def duckdb_file_has_writers(url_or_path: str, settings) -> bool:  # noqa: ANN001 - Settings
-    """Whether an embedded DuckDB file is fed by `paydash webhooks` or `paydash sync`: its raw
-    Stripe events table exists, or another process holds the file right now. A dashboard on
-    such a file must open it per query (PAYDASH_DUCKDB_SHARED) or the writers cannot get in.
-    False for PostgreSQL, a missing file and a file nothing writes (the demo)."""
-    from paydash.warehouse.raw import raw_tables_for
-
-    # one try, no waiting for the lock: a held file is the answer
-    wh = Warehouse(url_or_path, settings.replace(write_lock_wait=0), read_only=True, hold_duckdb_file=False)
-    path = wh.duckdb_path
-    if wh.dialect != "duckdb" or path is None or not path.exists():
-        return False
-    try:
-        return wh.has_table(raw_tables_for(wh).events, max_age=0)
-    except PaydashError as exc:
-        if _is_lock_conflict(exc.__cause__ or exc):
-            return True
-        raise
-    finally:
-        wh.dispose()
 
 
 def _first_line(exc: BaseException) -> str:
