@@ -273,7 +273,9 @@ def alert_state(source: Source) -> Loaded | None:
     state store (PAYDASH_STATE_URL, docs/state.md): Loaded({"rules": [{rule, state, since, channel,
     value}], "history": [{at, rule, change, action, channel, delivery}]}), or None before any
     runner has written it."""
-    loaded = _alert_view(settings().state_url)
+    from paydash.state import open_state
+
+    loaded = _alert_view(open_state(settings()).url)  # keyed by the resolved URL, not a relative path
     return loaded if loaded.value["rules"] else None
 
 
