@@ -1,6 +1,6 @@
 """Delivery to loopback servers standing in for PagerDuty, Slack and Opsgenie: payload shapes,
 retries (429 with Retry-After, 500, timeouts), no retry on 400, the durable outbox, the Slack
-rate limit, and secrets kept out of logs and of the state file."""
+rate limit, and secrets kept out of logs and of the state store."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from paydash.alerts.channels import Sender, build_payload, retry_after
 from paydash.alerts.evaluate import Notification, dedup_key
 from paydash.alerts.rules import load_rules
 from paydash.alerts.runner import deliver
-from paydash.alerts.state import AlertStore, history
 from paydash.settings import Settings
+from paydash.state import StateStore
+from paydash.state.alerts import AlertStore
+from state_helpers import state_kind, state_pg, state_url, store  # noqa: F401 - fixtures
 
 RULES = {r.channel + ":" + r.name: r for r in load_rules(Settings())[0]}
 PD_RULE = RULES["pagerduty:checkout_success_rate_low"]
@@ -73,6 +75,11 @@ class RecordingSleep:
             time.sleep(seconds)
 
 
+def alert_store(path) -> AlertStore:  # noqa: ANN001
+    """The alert state of a state store kept in the SQLite file `path`."""
+    return StateStore(str(path)).alerts
+
+
 def queue(store: AlertStore, settings: Settings, *items: tuple) -> None:  # noqa: ANN001
     store.save([], [], [(n, build_payload(rule, n, settings)) for rule, n in items])
 
@@ -81,7 +88,7 @@ def test_payloads_each_service_accepts(sinks, tmp_path, caplog) -> None:  # noqa
     caplog.set_level(logging.DEBUG)
     pd, slack, og = sinks(), sinks(), sinks()
     settings = settings_for(pd, slack, og)
-    store = AlertStore(tmp_path / "alerts.sqlite")
+    store = alert_store(tmp_path / "alerts.sqlite")
     queue(store, settings,
           (PD_RULE, notification(PD_RULE, "trigger")), (SLACK_RULE, notification(SLACK_RULE, "trigger", value=7)),
           (OG_RULE, notification(OG_RULE, "trigger", value=4)), (PD_RULE, notification(PD_RULE, "resolve", 40, 0.99)),
@@ -114,18 +121,18 @@ def test_payloads_each_service_accepts(sinks, tmp_path, caplog) -> None:  # noqa
     check_opsgenie_close(close, GENIE_KEY, create.body["alias"])
     assert create.body["priority"] == "P2" and create.body["alias"] == dedup_key(OG_RULE, T0 + timedelta(minutes=3))
 
-    # secrets: never in a log line, never in the state file
-    stored = (tmp_path / "alerts.sqlite").read_bytes()
+    # secrets: never in a log line, never in the state store (its file and write-ahead log)
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("alerts.sqlite*"))
     for secret in (ROUTING_KEY, GENIE_KEY, SLACK_TOKEN):
         assert secret not in caplog.text
         assert secret.encode() not in stored
-    assert [h["delivery"] for h in history(path=tmp_path / "alerts.sqlite")] == []  # no transitions were recorded
+    assert [h["delivery"] for h in store.history()] == []  # no transitions were recorded
 
 
 def test_429_with_retry_after_is_honoured(sinks, tmp_path) -> None:  # noqa: ANN001
     pd = sinks([Reply(429, {"Retry-After": "1"})])
     settings = settings_for(pd)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (PD_RULE, notification(PD_RULE, "trigger")))
     sleep = RecordingSleep()
     assert deliver(store, settings, Sender(sleep=sleep, base_delay=0.05))["sent"] == 1
@@ -136,7 +143,7 @@ def test_429_with_retry_after_is_honoured(sinks, tmp_path) -> None:  # noqa: ANN
 def test_5xx_is_retried_with_exponential_backoff(sinks, tmp_path) -> None:  # noqa: ANN001
     og = sinks([Reply(500), Reply(503), Reply(502)])
     settings = settings_for(og=og)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (OG_RULE, notification(OG_RULE, "trigger")))
     sleep = RecordingSleep()
     assert deliver(store, settings, Sender(sleep=sleep, base_delay=0.05))["sent"] == 1
@@ -147,7 +154,7 @@ def test_5xx_is_retried_with_exponential_backoff(sinks, tmp_path) -> None:  # no
 def test_a_timeout_is_retried(sinks, tmp_path) -> None:  # noqa: ANN001
     slack = sinks([Reply(200, delay=2.0, body="ok")])
     settings = settings_for(slack=slack)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (SLACK_RULE, notification(SLACK_RULE, "trigger")))
     sender = Sender(timeout=0.3, sleep=RecordingSleep(), base_delay=0.05)
     assert deliver(store, settings, sender)["sent"] == 1
@@ -159,7 +166,7 @@ def test_400_is_not_retried_and_says_so(sinks, tmp_path, caplog) -> None:  # noq
     caplog.set_level(logging.INFO)
     slack = sinks([Reply(400, body="invalid_payload")])
     settings = settings_for(slack=slack)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (SLACK_RULE, notification(SLACK_RULE, "trigger")))
     sleep = RecordingSleep()
     assert deliver(store, settings, Sender(sleep=sleep)) == {"sent": 0, "failed": 1, "waiting": 0}
@@ -173,7 +180,7 @@ def test_400_is_not_retried_and_says_so(sinks, tmp_path, caplog) -> None:  # noq
 def test_undelivered_notifications_wait_in_order_and_nothing_is_dropped(sinks, tmp_path) -> None:  # noqa: ANN001
     pd = sinks([Reply(500)] * 4)
     settings = settings_for(pd)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (PD_RULE, notification(PD_RULE, "trigger")), (PD_RULE, notification(PD_RULE, "resolve", 40)))
     clock = {"now": T0}
     sender = Sender(attempts=2, sleep=RecordingSleep(real=False), base_delay=0.01)
@@ -189,7 +196,7 @@ def test_undelivered_notifications_wait_in_order_and_nothing_is_dropped(sinks, t
 
 def test_unconfigured_channel_waits_for_its_setting(sinks, tmp_path, caplog) -> None:  # noqa: ANN001
     caplog.set_level(logging.INFO)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, Settings(), (OG_RULE, notification(OG_RULE, "trigger")))
     assert deliver(store, Settings(), Sender())["waiting"] == 1
     assert "opsgenie is not configured: set PAYDASH_OPSGENIE_API_KEY" in caplog.text
@@ -201,7 +208,7 @@ def test_unconfigured_channel_waits_for_its_setting(sinks, tmp_path, caplog) -> 
 def test_at_most_one_slack_message_a_second(sinks, tmp_path) -> None:  # noqa: ANN001
     slack = sinks()
     settings = settings_for(slack=slack)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, *[(SLACK_RULE, notification(SLACK_RULE, "trigger", started=i)) for i in range(3)])
     fake = RecordingSleep(real=False)
     sender = Sender(sleep=fake, clock=lambda: fake.now)
@@ -225,7 +232,7 @@ def test_queued_notifications_go_out_even_when_the_warehouse_is_down(sinks, tmp_
 
     pd = sinks()
     settings = settings_for(pd)
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (PD_RULE, notification(PD_RULE, "resolve", 40)))
     wh = Warehouse(str(tmp_path / "gone.duckdb"), settings)
     with pytest.raises(DatabaseUnreachable, match="no DuckDB database at"):
@@ -233,38 +240,43 @@ def test_queued_notifications_go_out_even_when_the_warehouse_is_down(sinks, tmp_
     assert [b["event_action"] for b in pd.bodies()] == ["resolve"]
 
 
-def test_dashboard_views_of_the_state_file(tmp_path) -> None:  # noqa: ANN001
+def test_dashboard_views_of_the_state_store(store) -> None:  # noqa: ANN001 - SQLite and PostgreSQL
     from paydash.alerts.evaluate import RuleState, Transition
-    from paydash.alerts.state import current_states, for_dashboard
 
-    path = tmp_path / "alerts.sqlite"
-    assert current_states(path) == [] and history(path=path) == [] and for_dashboard(path=path) == {"rules": [], "history": []}
-    assert not path.exists()  # reading never creates it
-    store = AlertStore(path)
+    alerts = store.alerts
+    assert alerts.current_states() == [] and alerts.history() == [] and alerts.for_dashboard() == {"rules": [], "history": []}
     n = notification(PD_RULE, "trigger")
     firing = RuleState(PD_RULE.name, "firing", n.at, n.started_at, None, n.dedup_key, 0.9, 120, n.at)
-    store.save([firing, RuleState("other", "ok", T0, evaluated_at=n.at)],
-               [Transition(PD_RULE.name, "pending", "firing", n.at, 0.9, n.dedup_key)],
-               [(n, build_payload(PD_RULE, n, Settings()))], {PD_RULE.name: "pagerduty", "other": "slack"})
-    assert [(s["rule"], s["state"], s["channel"]) for s in current_states(path)] == [
+    alerts.save([firing, RuleState("other", "ok", T0, evaluated_at=n.at)],
+                [Transition(PD_RULE.name, "pending", "firing", n.at, 0.9, n.dedup_key)],
+                [(n, build_payload(PD_RULE, n, Settings()))], {PD_RULE.name: "pagerduty", "other": "slack"})
+    assert [(s["rule"], s["state"], s["channel"]) for s in alerts.current_states()] == [
         (PD_RULE.name, "firing", "pagerduty"), ("other", "ok", "slack")]
-    assert for_dashboard(path=path)["history"] == [{
+    assert alerts.for_dashboard()["history"] == [{
         "at": "2026-11-20 10:13:00", "rule": PD_RULE.name, "change": "pending -> firing", "action": "trigger",
         "channel": "pagerduty", "delivery": "pending"}]
+    # a later save replaces a rule's state (delete + insert in one transaction) and keeps the others
+    alerts.save([RuleState(PD_RULE.name, "resolved", T0 + timedelta(minutes=30), dedup_key=n.dedup_key)], [], [])
+    assert {s["rule"]: s["state"] for s in alerts.current_states()} == {PD_RULE.name: "resolved", "other": "ok"}
+    [item] = alerts.pending()
+    alerts.mark(item.id, "sent", "202", T0 + timedelta(minutes=14))
+    [row] = alerts.outbox()
+    assert (row["status"], row["attempts"], row["sent_at"], row["last_error"]) == ("sent", 1, "2026-11-20 10:14:00", None)
+    assert row["payload"]["dedup_key"] == n.dedup_key and alerts.pending() == []
 
 
 def test_a_malformed_channel_url_waits_and_says_which_setting(tmp_path, caplog) -> None:  # noqa: ANN001
     caplog.set_level(logging.INFO)
     settings = Settings({"slack_webhook_url": f"hooks.slack.com/services/{SLACK_TOKEN}"})
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alert_store(tmp_path / "a.sqlite")
     queue(store, settings, (SLACK_RULE, notification(SLACK_RULE, "trigger")))
     assert deliver(store, settings, Sender(sleep=RecordingSleep(real=False)))["waiting"] == 1
     assert "URL setting is not a valid http(s) URL" in caplog.text and SLACK_TOKEN not in caplog.text
 
 
-def test_an_unusable_state_file_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
-    from paydash.errors import ConfigError
+def test_an_unusable_state_store_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+    from paydash.state import StateUnavailable
 
     (tmp_path / "file").write_text("")
-    with pytest.raises(ConfigError, match="cannot open the alert state file .*; set PAYDASH_ALERT_STATE_FILE"):
-        AlertStore(tmp_path / "file" / "alerts.sqlite")
+    with pytest.raises(StateUnavailable, match="cannot be created .*; set PAYDASH_STATE_URL to a writable path"):
+        alert_store(tmp_path / "file" / "alerts.sqlite").load()

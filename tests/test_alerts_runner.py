@@ -17,8 +17,8 @@ from builders import charge
 from paydash.alerts.channels import Sender
 from paydash.alerts.rules import load_rules
 from paydash.alerts.runner import evaluate, replay, run_once
-from paydash.alerts.state import AlertStore, current_states, for_dashboard, history
 from paydash.settings import Settings
+from paydash.state import StateStore
 from test_cli import run
 
 DAY = datetime(2026, 11, 20)
@@ -63,11 +63,16 @@ def services():  # noqa: ANN201
         sink.stop()
 
 
-def settings_for(services, state_file) -> Settings:  # noqa: ANN001
+def alerts_of(url):  # noqa: ANN001, ANN201
+    """The alert state of the state store at `url`, as a process opening it afresh sees it."""
+    return StateStore(str(url)).alerts
+
+
+def settings_for(services, state_url) -> Settings:  # noqa: ANN001
     return Settings({
         "pagerduty_routing_key": ROUTING_KEY, "pagerduty_events_url": services["pagerduty"].url + "/v2/enqueue",
         "slack_webhook_url": services["slack"].url + "/services/T/B/x", "opsgenie_api_key": GENIE_KEY,
-        "opsgenie_url": services["opsgenie"].url + "/v2/alerts", "alert_state_file": str(state_file),
+        "opsgenie_url": services["opsgenie"].url + "/v2/alerts", "state_url": str(state_url),
     })
 
 
@@ -90,9 +95,9 @@ def received(services) -> list[tuple[str, str, str]]:  # noqa: ANN001
 
 
 def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_restart(incident, services, tmp_path) -> None:  # noqa: ANN001
-    settings = settings_for(services, tmp_path / "alerts.sqlite")
+    settings = settings_for(services, tmp_path / "state.sqlite")
     rules, _ = load_rules(settings)
-    store, sender = AlertStore(settings.alert_state_file), Sender(timeout=5)
+    store, sender = alerts_of(settings.state_url), Sender(timeout=5)
     crashed = False
     notified = []
     for t in minutes(DAY.replace(hour=9, minute=30), DAY.replace(hour=11, minute=30)):
@@ -103,16 +108,16 @@ def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_rest
                 notified += result.notifications
                 crashed = True
                 sender.close()
-                store, sender = AlertStore(settings.alert_state_file), Sender(timeout=5)
+                store, sender = alerts_of(settings.state_url), Sender(timeout=5)
                 assert not services["pagerduty"].received
                 continue
         else:
             result = run_once(incident, rules, store, settings, sender, at=t)
         notified += result.notifications
         if t == DAY.replace(hour=10, minute=28):  # and again, in the middle of the incident
-            assert {s["rule"] for s in current_states(settings.alert_state_file) if s["state"] == "firing"} == BROKEN
+            assert {s["rule"] for s in alerts_of(settings.state_url).current_states() if s["state"] == "firing"} == BROKEN
             sender.close()
-            store, sender = AlertStore(settings.alert_state_file), Sender(timeout=5)
+            store, sender = alerts_of(settings.state_url), Sender(timeout=5)
     sender.close()
     assert crashed
 
@@ -136,14 +141,14 @@ def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_rest
     check_opsgenie_create(create, GENIE_KEY)
     check_opsgenie_close(close, GENIE_KEY, create.body["alias"])
 
-    states = {s["rule"]: s["state"] for s in current_states(settings.alert_state_file)}
+    states = {s["rule"]: s["state"] for s in alerts_of(settings.state_url).current_states()}
     assert set(states) == {r.name for r in rules} and set(states.values()) == {"ok"}
-    view = for_dashboard(200, settings.alert_state_file)
+    view = alerts_of(settings.state_url).for_dashboard(200)
     assert {(r["rule"], r["channel"]) for r in view["rules"]} == {(r.name, r.channel) for r in rules}
     assert Counter(h["action"] for h in view["history"] if h["action"]) == {"trigger": 4, "resolve": 4}
     assert {h["delivery"] for h in view["history"] if h["action"]} == {"sent"}
     assert view["history"][0]["at"] >= view["history"][-1]["at"]
-    changes = history(1000, settings.alert_state_file)
+    changes = alerts_of(settings.state_url).history(1000)
     fired = [h for h in changes if h["to_state"] == "firing"]
     assert {h["rule"] for h in fired} == BROKEN and all(h["delivery"] == "sent" for h in fired)
     assert all(h["delivery"] == "sent" for h in changes if h["to_state"] == "resolved")
@@ -156,11 +161,11 @@ def test_incident_fires_each_broken_rule_once_and_resolves_it_once_across_a_rest
         (n.rule, n.action, n.at, n.dedup_key) for n in notified)
 
 
-def test_replay_cli_prints_json_and_leaves_the_state_file_alone(incident, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_replay_cli_prints_json_and_leaves_the_state_store_alone(incident, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     db = incident.test_database
     monkeypatch.setenv("PAYDASH_PAYMENTS_TABLE", incident.settings.payments_table)
     monkeypatch.setenv("PAYDASH_DAILY_TABLE", incident.settings.daily_table)
-    monkeypatch.setenv("PAYDASH_ALERT_STATE_FILE", str(tmp_path / "live.sqlite"))
+    monkeypatch.setenv("PAYDASH_STATE_URL", str(tmp_path / "live.sqlite"))
     monkeypatch.setenv("PAYDASH_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
     code, out, err = run("alerts", "replay", "--from", "2026-11-20T09:30", "--to", "2026-11-20T11:30Z", "--step", "1m",
                          "--dry-run", "--json", "--db", db.url, cwd=tmp_path)
@@ -194,13 +199,13 @@ def test_run_once_cli_and_a_bad_rules_file(incident, tmp_path, monkeypatch) -> N
     db = incident.test_database
     monkeypatch.setenv("PAYDASH_PAYMENTS_TABLE", incident.settings.payments_table)
     monkeypatch.setenv("PAYDASH_DAILY_TABLE", incident.settings.daily_table)
-    monkeypatch.setenv("PAYDASH_ALERT_STATE_FILE", str(tmp_path / "state" / "alerts.sqlite"))
+    monkeypatch.setenv("PAYDASH_STATE_URL", str(tmp_path / "state" / "state.sqlite"))
     code, out, err = run("alerts", "run", "--once", "--json", "--db", db.url, cwd=tmp_path)
     assert code == 0, err
     result = json.loads(out)
     assert set(result["values"]) == {r.name for r in load_rules(Settings())[0]}
     assert result["notifications"] == []  # "now" is long after the incident
-    assert {s["state"] for s in current_states(tmp_path / "state" / "alerts.sqlite")} == {"ok"}
+    assert {s["state"] for s in alerts_of(tmp_path / "state" / "state.sqlite").current_states()} == {"ok"}
     code, out, err = run("alerts", "status", "--json", cwd=tmp_path)
     assert code == 0, err
     assert {s["rule"] for s in json.loads(out)["states"]} == set(result["values"])
@@ -229,7 +234,7 @@ def test_without_the_operations_mart_only_the_payment_rule_runs(databases, tmp_p
     assert {n["rule"] for n in replayed} == {"payment_failure_rate_spike"}
     [problem] = problems
     assert "mart_operations_events not found" in problem and "checkout_success_rate_low" in problem
-    store = AlertStore(tmp_path / "a.sqlite")
+    store = alerts_of(tmp_path / "a.sqlite")
     result = evaluate(wh, rules, store, Settings(), INCIDENT + timedelta(minutes=15))
     assert set(result.values) == {"payment_failure_rate_spike"} and result.problems == problems
 
@@ -241,9 +246,9 @@ def test_watch_evaluates_on_its_interval_and_survives_a_failing_evaluation(incid
     from paydash.warehouse.engine import Warehouse
 
     caplog.set_level(logging.INFO)
-    settings = Settings({"alert_state_file": str(tmp_path / "a.sqlite")})
+    settings = Settings({"state_url": str(tmp_path / "a.sqlite")})
     rules, _ = load_rules(settings)
-    store = AlertStore(settings.alert_state_file)
+    store = alerts_of(settings.state_url)
     reports = []
     watch(incident, rules, store, settings, Sender(), interval=0.01, report=reports.append, iterations=3)
     assert len(reports) == 3 and all(set(r.values) == {x.name for x in rules} for r in reports)

@@ -1,5 +1,5 @@
 """The Operations page's alert section (AppTest): the alert runner's state and history, read
-from its state file through data.alert_state."""
+from the state store (PAYDASH_STATE_URL) through data.alert_state."""
 
 from __future__ import annotations
 
@@ -8,21 +8,19 @@ from datetime import datetime
 from paydash.alerts.channels import build_payload
 from paydash.alerts.evaluate import Notification, RuleState, Transition
 from paydash.alerts.rules import load_rules
-from paydash.alerts.state import AlertStore
-from paydash.settings import Settings
+from paydash.settings import Settings, load_settings
+from paydash.state import open_state
 from test_operations_page import ops_db, ops_page  # noqa: F401 - fixtures shared with the page's tests
 
 AT = datetime(2026, 11, 11, 14, 12)
 
 
 def test_alert_state_and_history_are_shown(env, ops_page, tmp_path) -> None:  # noqa: ANN001, F811
-    path = tmp_path / "alerts.sqlite"
-    env.setenv("PAYDASH_ALERT_STATE_FILE", str(path))
     rules = {r.name: r for r in load_rules(Settings())[0]}
     rule = rules["checkout_success_rate_low"]
     key = "paydash-checkout_success_rate_low-20261111T140200Z"
     n = Notification(rule.name, rule.channel, "trigger", AT, key, 0.2, 40, datetime(2026, 11, 11, 14, 2))
-    AlertStore(path).save(
+    open_state(load_settings()).alerts.save(  # the default store in the test's working directory
         [RuleState(rule.name, "firing", AT, n.started_at, None, key, 0.2, 40, AT),
          RuleState("retry_failures_high", "ok", AT, evaluated_at=AT)],
         [Transition(rule.name, "ok", "pending", n.started_at, 0.5, None),
@@ -43,8 +41,6 @@ def test_alert_state_and_history_are_shown(env, ops_page, tmp_path) -> None:  # 
 
 
 def test_without_a_runner_the_page_says_how_to_start_one(env, ops_page, tmp_path) -> None:  # noqa: ANN001, F811
-    env.setenv("PAYDASH_ALERT_STATE_FILE", str(tmp_path / "none.sqlite"))
     at = ops_page.run()
     assert not at.exception
     assert any("paydash alerts watch" in c.value for c in at.caption)
-    assert not (tmp_path / "none.sqlite").exists()
