@@ -13,14 +13,13 @@ import platform
 import socket
 import ssl
 import time
-from dataclasses import asdict, dataclass, is_dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from paydash import jsonout
 from paydash.settings import SETTINGS, Settings
 from paydash.warehouse.engine import safe_url
 
@@ -146,24 +145,9 @@ def environment(settings: Settings) -> list[dict[str, str]]:
 
 
 # -- the report --------------------------------------------------------------------------------
-def jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, float):
-        return round(value, 3)
-    return value
-
-
 def report_json(report: dict[str, Any]) -> str:
-    return json.dumps(jsonable(report), indent=2, sort_keys=False) + "\n"
+    """The report as JSON, written by the serialiser `paydash ... --json` uses (paydash.jsonout)."""
+    return jsonout.dumps(report) + "\n"
 
 
 def _md_cell(value: Any) -> str:
@@ -182,8 +166,8 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: a heading and a table per section."""
-    data = jsonable(report)
-    lines = ["# paydash system report", "", f"Generated {data.get('generated_at', '')} UTC by {_md_cell(data.get('generated_by'))}.", ""]
+    data = jsonout.jsonable(report)
+    lines = ["# paydash system report", "", f"Generated {data.get('generated_at', '')} by {_md_cell(data.get('generated_by'))}.", ""]
     for key, value in data.items():
         if key in ("generated_at", "generated_by"):
             continue

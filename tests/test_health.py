@@ -124,7 +124,7 @@ def test_report_renders_as_json_and_markdown() -> None:
     report = {"generated_at": date(2026, 3, 1), "generated_by": "alice", "database": {"ok": True, "response_ms": 1.23456},
               "tables": [{"table": "mart|x", "rows": 3}], "slowest_recent_queries": []}
     data = json.loads(health.report_json(report))
-    assert data["database"]["response_ms"] == 1.235 and data["generated_at"] == "2026-03-01"
+    assert data["database"]["response_ms"] == 1.23456 and data["generated_at"] == "2026-03-01"
     markdown = health.report_markdown(report)
     assert "# paydash system report" in markdown and "## Tables" in markdown
     assert "| mart\\|x | 3 |" in markdown

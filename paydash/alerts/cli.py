@@ -64,7 +64,7 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def _print_result(result, as_json: bool) -> None:  # noqa: ANN001
-    from paydash.cli import to_jsonable
+    from paydash.jsonout import jsonable as to_jsonable
 
     if as_json:
         typer.echo(json.dumps(to_jsonable({
@@ -152,7 +152,7 @@ def replay(
     """Evaluate the rules over history as if run at each step; print every notification they would send."""
     from paydash.alerts.rules import parse_duration
     from paydash.alerts.runner import replay as replay_rules
-    from paydash.cli import to_jsonable
+    from paydash.jsonout import jsonable as to_jsonable
 
     try:
         every = parse_duration(step)
