@@ -227,6 +227,7 @@ def test_a_viewer_signs_in_and_the_dashboard_is_served(dashboard: Dashboard, idp
         assert done.headers["location"] in ("/Payments?status=failed", f"{dashboard.url}/Payments?status=failed")
         session = session_of(dashboard, done)
         assert (session.username, session.role, session.method) == ("ann@example.com", "viewer", "oidc")
+        assert "paydash_oidc_flow" not in c.cookies  # used once, then dropped
         assert_is_served(c, dashboard)
 
         # PKCE: the verifier paydash sent matches the challenge it made
@@ -243,6 +244,9 @@ def test_an_admin_email_gets_admin(dashboard: Dashboard, idp: FakeOIDCProvider) 
         session = session_of(dashboard, done)
         assert (session.username, session.role, session.method) == ("boss@corp.test", "admin", "oidc")
         assert_is_served(c, dashboard)
+    with client() as c:  # `next` elsewhere: signed in, but sent home, not to another site
+        done = sign_in(c, dashboard, "https://evil.test/phish")
+        assert done.status_code == 303 and done.headers["location"] in ("/", f"{dashboard.url}/")
 
 
 def test_another_domain_is_refused(dashboard: Dashboard, idp: FakeOIDCProvider) -> None:
