@@ -326,7 +326,8 @@ class OIDCFlow:
         self._proxies: list | None = None
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False, trust_env=False)
+        # trust_env: HTTPS_PROXY / NO_PROXY and SSL_CERT_FILE apply, as a team behind a proxy or its own CA needs
+        return httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
 
     def _https(self, request: Request) -> bool:
         # https as the browser sees it: the socket's scheme, or X-Forwarded-Proto from a trusted proxy
