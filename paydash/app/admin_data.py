@@ -152,6 +152,10 @@ def clear_caches() -> None:
 
 
 # -- the system report ------------------------------------------------------------------------
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def system_report(settings: Settings, source: data.Source, username: str) -> dict[str, Any]:
     """Everything the System page shows, as one document (for JSON / Markdown download)."""
     db = database_health(source)
@@ -159,10 +163,10 @@ def system_report(settings: Settings, source: data.Source, username: str) -> dic
     report: dict[str, Any] = {
         "generated_at": datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0),
         "generated_by": username,
-        "database": {"ok": db.ok, "response_ms": db.ms, "engine": db.dialect, "where": db.where,
+        "database": {"ok": db.ok, "response_ms": _ms(db.ms), "engine": db.dialect, "where": db.where,
                      "version": db.version, "problem": db.message},
         "redis": "not configured (PAYDASH_REDIS_URL)" if redis is None else
-        {"ok": redis.ok, "response_ms": redis.ms, "where": redis.where, "version": redis.version, "problem": redis.message},
+        {"ok": redis.ok, "response_ms": _ms(redis.ms), "where": redis.where, "version": redis.version, "problem": redis.message},
     }
     today_ = today(source)
     for key, read in (

@@ -16,7 +16,7 @@ from paydash.app import format as fmt
 from paydash.queries.customers import MAX_SEARCH_LENGTH, SORTS, CustomerSearch
 from paydash.queries.dates import DateRange, parse_date
 from paydash.errors import InvalidInput
-from paydash.warehouse.schema import PROMOTION_USAGE_ACTIONS
+from paydash.queries.promotions import PROMOTION_USAGE_ACTIONS
 
 MAX_ID_LENGTH = 200
 SORT_LABELS = {"revenue": "Revenue", "last_payment": "Last payment"}

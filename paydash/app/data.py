@@ -1,43 +1,54 @@
 """Everything the pages read, and the only module of the app that calls the query layer.
 
-- one `Warehouse` per database configuration, shared by every session (`st.cache_resource`);
+- the settings are the WHOLE settings: what `paydash serve` configured (`app.served`), else
+  loaded from the environment; never rebuilt from a hand-picked subset;
+- one `Warehouse` per configuration, built from those settings and shared by every session
+  (`st.cache_resource`);
 - every read cached with a lifetime (`st.cache_data`, PAYDASH_CACHE_TTL_OVERVIEW /
-  PAYDASH_CACHE_TTL_EXPLORER) and keyed by all of its parameters, the database included;
+  PAYDASH_CACHE_TTL_EXPLORER) and keyed by all of its parameters, the configuration included;
 - `section()` turns a failure into a clear message in the part of the page it affects,
-  so the rest of the page still renders and no stack trace reaches the user.
+  so the rest of the page still renders and no stack trace reaches the user;
+- an unreachable database is said once, in one banner at the top of the page
+  (`outage_banner`), not in every section.
 
 Errors are not cached, so a page works again as soon as the database is back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from paydash.app import served
+from paydash.app import format as fmt
 from paydash.app.format import md_escape
-from paydash.errors import ConfigError, PaydashError
+from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.queries import customers, failures, operations, overview, payments, promotions, recovery
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
-from paydash.settings import Settings, load_settings
+from paydash.queries.system import table_name
+from paydash.settings import BY_NAME, SETTINGS, Settings, load_settings
 from paydash.warehouse.engine import Warehouse
-from paydash.warehouse.schema import display_name
 
 log = logging.getLogger("paydash.app")
 
-# Settings that change what a query returns or how it connects; they key the caches.
-WAREHOUSE_SETTINGS = ("database_url", "payments_table", "daily_table", "timezone", "connect_timeout", "statement_timeout", "pool_size",
-                      "operations_events_table")
-
 
 def settings() -> Settings:
-    """The current settings; a broken configuration stops the page with its message."""
+    """The current settings, whole: what `paydash serve` configured, else the environment's.
+
+    A broken configuration stops the page with its message."""
+    configured = served.current()
+    if configured is not None:
+        return configured
     try:
         return load_settings()
     except ConfigError as exc:
@@ -49,10 +60,8 @@ def settings() -> Settings:
 def _ttl(name: str) -> int:
     # TTLs are fixed when the module is imported, i.e. at server start.
     try:
-        return int(getattr(load_settings(), name))
+        return int(getattr(served.current() or load_settings(), name))
     except ConfigError:
-        from paydash.settings import BY_NAME
-
         return int(BY_NAME[name].default)
 
 
@@ -60,23 +69,39 @@ TTL_OVERVIEW = _ttl("cache_ttl_overview")
 TTL_EXPLORER = _ttl("cache_ttl_explorer")
 
 
+# -- the configuration a page reads ---------------------------------------------------------
+_CONFIGURATIONS: dict[str, Settings] = {}
+_CONFIGURATIONS_LOCK = threading.Lock()
+
+
+def fingerprint(s: Settings) -> str:
+    """A digest of every setting's value (defaults included): equal settings, equal fingerprint."""
+    items = repr([(setting.name, getattr(s, setting.name)) for setting in SETTINGS])
+    return hashlib.sha256(items.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Source:
-    """The database a page reads: hashable, so it is part of every cache key."""
+    """The configuration a page reads: a fingerprint of the WHOLE settings (hashable, part of
+    every cache key, no secret in clear), standing for the real `Settings` object it came from,
+    which builds the `Warehouse`."""
 
-    items: tuple[tuple[str, Any], ...]
+    key: str
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Source":
-        return cls(tuple((name, getattr(s, name)) for name in WAREHOUSE_SETTINGS))
+        key = fingerprint(s)
+        with _CONFIGURATIONS_LOCK:
+            _CONFIGURATIONS.setdefault(key, s)
+        return cls(key)
 
     @property
     def settings(self) -> Settings:
-        return Settings(dict(self.items))
+        return _CONFIGURATIONS[self.key]
 
     @property
     def timezone(self) -> str:
-        return dict(self.items)["timezone"]
+        return self.settings.timezone
 
 
 @dataclass(frozen=True)
@@ -102,43 +127,62 @@ def warehouse(source: Source) -> Warehouse:
     return Warehouse(s.database_url, s, read_only=True)
 
 
+def _open(source: Source) -> Warehouse:
+    """The warehouse of `source`; when this page run already found its database unreachable,
+    the same error at once (the next section does not wait for another connection timeout)."""
+    wh = warehouse(source)
+    banner = _banner()
+    if banner is not None and banner.reason and banner.where == wh.display_url:
+        raise DatabaseUnreachable(banner.reason)
+    return wh
+
+
+@contextmanager
+def _read(source: Source) -> Iterator[tuple[Warehouse, Any]]:
+    """(warehouse, connection) for one read; keeps the database's outage record up to date."""
+    wh = _open(source)
+    try:
+        with wh.read() as conn:
+            yield wh, conn
+    except DatabaseUnreachable:
+        _went_down(wh.display_url)
+        raise
+    _came_back(wh.display_url)
+
+
 # -- Overview ---------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def overview_totals(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
         return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def daily_series(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
         return _loaded(overview.daily_series(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def failure_breakdown(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(failures.failure_breakdown(conn, wh.marts, DateRange(start, end, source.timezone), funnel))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def recovery_trend(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
-    wh = warehouse(source)
+    wh = _open(source)
     precomputed = wh.has_table(wh.marts.first_failures)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel, precomputed,
-                                             mart_tz=source.timezone))
+                                         mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
 def funnel_names(source: Source) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(overview.funnels(conn, wh.marts))
 
 
@@ -153,22 +197,19 @@ def refresh_overview() -> None:
 # -- Payments explorer --------------------------------------------------------------------
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=100)
 def filter_options(source: Source) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(payments.filter_options(conn, wh.marts))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def payments_page(source: Source, filters: PaymentFilters, page: int) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(payments.payments_page(conn, wh.marts, filters, page, mart_tz=source.timezone))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def payment_detail(source: Source, charge_id: str) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(payments.payment_detail(conn, wh.marts, charge_id))
 
 
@@ -215,18 +256,15 @@ TTL_OPERATIONS = 30  # the page refreshes itself every minute; its reads live ha
 
 def operations_missing(source: Source) -> str | None:
     """The operations mart's name when it is missing (the page says how to fill it), else None."""
-    from paydash.warehouse.schema import display_name
-
-    wh = warehouse(source)
+    wh = _open(source)
     table = wh.marts.operations_events
-    return None if wh.has_table(table) else display_name(table)
+    return None if wh.has_table(table) else table_name(table)
 
 
 @st.cache_data(ttl=TTL_OPERATIONS, show_spinner=False, max_entries=100)
 def operations_now(source: Source, real_now: datetime) -> Loaded:
     """(now, from_data, latest event): the page's "now", the latest event's time when the data is older."""
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         latest = operations.latest_event_time(conn, wh.marts)
     now, from_data = operations.as_of(latest, real_now)
     return _loaded((now, from_data, latest))
@@ -237,9 +275,8 @@ def operations_panels(source: Source, now: datetime, hours: int, step_minutes: i
     """Every number of the Operations page as of `now`, over the last `hours`."""
     from datetime import timedelta
 
-    wh = warehouse(source)
     start, day = now - timedelta(hours=hours), now - timedelta(hours=24)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         m = wh.marts
         return _loaded({
             "snapshot": operations.snapshot(conn, m, now),
@@ -280,8 +317,6 @@ def alert_state(source: Source) -> Loaded | None:
 
 
 # -- Customers and Promotions ----------------------------------------------------------------
-# their optional marts' names are part of the database a page reads
-WAREHOUSE_SETTINGS += ("customers_table", "promotion_codes_table", "promotion_usage_table")
 CustomerSearch = customers.CustomerSearch
 UsageFilters = promotions.UsageFilters
 usage_filters = promotions.usage_filters
@@ -290,69 +325,62 @@ USAGE_ACTIONS = promotions.PROMOTION_USAGE_ACTIONS
 
 def warehouse_table_name(source: Source, mart: str) -> str:
     """The configured name of a mart (`customers`, `promotion_codes`, ...), for messages."""
-    return display_name(getattr(warehouse(source).marts, mart))
+    return table_name(getattr(warehouse(source).marts, mart))
 
 
 def optional_marts(source: Source) -> dict[str, bool]:
     """Which optional marts exist (the warehouse looks them up at most once a minute)."""
-    wh = warehouse(source)
+    wh = _open(source)
     return {name: wh.has_table(getattr(wh.marts, name))
             for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months")}
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def customers_page(source: Source, search: customers.CustomerSearch, after: tuple | None) -> Loaded:
-    wh = warehouse(source)
     present = optional_marts(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(customers.customers_page(conn, wh.marts, search, after, precomputed=present["customer_totals"],
                                                 with_profiles=present["customers"]))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def customer_detail(source: Source, customer_id: str) -> Loaded:
-    wh = warehouse(source)
     present = optional_marts(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(customers.customer_detail(conn, wh.marts, customer_id, with_profile=present["customers"],
                                                  with_usage=present["promotion_usage"]))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
 def retention_cohorts(source: Source) -> Loaded:
-    wh = warehouse(source)
     precomputed = optional_marts(source)["customer_months"]
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(customers.retention_cohorts(conn, wh.marts, source.timezone, mart_tz=source.timezone,
                                                    precomputed=precomputed))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)
 def promotion_codes(source: Source, page: int) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(promotions.promotion_codes(conn, wh.marts, page))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=1000)
 def promotion_code(source: Source, promotion_code_id: str) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(promotions.code_detail(conn, wh.marts, promotion_code_id))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=1000)
 def promotion_customers(source: Source, promotion_code_id: str, page: int) -> Loaded:
-    wh = warehouse(source)
     present = optional_marts(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(promotions.code_customers(conn, wh.marts, promotion_code_id, page, with_profiles=present["customers"]))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def promotion_usage(source: Source, filters: promotions.UsageFilters, page: int) -> Loaded:
-    wh = warehouse(source)
-    with wh.read() as conn:
+    with _read(source) as (wh, conn):
         return _loaded(promotions.usage_history(conn, wh.marts, filters, page))
 
 
@@ -393,14 +421,124 @@ def table_csv(source: Source, table: str, *args: Any, on_done: Callable[[], None
     return _csv_builder(wh, _exports(source)[table](wh.marts, *args), on_done)
 
 
+# -- an unreachable database: said once, at the top of the page ----------------------------------
+# when each database (by its display URL) was first found unreachable since it last answered,
+# for this server process; a successful read forgets it
+_DOWN_SINCE: dict[str, datetime] = {}
+_DOWN_LOCK = threading.Lock()
+_BANNER_KEY = "paydash_outage_banner"
+
+
+def _went_down(where: str) -> datetime:
+    with _DOWN_LOCK:
+        return _DOWN_SINCE.setdefault(where, datetime.now(timezone.utc))
+
+
+def _came_back(where: str) -> None:
+    if where in _DOWN_SINCE:
+        with _DOWN_LOCK:
+            _DOWN_SINCE.pop(where, None)
+
+
+def down_since(source: Source) -> datetime | None:
+    """When this process first found the database of `source` unreachable, while it still is."""
+    return _DOWN_SINCE.get(warehouse(source).display_url)
+
+
+@dataclass
+class _Banner:
+    run: object  # the page run that placed it (Streamlit's per-run cursor map)
+    slot: Any  # st.empty() at the top of the page
+    admin: bool
+    where: str  # the database's display URL (password hidden)
+    tz: str
+    reason: str = ""  # the first "unreachable" message of this run; '' while none
+
+    def scrub(self, text: str) -> str:
+        """Viewers see no connection details: the database's URL becomes 'the database'."""
+        return text if self.admin else text.replace(self.where, "the database")
+
+
+def _this_run() -> object | None:
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else ctx.cursors  # a new map at every run (fragment runs included)
+
+
+def _banner() -> _Banner | None:
+    """The banner of the page run in progress, if the page placed one."""
+    run = _this_run()
+    if run is None:
+        return None
+    try:
+        banner = st.session_state.get(_BANNER_KEY)
+    except Exception:  # noqa: BLE001 - no session (a download built on another thread)
+        return None
+    return banner if banner is not None and banner.run is run else None
+
+
+def outage_banner(source: Source, user: Any) -> None:
+    """Where this page says that its database is unreachable: call it at the top of the page,
+    and at the top of an auto-refreshing fragment (whose own runs leave the page's top alone).
+    It shows nothing while the database answers. Admins are shown the fix with the connection
+    details; other users are not shown where the database is."""
+    run = _this_run()
+    if run is None or _banner() is not None:
+        return  # not a page run, or the page's banner (placed earlier in this run) serves
+    st.session_state[_BANNER_KEY] = _Banner(run, st.empty(), bool(getattr(user, "is_admin", False)),
+                                            warehouse(source).display_url, source.timezone)
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return "just now"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''} ago"
+    hours = minutes // 60
+    return f"{hours} hours ago" if hours < 48 else f"{hours // 24} days ago"
+
+
+def outage_message(reason: str, since: datetime, tz: str, admin: bool, now: datetime | None = None) -> str:
+    """The banner's text: what is unreachable, since when, that the page retries; the fix for admins."""
+    now = now or datetime.now(timezone.utc)
+    text = (f"**The database is unreachable** (since {fmt.loaded_at(since, tz)}, {_ago(now - since)}), so this page "
+            "cannot show its numbers. It tries again at every refresh or click: they come back as soon as the "
+            "database answers.")
+    if admin:
+        return text + f"\n\n**To fix it:** {md_escape(reason)}"
+    return text + "\n\nAn admin of this paydash can see what is wrong and how to fix it."
+
+
+def unreachable(exc: DatabaseUnreachable) -> None:
+    """Report an unreachable database: in the page's banner, once per run (later sections stay quiet)."""
+    banner = _banner()
+    if banner is None:  # a page without a banner: say it here, without connection details
+        run = _this_run()
+        banner = _Banner(run, st.empty(), False, "", settings().timezone)
+        if run is not None:
+            st.session_state[_BANNER_KEY] = banner
+    since = _went_down(banner.where) if banner.where else datetime.now(timezone.utc)
+    if banner.reason:
+        return
+    banner.reason = str(exc)
+    banner.slot.error(outage_message(banner.scrub(str(exc)), since, banner.tz, banner.admin), icon=":material/cloud_off:")
+
+
 # -- errors --------------------------------------------------------------------------------
 @contextmanager
 def section(what: str) -> Iterator[None]:
-    """Show a failure inside this part of the page as a message, and go on with the rest."""
+    """Show a failure inside this part of the page as a message, and go on with the rest.
+
+    An unreachable database goes to the page's banner instead (`outage_banner`), once."""
     try:
         yield
+    except DatabaseUnreachable as exc:
+        unreachable(exc)
     except PaydashError as exc:
-        st.error(f"**{what}** could not be loaded: {md_escape(exc)}", icon=":material/error:")
+        banner = _banner()
+        message = banner.scrub(str(exc)) if banner is not None else str(exc)
+        st.error(f"**{what}** could not be loaded: {md_escape(message)}", icon=":material/error:")
     except Exception:  # noqa: BLE001 - a bug must not take the page down or show a trace
         log.exception("section %r failed", what)
         st.error(

@@ -39,7 +39,7 @@ from starlette.routing import Route
 from paydash.app import auth, http_auth, served
 from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings, load_settings, raw_sources
-from paydash.warehouse.sandbox import EXAMPLE_QUERIES
+from paydash.queries.admin import EXAMPLE_QUERIES
 
 MAIN = Path(__file__).with_name("main.py")
 RECEIVER_PATHS = ("/webhooks/stripe", "/events", "/metrics")

@@ -50,3 +50,18 @@ def test_nothing_is_rendered_as_raw_html() -> None:
         text = path.read_text()
         for word in ("unsafe_allow_html", "st.html(", "components.html(", "unsafe_allow_javascript"):
             assert word not in text, f"{path.relative_to(APP)} uses {word}"
+
+
+def test_the_app_takes_only_the_engine_from_the_warehouse() -> None:
+    # the pages and their data modules read through the query layer (paydash.queries); of the
+    # warehouse they need only the engine (Warehouse)
+    for path in APP.rglob("*.py"):
+        for module in imports_of(path):
+            if module.startswith("paydash.warehouse"):
+                assert module == "paydash.warehouse.engine", f"{path.relative_to(APP)} imports {module}"
+
+
+def test_no_dialect_branches_in_the_app() -> None:
+    for path in APP.rglob("*.py"):
+        text = path.read_text()
+        assert "dialect ==" not in text and "dialect !=" not in text, f"{path.relative_to(APP)} branches on the dialect"

@@ -10,6 +10,7 @@ from paydash.app import format as fmt
 settings = data.settings()
 user = login.require_admin(settings)
 source = data.Source.from_settings(settings)
+data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 RESULT = "explorer_result"  # (query name, QueryResult | None, error message | None)
 

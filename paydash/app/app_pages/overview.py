@@ -9,6 +9,7 @@ from paydash.app.ranges import PRESETS, chosen_range
 settings = data.settings()
 user = login.require_user(settings)
 source = data.Source.from_settings(settings)
+data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 loaded = []
 

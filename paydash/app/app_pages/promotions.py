@@ -12,6 +12,7 @@ from paydash.app import format as fmt
 settings = data.settings()
 user = login.require_user(settings)
 source = data.Source.from_settings(settings)
+data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 STATE = "promotions_state"
 loaded = []

@@ -10,6 +10,7 @@ from paydash.app import format as fmt
 settings = data.settings()
 user = login.require_admin(settings)
 source = data.Source.from_settings(settings)
+data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 today = admin_data.today(source)
 AUDIT = admin_data.audit
@@ -65,7 +66,7 @@ db_col, redis_col = st.columns(2)
 db_col.metric(f"Database ({db.dialect})", f"{db.ms:.0f} ms" if db.ok else "unreachable",
               help="Time of a trivial query through the dashboard's connection pool.")
 db_col.caption(fmt.md_escape(db.where))
-if not db.ok:
+if not db.ok and not db.unreachable:  # unreachable: the banner at the top says it, with the fix
     db_col.error(fmt.md_escape(db.message))
 redis = admin_data.redis_health(settings)
 if redis is None:
