@@ -1,8 +1,11 @@
-"""The dashboard's entry point (`streamlit run paydash/app/main.py`, via `paydash serve`).
+"""The dashboard's entry point: the script `paydash serve` runs as its Streamlit app.
 
-Sign-in comes before any page: until someone is signed in, no page runs and no menu
-shows. The pages are still declared (hidden), so a shared link to a page, with its query
-parameters, opens that page once the visitor has signed in.
+The HTTP layer signs people in: without a valid `paydash_session` cookie no page is served
+and no websocket opened (paydash/app/http_auth.py). The script checks the session again
+before any page runs (`login.current_user`: it may have ended while the tab stayed open),
+and then shows the pages this user may open: viewers get no menu entry and no URL for the
+admin pages. Someone whose session ended sees only that message, with a link that signs in
+and comes back to the same page and query.
 
 The page scripts live in `app_pages/`, not `pages/`: Streamlit still treats a `pages/`
 directory beside the main script as an old-style multipage app, and until st.navigation
@@ -26,18 +29,21 @@ pages = [
     st.Page(PAGES / "customers.py", title="Customers", icon=":material/group:", url_path="customers"),
     st.Page(PAGES / "promotions.py", title="Promotions", icon=":material/sell:", url_path="promotions"),
 ]
+ADMIN_PAGES = [
+    st.Page(PAGES / "system.py", title="System", icon=":material/health_and_safety:", url_path="system"),
+    st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:", url_path="data-explorer"),
+]
 
 settings = data.settings()
-user = login.valid_session(settings)
-if user is None or user.is_admin:  # viewers get no menu entry and no URL for the admin pages
-    pages += [
-        st.Page(PAGES / "system.py", title="System", icon=":material/health_and_safety:", url_path="system"),
-        st.Page(PAGES / "data_explorer.py", title="Data explorer", icon=":material/table_view:", url_path="data-explorer"),
-    ]
-page = st.navigation(pages, position="sidebar" if user else "hidden")
+session = login.check_session(settings)
+user = session.session
 if user is None:
-    login.sign_in_page(settings)
+    # every page declared, hidden, so the address stays what the browser asked for and the
+    # sign-in link comes back to it (after sign-in, a viewer's navigation has no admin page)
+    st.navigation(pages + ADMIN_PAGES, position="hidden")
+    login.session_ended(session.problem)
     st.stop()
 
-login.sidebar_account(user)
+page = st.navigation(pages + ADMIN_PAGES if user.is_admin else pages, position="sidebar")
+login.sidebar_account(settings, user)
 page.run()

@@ -1,8 +1,14 @@
 """AppTest fixtures: one page script at a time, with its settings and signed-in user set up front.
 
 Settings come from the environment (monkeypatched per test) and the working directory is a
-fresh temporary one, so no `.env`, secrets file or users file of the developer leaks in.
+fresh temporary one, so no `.env`, secrets file or users file of the developer leaks in; the
+state store (users, sessions, audit log) is the default SQLite file in it, a real one.
 Streamlit's caches live for the whole process: tests that need a clean slate clear them.
+
+Signing in: AppTest cannot send the `paydash_session` cookie, so `signed_in` makes a real
+session in the state store and hands its token to the app the one way login.py reads it
+under AppTest (`login.TEST_TOKEN_KEY`); the store lookup and every check after it are the
+production code.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard_db import build_dashboard_database
-from paydash.app import auth, login
-from paydash.settings import Settings
+from paydash.app import login
+from paydash.settings import Settings, load_settings
+from paydash.state import open_state
+from paydash.state.models import TEAM_USER, SessionRules
 from paydash.warehouse.engine import Warehouse
 
 APP = Path(__file__).resolve().parents[2] / "paydash" / "app"
@@ -47,12 +55,6 @@ def _close_cached_warehouses():  # noqa: ANN202
     st.cache_resource.clear()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_lockouts() -> None:
-    # the lockout counter is one per process (as on a server); tests must not share it
-    login._throttle.clear()
-
-
 @pytest.fixture
 def team_password() -> str:
     return PASSWORD
@@ -71,11 +73,29 @@ def warehouse(dashboard_db: Path):  # noqa: ANN201
     wh.dispose()
 
 
-def signed_in(at: AppTest, username: str = auth.TEAM_USER, role: str = "admin", now: float | None = None,
-              signed_in_ago: float = 60.0, idle_for: float = 5.0) -> AppTest:
-    """Seed the signed-in user the way the sign-in form leaves it."""
+def signed_in(at: AppTest, username: str = TEAM_USER, role: str = "admin", now: float | None = None,
+              signed_in_ago: float = 60.0, idle_for: float = 5.0, method: str | None = None) -> AppTest:
+    """Sign `username` in the way /auth/login does: a session in the state store, its token the cookie.
+
+    The session started `signed_in_ago` seconds before `now` and was last used `idle_for`
+    seconds before it. A named user must exist in the store (`open_state(...).users.add`)
+    or the app ends the session. `at.session_token` is the token, for looking it up.
+    """
     now = time.time() if now is None else now
-    at.session_state[login.SESSION_KEY] = auth.Session(username, role, now - signed_in_ago, now - idle_for)
+    settings = load_settings()
+    store = open_state(settings)
+    rules = SessionRules.from_settings(settings)
+    method = method or ("password" if username == TEAM_USER else "user")
+    start, last_click = now - signed_in_ago, now - min(idle_for, signed_in_ago)
+    token = store.sessions.create(username, role, method, start)
+    # clicks often enough to keep it alive until the last one (unless it reached its absolute end first)
+    step = rules.idle_timeout / 2
+    clicks = [start + step * i for i in range(1, int((last_click - start) // step) + 1)] + [last_click]
+    for click in clicks:
+        if click - start < rules.max_age and click > start:
+            store.sessions.get(token, click, rules, touch=True)
+    at.session_state[login.TEST_TOKEN_KEY] = token
+    at.session_token = token
     return at
 
 
@@ -98,7 +118,7 @@ def page(env: pytest.MonkeyPatch) -> Callable[..., AppTest]:
 
 @pytest.fixture
 def main_app(env: pytest.MonkeyPatch) -> Callable[[], AppTest]:
-    """The whole app (main.py: sign-in gate, then navigation), nobody signed in.
+    """The whole app (main.py: the session check, then navigation), nobody signed in.
 
     `main_app()` is not run yet; `main_app(opened=True)` has run it the way a browser
     opens it. AppTest's first run asks for the main script and its second for the page

@@ -1,137 +1,197 @@
-"""The sign-in gate, through the whole app (main.py) and through a page script on its own."""
+"""The session check in the app (login.py), through the whole app (main.py) and a page script on its own.
+
+Signing in and out is the HTTP layer's (tests/app/test_server.py, tests/browser/): here the
+session is made in the real state store (conftest's `signed_in`) and the app must notice
+every way it can end while a tab stays open.
+"""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
+from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
 
-from paydash.app import auth, login
-
-
-def submit(at, password: str, username: str | None = None):  # noqa: ANN001, ANN201
-    if username is not None:
-        at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(password)
-    return at.button(key="FormSubmitter:login-Sign in").click().run()
-
-
-def signed_in_user(at) -> auth.Session | None:  # noqa: ANN001
-    return at.session_state[login.SESSION_KEY] if login.SESSION_KEY in at.session_state else None
+from paydash.app import login
+from paydash.settings import load_settings
+from paydash.state import open_state
+from paydash.state.audit import LOGOUT, AuditFilter
+from paydash.state.models import SessionRules
 
 
-def test_nothing_but_the_sign_in_form_before_signing_in(main_app) -> None:  # noqa: ANN001
-    at = main_app(opened=True)
+def store():  # noqa: ANN201
+    return open_state(load_settings())
+
+
+def stored(at):  # noqa: ANN001, ANN201
+    """The session behind `at`'s token as the store has it now (not renewed by looking)."""
+    settings = load_settings()
+    return open_state(settings).sessions.get(at.session_token, time.time(), SessionRules.from_settings(settings),
+                                             touch=False).session
+
+
+def sign_in_link(at) -> str:  # noqa: ANN001
+    links = [e.proto.url for e in at.get("link_button")]
+    assert len(links) == 1, links
+    assert at.get("link_button")[0].proto.label == "Sign in again"
+    return links[0]
+
+
+def next_of(at) -> str:  # noqa: ANN001
+    href = sign_in_link(at)
+    assert urlsplit(href).path == "/auth/login"
+    return parse_qs(urlsplit(href).query)["next"][0]
+
+
+def shows_only_the_session_message(at) -> None:  # noqa: ANN001
     assert not at.exception
-    assert [t.label for t in at.text_input] == ["Password"]
-    assert not at.metric and not at.dataframe
-    assert [t.value for t in at.title] == ["paydash"]
+    assert not at.metric and not at.dataframe and not at.text_input
+    assert not at.sidebar.caption  # no "Signed in as"
 
 
-def test_wrong_password_is_refused(main_app) -> None:  # noqa: ANN001
-    at = submit(main_app(opened=True), "not the password")
-    assert [e.value for e in at.error] == ["Wrong password."]
-    assert signed_in_user(at) is None
-    assert not at.metric
+# -- nobody signed in ---------------------------------------------------------------------------
+def test_without_a_session_the_app_shows_only_the_way_to_sign_in(main_app) -> None:  # noqa: ANN001
+    at = main_app(opened=True)
+    shows_only_the_session_message(at)
+    assert [i.value for i in at.info] == [login.NOT_SIGNED_IN]
+    assert next_of(at) == "/"
 
 
-def test_right_password_opens_the_overview(main_app, team_password) -> None:  # noqa: ANN001
-    at = submit(main_app(opened=True), team_password)
+def test_an_unknown_token_is_refused(page) -> None:  # noqa: ANN001
+    at = page("overview", sign_in=False)
+    at.session_state[login.TEST_TOKEN_KEY] = "made-up-token-of-a-stranger"
+    at.run()
+    shows_only_the_session_message(at)
+    assert "sign in again" in at.info[0].value
+
+
+# -- signed in ----------------------------------------------------------------------------------
+def test_a_signed_in_user_gets_the_overview_and_their_name_in_the_sidebar(main_app, signed_in) -> None:  # noqa: ANN001
+    at = signed_in(main_app()).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert signed_in_user(at).username == auth.TEAM_USER
     assert [t.value for t in at.title] == ["Overview"]
     assert [m.label for m in at.metric][:4] == ["Revenue", "Success rate", "Failed payments", "Attempts"]
+    assert [c.value for c in at.sidebar.caption] == ["Signed in as team (admin)"]
 
 
-def test_lockout_after_five_failures_refuses_the_right_password(main_app, team_password) -> None:  # noqa: ANN001
-    at = main_app(opened=True)
-    for _ in range(4):
-        at = submit(at, "wrong guess")
-        assert [e.value for e in at.error] == ["Wrong password."]
-    at = submit(at, "wrong guess")
-    assert "Too many failed sign-ins" in at.error[0].value
-    at = submit(at, team_password)
-    assert "Too many failed sign-ins" in at.error[0].value
-    assert signed_in_user(at) is None
-    # the count is per server, not per browser tab: a new session is refused too
-    fresh = submit(main_app(opened=True), team_password)
-    assert "Too many failed sign-ins" in fresh.error[0].value
-
-
-def test_named_users_sign_in_with_name_and_password(main_app, env, tmp_path, team_password) -> None:  # noqa: ANN001
-    auth.add_user(tmp_path / "users.json", "alice", "alice-password", "viewer")
-    env.setenv("PAYDASH_USERS_FILE", str(tmp_path / "users.json"))
-    at = main_app(opened=True)
-    assert [t.label for t in at.text_input] == ["User name", "Password"]
-    at = submit(at, team_password, username="alice")  # the team password no longer works
-    assert [e.value for e in at.error] == ["Wrong user name or password."]
-    at = submit(at, "alice-password", username="alice")
-    assert not at.error
-    assert signed_in_user(at) == auth.Session("alice", "viewer", signed_in_user(at).signed_in_at, signed_in_user(at).last_seen)
+def test_sign_out_ends_the_session_on_the_server(main_app, signed_in, tmp_path) -> None:  # noqa: ANN001
+    at = signed_in(main_app()).run()
     assert at.metric
-
-
-@pytest.mark.parametrize(
-    "signed_in_ago, idle_for, notice",
-    [(13 * 3600, 60, "ended after 12 hours"), (3600, 31 * 60, "ended after 30 minutes without activity")],
-)
-def test_an_expired_session_asks_to_sign_in_again(page, signed_in, signed_in_ago, idle_for, notice) -> None:  # noqa: ANN001
-    at = signed_in(page("overview", sign_in=False), signed_in_ago=signed_in_ago, idle_for=idle_for).run()
-    assert not at.exception
-    assert notice in at.info[0].value
-    assert [t.label for t in at.text_input] == ["Password"]
-    assert not at.metric
-    assert signed_in_user(at) is None
+    at = at.sidebar.button(key="logout").click().run()
+    shows_only_the_session_message(at)
+    assert [i.value for i in at.info] == [login.SIGNED_OUT]
+    assert stored(at) is None  # the cookie's token is refused from now on, in every tab
+    assert parse_qs(urlsplit(sign_in_link(at)).query)["ended"] == ["signed_out"]
+    assert [(e.username, e.action) for e in store().audit.page(AuditFilter()).entries][:1] == [("team", LOGOUT)]
+    at.run()  # and stays signed out
+    shows_only_the_session_message(at)
 
 
 def test_activity_renews_the_idle_clock(page, signed_in) -> None:  # noqa: ANN001
     at = signed_in(page("overview", sign_in=False), signed_in_ago=3600, idle_for=29 * 60)
     before = time.time()
     at.run()
-    assert at.metric
-    assert signed_in_user(at).last_seen >= before
+    assert at.metric, ([i.value for i in at.info], [e.value for e in at.error], at.exception)
+    assert stored(at).last_seen >= before
 
 
-def test_sign_out(main_app, signed_in) -> None:  # noqa: ANN001
+# -- the ways a session ends while the tab stays open ---------------------------------------------
+@pytest.mark.parametrize(
+    "signed_in_ago, idle_for, notice, code",
+    [(13 * 3600, 60, "12 hours", "expired"), (3600, 31 * 60, "30 minutes without activity", "idle")],
+)
+def test_an_expired_session_asks_to_sign_in_again(page, signed_in, signed_in_ago, idle_for, notice, code) -> None:  # noqa: ANN001
+    at = signed_in(page("overview", sign_in=False), signed_in_ago=signed_in_ago, idle_for=idle_for).run()
+    shows_only_the_session_message(at)
+    assert notice in at.info[0].value and "sign in again" in at.info[0].value
+    assert parse_qs(urlsplit(sign_in_link(at)).query)["ended"] == [code]  # the sign-in page says why too
+
+
+def test_the_sign_in_link_comes_back_to_the_page_and_its_query(page, signed_in) -> None:  # noqa: ANN001
+    at = signed_in(page("payments", sign_in=False), signed_in_ago=3600, idle_for=31 * 60)
+    at.context["url"] = "http://127.0.0.1:8501/payments"
+    at.query_params["status"] = "failed"
+    at.query_params["funnel"] = "mobile_app"
+    at.run()
+    shows_only_the_session_message(at)
+    assert next_of(at) == "/payments?status=failed&funnel=mobile_app"
+
+
+def test_a_session_ended_on_the_server_ends_in_the_open_tab(main_app, signed_in) -> None:  # noqa: ANN001
     at = signed_in(main_app()).run()
     assert at.metric
-    at = at.sidebar.button(key="logout").click().run()
-    assert signed_in_user(at) is None
-    assert "signed out" in at.info[0].value
-    assert [t.label for t in at.text_input] == ["Password"]
-
-
-def test_a_removed_user_is_signed_out(main_app, env, signed_in, tmp_path) -> None:  # noqa: ANN001
-    users = tmp_path / "users.json"
-    auth.add_user(users, "alice", "alice-password", "admin")
-    auth.add_user(users, "bob", "bob-password", "viewer")
-    env.setenv("PAYDASH_USERS_FILE", str(users))
-    at = signed_in(main_app(), username="bob", role="viewer").run()
-    assert at.metric
-    auth.remove_user(users, "bob")
+    store().sessions.end(at.session_token)  # signed out in another tab
     at.run()
-    assert signed_in_user(at) is None
+    shows_only_the_session_message(at)
     assert "sign in again" in at.info[0].value
 
 
-def test_without_any_login_configured_the_app_says_how_to_set_one(main_app, env) -> None:  # noqa: ANN001
-    env.delenv("PAYDASH_PASSWORD")
-    at = main_app(opened=True)
-    assert not at.text_input
-    assert "PAYDASH_PASSWORD" in at.error[0].value and "paydash users add" in at.error[0].value
+def test_a_removed_user_is_signed_out(main_app, signed_in) -> None:  # noqa: ANN001
+    store().users.add("alice", "alice-password", "admin")
+    store().users.add("bob", "bob-password", "viewer")
+    at = signed_in(main_app(), username="bob", role="viewer").run()
+    assert at.metric
+    assert [c.value for c in at.sidebar.caption] == ["Signed in as bob (viewer)"]
+    store().users.remove("bob")
+    at.run()
+    shows_only_the_session_message(at)
+    assert "sign in again" in at.info[0].value
+
+
+def test_a_changed_role_signs_the_user_out(main_app, signed_in) -> None:  # noqa: ANN001
+    store().users.add("bob", "bob-password", "admin")
+    at = signed_in(main_app(), username="bob", role="admin").run()
+    assert at.metric
+    store().users.add("bob", "bob-password", "viewer")  # demoted: no admin pages on an old session
+    at.run()
+    shows_only_the_session_message(at)
+
+
+def test_the_team_password_session_ends_once_named_users_exist(main_app, signed_in) -> None:  # noqa: ANN001
+    at = signed_in(main_app()).run()
+    assert at.metric
+    store().users.add("alice", "alice-password", "admin")  # the team password no longer signs anyone in
+    at.run()
+    shows_only_the_session_message(at)
+    assert [i.value for i in at.info] == [login.CHANGED]
+    assert stored(at) is None  # ended in the store, not only hidden
+
+
+# -- viewers ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["system", "data_explorer"])
+def test_a_viewer_has_no_admin_page(main_app, signed_in, name: str) -> None:  # noqa: ANN001
+    store().users.add("bob", "bob-password", "viewer")
+    at = signed_in(main_app(), username="bob", role="viewer").run()
+    assert [t.value for t in at.title] == ["Overview"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(f"app_pages/{name}.py")
 
 
 def test_no_pages_directory_beside_main_py(app_dir) -> None:  # noqa: ANN001
-    # Streamlit routes /<page> straight to pages/<page>.py, past main.py's gate, until
-    # st.navigation has run once in the process (see paydash/app/main.py)
+    # Streamlit routes /<page> straight to pages/<page>.py, past main.py's session check,
+    # until st.navigation has run once in the process (see paydash/app/main.py)
     assert (app_dir / "main.py").exists()
     assert not (app_dir / "pages").exists()
 
 
-def test_the_team_password_can_come_from_streamlit_secrets(main_app, env, tmp_path) -> None:  # noqa: ANN001
-    env.delenv("PAYDASH_PASSWORD")
-    (tmp_path / ".streamlit").mkdir()
-    (tmp_path / ".streamlit" / "secrets.toml").write_text('[paydash]\npassword = "from-the-secrets-file"\n')
-    at = submit(main_app(opened=True), "from-the-secrets-file")
-    assert not at.error
-    assert signed_in_user(at).username == auth.TEAM_USER
+# -- the state store down --------------------------------------------------------------------------
+def test_an_unreachable_state_store_shows_one_message_and_no_data(page, env) -> None:  # noqa: ANN001
+    env.setenv("PAYDASH_STATE_URL", "postgresql://paydash@127.0.0.1:1/state")
+    at = page("overview", sign_in=False)
+    at.session_state[login.TEST_TOKEN_KEY] = "some-token"
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "Sign-in cannot be checked right now" in at.error[0].value
+    assert not at.metric and not at.dataframe
+
+
+# -- auto-refresh is not activity -----------------------------------------------------------------
+def test_streamlit_still_says_which_runs_are_auto_refreshes() -> None:
+    # login.is_auto_refresh reads these (Streamlit 1.67); the browser test
+    # tests/browser/test_sessions.py::test_an_untouched_operations_tab_signs_out proves the behaviour
+    assert RerunData(is_auto_rerun=True).is_auto_rerun is True
+    assert "script_requests" in ScriptRunContext.__dataclass_fields__
+    assert "fragment_ids_this_run" in ScriptRunContext.__dataclass_fields__
+    assert ScriptRequests()._rerun_data.is_auto_rerun is False

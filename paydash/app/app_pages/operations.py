@@ -1,4 +1,9 @@
-"""Operations: is checkout healthy right now? For stand-up and on-call; refreshes itself every minute."""
+"""Operations: is checkout healthy right now? For stand-up and on-call; refreshes itself every minute.
+
+The refresh (PAYDASH_OPERATIONS_REFRESH seconds) reruns only the `live` fragment, so the
+fragment checks the session itself on each run; a refresh is not activity (login.py), so an
+untouched tab shows "session ended" once the idle limit has passed.
+"""
 
 from datetime import datetime, timezone
 
@@ -11,7 +16,6 @@ from paydash.app import operations_view as view
 settings = data.settings()
 user = login.require_user(settings)
 source = data.Source.from_settings(settings)
-data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 RANGES = {"Last 6 hours": (6, 1), "Last 24 hours": (24, 5), "Last 7 days": (168, 30)}  # hours, step in minutes
 TARGET, P95_LIMIT = 0.97, 2_000
@@ -36,16 +40,17 @@ with range_col:
     chosen = st.segmented_control("Time range", list(RANGES), default="Last 24 hours", key="operations_range")
     hours, step = RANGES[chosen or "Last 24 hours"]
 with auto_col:
-    auto = st.toggle("Refresh every minute", value=True, key="operations_auto",
-                     help="Re-reads the numbers every 60 seconds without reloading the page.")
+    every = settings.operations_refresh
+    auto = st.toggle("Refresh every minute" if every == 60 else f"Refresh every {every} seconds", value=True,
+                     key="operations_auto", help=f"Re-reads the numbers every {every} seconds without reloading the page.")
 with refresh_col:
     st.button("Refresh now", key="operations_refresh", on_click=data.refresh_operations, icon=":material/refresh:",
               help="Read the numbers again from the database.")
 
 
-@st.fragment(run_every=60 if auto else None)
+@st.fragment(run_every=every if auto else None)
 def live() -> None:
-    data.outage_banner(source, user)  # this fragment's own runs say an unreachable database here
+    login.require_user(settings)  # an auto-refresh runs only this function: the session is checked here too
     with data.section("Operations"):
         now, from_data, latest = data.operations_now(source, datetime.now(timezone.utc).replace(tzinfo=None, second=0,
                                                                                                microsecond=0)).value
