@@ -204,16 +204,16 @@ SETTINGS: tuple[Setting, ...] = (
         "password",
         "",
         "Shared team password for the dashboard (everyone signs in as `team`, role admin). "
-        "Ignored once named users exist in PAYDASH_USERS_FILE. Set it in the environment or "
+        "Ignored once named users exist (`paydash users add`, kept in the state store). Set it in the environment or "
         "`.streamlit/secrets.toml`, never in code.",
         secret=True,
     ),
     Setting(
         "users_file",
         "data/users.json",
-        "Named dashboard users with roles (viewer, admin) and argon2 password hashes, managed "
-        "with `paydash users add`, `remove` and `list`. Kept outside the warehouse; relative to the "
-        "working directory.",
+        "Where an older paydash kept the named users (JSON, argon2 hashes): imported once into the state store "
+        "(PAYDASH_STATE_URL) when it exists, then left alone. Users are managed with `paydash users add`, "
+        "`remove` and `list`. Relative to the working directory.",
     ),
     Setting(
         "session_max_age",
@@ -302,8 +302,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "audit_log_file",
         "data/audit.sqlite",
-        "SQLite file of the audit log (sign-ins, failed sign-ins, exports, admin actions), kept outside "
-        "the warehouse; admins read it on the System page. Relative to the working directory.",
+        "Where an older paydash kept the audit log (SQLite): imported once into the state store "
+        "(PAYDASH_STATE_URL), which now holds it, when it exists, then left alone. Relative to the working directory.",
     ),
     Setting(
         "redis_url",
@@ -445,8 +445,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "alert_state_file",
         "data/alerts.sqlite",
-        "SQLite file where `paydash alerts` keeps each rule's state, the history of its changes and the "
-        "outbox of notifications (outside the warehouse, which it only reads).",
+        "Where an older paydash kept the alert runner's state, history and outbox (SQLite): imported once into "
+        "the state store (PAYDASH_STATE_URL), which now holds them, when it exists, then left alone.",
     ),
     Setting("slack_webhook_url", "", "Slack incoming-webhook URL the Slack alert rules post to.", secret=True),
     Setting("pagerduty_routing_key", "", "Integration (routing) key of the PagerDuty service the PagerDuty alert "
