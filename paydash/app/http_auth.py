@@ -190,7 +190,8 @@ class Gate:
 
     settings: Settings
     store: Any  # paydash.state.store.StateStore
-    public_paths: set[str] = field(default_factory=set)
+    # path -> the methods open without a session (None: any); /auth/* is always open
+    public_paths: dict[str, set[str] | None] = field(default_factory=dict)
     proxies: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -198,8 +199,13 @@ class Gate:
         self.session_rules = SessionRules.from_settings(self.settings)
         self.throttle_rules = ThrottleRules.from_settings(self.settings)
 
-    def is_public(self, path: str) -> bool:
-        return path.startswith("/auth/") or path in self.public_paths
+    def is_public(self, path: str, method: str | None) -> bool:
+        if path.startswith("/auth/"):
+            return True
+        if path not in self.public_paths:
+            return False
+        methods = self.public_paths[path]
+        return methods is None or method in methods
 
     def login_config(self) -> auth.LoginConfig:
         return auth.login_config(self.settings, self.store.users.all())
@@ -261,7 +267,7 @@ class PaydashMiddleware:
             await send({"type": "websocket.close", "code": 1008})
             return
         path = scope.get("path", "/")
-        if self.gate.is_public(path):
+        if self.gate.is_public(path, scope.get("method")):
             await self.app(scope, receive, send)
             return
         token = _cookie(scope, SESSION_COOKIE)

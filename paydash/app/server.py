@@ -167,11 +167,13 @@ def build_app(settings: Settings, store, on_started=None, on_failed=None):  # no
 
     service = None
     routes: list[Route] = []
-    public = {"/healthz", "/_stcore/health"}
+    # open without a session: health checks, and the receiver's routes (their own authentication:
+    # Stripe's signature, the events bearer token) for their own methods only
+    public: dict[str, set[str] | None] = {"/healthz": None, "/_stcore/health": None}
     if receiver_enabled(settings):
         service = stripe_webhooks.ReceiverService(settings)
         routes += stripe_webhooks.service_routes(service, settings)
-        public |= {route.path for route in routes}
+        public.update({route.path: set(route.methods or ()) for route in routes})
     health = Health(settings, store, service)
     routes += http_auth.auth_routes(settings)
     routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
