@@ -16,6 +16,7 @@ from paydash.app import operations_view as view
 settings = data.settings()
 user = login.require_user(settings)
 source = data.Source.from_settings(settings)
+data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 RANGES = {"Last 6 hours": (6, 1), "Last 24 hours": (24, 5), "Last 7 days": (168, 30)}  # hours, step in minutes
 TARGET, P95_LIMIT = 0.97, 2_000
@@ -51,6 +52,7 @@ with refresh_col:
 @st.fragment(run_every=every if auto else None)
 def live() -> None:
     login.require_user(settings)  # an auto-refresh runs only this function: the session is checked here too
+    data.outage_banner(source, user)  # this fragment's own runs say an unreachable database here
     with data.section("Operations"):
         now, from_data, latest = data.operations_now(source, datetime.now(timezone.utc).replace(tzinfo=None, second=0,
                                                                                                microsecond=0)).value
