@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# PORT=8600 make demo (or make demo PORT=8600) serves on that port; it prints the address it serves at
 demo: $(STAMP)
-	$(BIN)/paydash demo
+	$(BIN)/paydash demo$(if $(PORT), --port $(PORT))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -430,3 +430,24 @@ def test_a_busy_port_is_an_error_not_another_port(dashboard_db: Path, tmp_path: 
     assert done.returncode == 1
     assert done.stderr.strip() == (f"error: port {port} on 127.0.0.1 is already in use; stop what uses it or "
                                    "choose another with --port (or $PORT)")
+
+
+def test_with_the_receiver_serve_refuses_a_duckdb_file_another_process_holds(tmp_path: Path) -> None:
+    """On the embedded file, serve with the receiver must be its only opener: said at start, in one line."""
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                               "sys.stdin.read()", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = subprocess.run([sys.executable, "-m", "paydash.cli", "serve", "--address", "127.0.0.1", "--port",
+                               str(free_port()), "--db", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                              env=clean_env(PAYDASH_PASSWORD=PASSWORD, PAYDASH_STRIPE_WEBHOOK_SECRET=SECRET), timeout=120)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: the webhook receiver cannot open the database: the DuckDB file")
+    assert "locked by another process" in error and "Traceback" not in done.stderr
+    assert "paydash is running at" not in done.stdout

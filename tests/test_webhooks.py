@@ -355,7 +355,9 @@ class Place:
 
 @pytest.mark.duckdb
 def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> None:
-    """`serve` beside `webhooks` on one file (PAYDASH_DUCKDB_SHARED): every delivery stored, every read answered."""
+    """A dashboard process beside `paydash webhooks` running apart on one file (PAYDASH_DUCKDB_SHARED): every
+    delivery stored, every read answered. (`paydash serve` receiving the webhooks itself needs none of this:
+    tests/test_serve_http.py and the in-process sharing test below.)"""
     import threading
 
     db = Place(f"duckdb:///{tmp_path / 'shared.duckdb'}")
@@ -397,6 +399,48 @@ def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> Non
     assert statuses == [200] * 30 and not errors, (errors, receiver.output())
     assert seen and seen == sorted(seen)  # the dashboard only ever saw committed, growing totals
     assert read(db, lambda wh, raw: sa.select(sa.func.count()).select_from(wh.marts.payments)) == [(30,)]
+
+
+@pytest.mark.duckdb
+def test_in_one_process_the_dashboard_shares_the_receivers_duckdb_file(tmp_path) -> None:
+    """`paydash serve` with the receiver: the writer holds the file, and a read-only Warehouse on it in the
+    same process shares that DuckDB instance (DuckDB refuses a second configuration of one file in one
+    process) while staying unable to write."""
+    path = tmp_path / "served.duckdb"
+    writer = Warehouse(str(path), Settings(), read_only=False)
+    with writer.write() as conn:
+        conn.execute(sa.text("CREATE TABLE t (a INTEGER)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    reader = Warehouse(str(path), Settings(), read_only=True)
+    try:
+        with reader.read() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 1
+        with writer.write() as conn:  # the writer goes on writing while the reader's pool holds connections
+            conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+        with reader.read() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 2
+        with pytest.raises(PaydashError, match="opened read-only"):
+            with reader.write():
+                pass
+    finally:
+        reader.dispose()
+        writer.dispose()
+    # no writer left in this process: a reader opens the file read-only again, beside another reader process
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+                               "print(c.execute('SELECT count(*) FROM t').fetchone()[0], flush=True); sys.stdin.read()",
+         str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "2"
+        alone = Warehouse(str(path), Settings(), read_only=True)
+        try:
+            with alone.read() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 2
+        finally:
+            alone.dispose()
+    finally:
+        other.stdin.close()
+        other.wait(30)
 
 
 @pytest.mark.duckdb
