@@ -28,6 +28,7 @@ from stripe_objects import stripe_charge, stripe_event
 
 PASSWORD = "team-password-for-http-tests"
 SECRET = "whsec_serve_http_tests"
+EVENTS_TOKEN = "events-token-for-http-tests-0123456789"
 HEADERS = {
     "content-security-policy": "frame-ancestors 'self'",
     "x-frame-options": "SAMEORIGIN",
@@ -312,7 +313,7 @@ def test_webhooks_on_the_dashboards_port_reach_the_dashboard(new_database, tmp_p
     tables = {"PAYDASH_PAYMENTS_TABLE": db.settings.payments_table, "PAYDASH_DAILY_TABLE": db.settings.daily_table}
     # a payments read is cached 1 s, so a read made before the marts caught up is soon made again
     env = {"PAYDASH_PASSWORD": PASSWORD, "PAYDASH_STRIPE_WEBHOOK_SECRET": SECRET, "PAYDASH_CACHE_TTL_EXPLORER": "1",
-           **tables}
+           "PAYDASH_EVENTS_TOKEN": EVENTS_TOKEN, **tables}
     workdir = tmp_path / "hooks"
     if db.kind == "duckdb":
         assert not Path(db.url.removeprefix("duckdb:///")).exists()  # serve creates the tables on a new file
@@ -330,6 +331,16 @@ def test_webhooks_on_the_dashboards_port_reach_the_dashboard(new_database, tmp_p
             assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
             assert [a.json()["duplicate"] for a in answers] == [False, False, True]
             assert _deliver(client, stripe_event("evt_bad", "charge.failed", first), "whsec_wrong").status_code == 400
+            # POST /events and GET /metrics as `paydash webhooks` serves them (their own authentication)
+            receipt = json.dumps({"event_id": "ord-served-1", "event_name": "receipt_generated",
+                                  "occurred_at": "2026-03-02T11:59:00Z", "outcome": "succeeded"})
+            assert client.post("/events", content=receipt, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            posted = [client.post("/events", content=receipt, headers={"Authorization": f"Bearer {EVENTS_TOKEN}"})
+                      for _ in range(2)]
+            assert [p.json() for p in posted] == [{"received": 1, "stored": 1, "duplicates": 0},
+                                                  {"received": 1, "stored": 0, "duplicates": 1}]
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200 and "# TYPE" in metrics.text
             # the dashboard reads what the receiver wrote, in the same process (DuckDB: the same file)
             health = client.get("/healthz").json()
             assert health["ok"] is True and health["receiver"]["ok"] is True, health
