@@ -108,7 +108,14 @@ def test_a_deep_link_leads_back_where_it_pointed_after_sign_in(served) -> None: 
         for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Max-Age=43200"):
             assert attribute in set_cookie
         assert "Secure" not in set_cookie  # plain http on loopback, no proxy trusted
-        assert client.get(deep, headers=cookie(response.cookies["paydash_session"])).status_code == 200
+        token = response.cookies["paydash_session"]
+        assert client.get(deep, headers=cookie(token)).status_code == 200
+        # signed in already: the sign-in page sends you straight on
+        assert location(client.get("/auth/login?next=%2Foperations", headers=cookie(token))) == "/operations"
+        # signing in again replaces the session (the old token ends)
+        again = client.post("/auth/login", data={"password": PASSWORD}, headers=cookie(token))
+        assert location(again) == "/" and again.cookies["paydash_session"] != token
+        assert location(client.get("/", headers=cookie(token))).startswith("/auth/login")
         # X-Forwarded-Proto from a peer that is not a trusted proxy changes nothing
         forwarded = client.post("/auth/login", data={"password": PASSWORD}, headers={"X-Forwarded-Proto": "https"})
         assert "Secure" not in forwarded.headers["set-cookie"]

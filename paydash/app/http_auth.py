@@ -349,6 +349,9 @@ async def start_session(request: Request, username: str, role: str, method: str,
     password sign-in here and by the OIDC sign-in (paydash/app/oidc.py)."""
     gate = current_gate(request)
     address = _client(request)
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again replaces the browser's session: the old one must not linger
+        await run_in_threadpool(gate.store.sessions.end, previous)
     token = await run_in_threadpool(gate.store.sessions.create, username, role, method, time.time())
     await run_in_threadpool(_audit, gate, username, "login", f"role {role}, {method} sign-in from {address}")
     response = RedirectResponse(safe_next(next_path), status_code=303)
@@ -402,12 +405,16 @@ def _unavailable(exc: Exception) -> HTMLResponse:
 
 async def login_get(request: Request) -> Response:
     gate = current_gate(request)
+    params = request.query_params
+    next_path = safe_next(params.get("next"))
     try:
+        session, _ = await run_in_threadpool(gate.validate, request.cookies.get(SESSION_COOKIE), False)
+        if session is not None:  # already signed in: straight on
+            return RedirectResponse(next_path, status_code=303, headers={"Cache-Control": "no-store"})
         config = await run_in_threadpool(gate.login_config)
     except PaydashError as exc:
         return _unavailable(exc)
-    params = request.query_params
-    return _page(gate, config, safe_next(params.get("next")), info=_message(gate, params.get("ended")))
+    return _page(gate, config, next_path, info=_message(gate, params.get("ended")))
 
 
 async def _form(request: Request) -> dict[str, str] | None:
