@@ -147,3 +147,31 @@ def test_postgres_down_is_one_banner_and_the_numbers_come_back(pg_demo, context,
         assert metric(page, "Revenue") == revenue
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_the_operations_auto_refresh_says_it_once_and_recovers_by_itself(pg_demo, context, tmp_path: Path) -> None:  # noqa: ANN001
+    relay, url = pg_demo
+    server = start_server(url, tmp_path / "serve", {"PAYDASH_PASSWORD": PASSWORD, "PAYDASH_CONNECT_TIMEOUT": "3",
+                                                     "PAYDASH_OPERATIONS_REFRESH": "2"})
+    try:
+        page = context.new_page()
+        open_signed_in(page, server.url)
+        wait_idle(page)
+        tiles = page.locator('[data-testid="stMetric"]')
+        alerts = page.locator('[data-testid="stAlert"]')
+        banner = page.locator('[data-testid="stAlert"]', has_text=BANNER)
+
+        relay.stop()  # PostgreSQL goes away before the Operations page is first opened
+        page.goto(f"{server.url}/operations", wait_until="domcontentloaded")
+        expect(banner).to_have_count(1, timeout=WAIT)
+        page.wait_for_timeout(6_000)  # several auto-refreshes (every 2 s) of its fragment while it is down
+        expect(banner).to_have_count(1)
+        expect(alerts).to_have_count(1)  # still one message for the page
+        expect(tiles).to_have_count(0)
+
+        relay.start()  # no click: the next auto-refresh reads again
+        expect(banner).to_have_count(0, timeout=WAIT)
+        expect(tiles.first).to_be_visible(timeout=WAIT)
+    finally:
+        server.stop()

@@ -16,25 +16,11 @@ from paydash.app import operations_view as view
 settings = data.settings()
 user = login.require_user(settings)
 source = data.Source.from_settings(settings)
-data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 RANGES = {"Last 6 hours": (6, 1), "Last 24 hours": (24, 5), "Last 7 days": (168, 30)}  # hours, step in minutes
 TARGET, P95_LIMIT = 0.97, 2_000
 
 st.title("Operations")
-
-with data.section("Operations events"):
-    missing = data.operations_missing(source)
-    if missing:
-        st.warning(
-            f"The Operations page needs the table **{fmt.md_escape(missing)}** (operations events), which is not in "
-            "the database. Fill it with `paydash demo` (demo data), the webhook receiver `paydash webhooks` "
-            "(Stripe checkout-session, payment-intent and invoice events) or `POST /events` on the receiver with "
-            "PAYDASH_EVENTS_TOKEN set (your own services); or set PAYDASH_OPERATIONS_EVENTS_TABLE to where your "
-            "events live. The other pages work without it. See docs/operations.md.",
-            icon=":material/table_view:",
-        )
-        st.stop()
 
 range_col, auto_col, refresh_col = st.columns([3, 2, 2], vertical_alignment="bottom")
 with range_col:
@@ -52,7 +38,22 @@ with refresh_col:
 @st.fragment(run_every=every if auto else None)
 def live() -> None:
     login.require_user(settings)  # an auto-refresh runs only this function: the session is checked here too
-    data.outage_banner(source, user)  # this fragment's own runs say an unreachable database here
+    # every read of this page is in this fragment, whose own runs (the auto-refresh) leave the rest of
+    # the page alone: the page's one banner for an unreachable database is here, above the numbers
+    data.outage_banner(source, user)
+    missing = None
+    with data.section("Operations events"):
+        missing = data.operations_missing(source)
+    if missing:
+        st.warning(
+            f"The Operations page needs the table **{fmt.md_escape(missing)}** (operations events), which is not in "
+            "the database. Fill it with `paydash demo` (demo data), the webhook receiver `paydash webhooks` "
+            "(Stripe checkout-session, payment-intent and invoice events) or `POST /events` on the receiver with "
+            "PAYDASH_EVENTS_TOKEN set (your own services); or set PAYDASH_OPERATIONS_EVENTS_TABLE to where your "
+            "events live. The other pages work without it. See docs/operations.md.",
+            icon=":material/table_view:",
+        )
+        return
     with data.section("Operations"):
         now, from_data, latest = data.operations_now(source, datetime.now(timezone.utc).replace(tzinfo=None, second=0,
                                                                                                microsecond=0)).value
