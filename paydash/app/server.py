@@ -157,10 +157,12 @@ class Health:
 
 
 # -- the application ---------------------------------------------------------------------------
-def build_app(settings: Settings, store, on_started=None, on_failed=None):  # noqa: ANN001, ANN201
-    """The served application: `st.App(main.py)` with paydash's routes, middleware and lifespan.
+def build_app(settings: Settings, store, on_failed=None):  # noqa: ANN001, ANN201
+    """The served application: `st.App(main.py)` with paydash's routes, middleware and lifespan, and
+    the receiver's service (None without a webhook secret or events token).
 
-    `on_failed(message)` is called when the receiver cannot start (the server should stop)."""
+    `on_failed(message)` is called when the receiver cannot start (the server should then stop);
+    without it the error is raised."""
     import streamlit as st
 
     from paydash.sources import stripe_webhooks
@@ -185,8 +187,9 @@ def build_app(settings: Settings, store, on_started=None, on_failed=None):  # no
             try:
                 started = await run_in_threadpool(service.start_or_retry)
             except PaydashError as exc:
-                if on_failed is not None:
-                    on_failed(f"the webhook receiver cannot open the database: {exc}")
+                if on_failed is None:
+                    raise
+                on_failed(f"the webhook receiver cannot open the database: {exc}")
             else:
                 if started:
                     log.info("receiving Stripe webhooks into %s", service.display_url)
