@@ -21,7 +21,7 @@ import io
 import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
@@ -440,11 +440,6 @@ def _came_back(where: str) -> None:
             _DOWN_SINCE.pop(where, None)
 
 
-def down_since(source: Source) -> datetime | None:
-    """When this process first found the database of `source` unreachable, while it still is."""
-    return _DOWN_SINCE.get(warehouse(source).display_url)
-
-
 @dataclass
 class _Banner:
     run: object  # the page run that placed it (Streamlit's per-run cursor map)
@@ -477,10 +472,11 @@ def _banner() -> _Banner | None:
 
 
 def outage_banner(source: Source, user: Any) -> None:
-    """Where this page says that its database is unreachable: call it at the top of the page,
-    and at the top of an auto-refreshing fragment (whose own runs leave the page's top alone).
-    It shows nothing while the database answers. Admins are shown the fix with the connection
-    details; other users are not shown where the database is."""
+    """Where this page says that its database is unreachable: call it at the top of the page
+    (a page whose reads all run in an auto-refreshing fragment: at the top of the fragment,
+    whose own runs cannot clear what the rest of the page wrote). Called again later in the
+    same run, it keeps the first. It shows nothing while the database answers. Admins are
+    shown the fix with the connection details; other users are not shown where the database is."""
     run = _this_run()
     if run is None or _banner() is not None:
         return  # not a page run, or the page's banner (placed earlier in this run) serves

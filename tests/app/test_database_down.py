@@ -8,7 +8,7 @@ connections refused, the pooled ones cut. The pages run in AppTest with a real s
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +16,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from builders import pg_execute
-from conftest import APP, TIMEOUT
 from paydash.settings import Settings, load_settings
 from paydash.sources.demo import DemoSpec, build_demo_database
 from paydash.state import open_state
@@ -24,6 +23,8 @@ from paydash.warehouse.engine import Warehouse
 from tcp_relay import Relay
 
 pytestmark = pytest.mark.postgres
+APP = Path(__file__).resolve().parents[2] / "paydash" / "app"
+TIMEOUT = 60  # the first run of a page imports pandas and the query layer: generous, not timed
 
 BANNER = "**The database is unreachable**"
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from builders import pg_execute
-from dashboard_server import CHROMIUM_ARGS, PASSWORD, VIEWPORT, start_server  # noqa: F401
+from dashboard_server import PASSWORD, VIEWPORT, start_server
 from paydash.app import format as fmt
 from paydash.queries import recovery
 from paydash.queries.dates import last_n_days
