@@ -137,13 +137,13 @@ def sign_in_link(problem: str = "", next_path: str | None = None) -> str:
 def session_ended(problem: str) -> None:
     """Why there is no session, and the way back to this page through the sign-in.
 
-    Streamlit opens a link button in a new tab; reloading this tab does the same (the server
-    sends a page request without a session to the sign-in, then back here).
+    Only elements the page has already drawn (a lazily loaded widget would need the server,
+    which refuses it without a session). Streamlit opens a Markdown link in a new tab;
+    reloading this tab does the same (the server sends it to the sign-in, then back here).
     """
     st.title("paydash")
     st.info(problem, icon=":material/lock_clock:")
-    st.link_button("Sign in again", sign_in_link(problem), type="primary", icon=":material/login:")
-    st.caption("Or reload this page: you sign in and come back to it.")
+    st.markdown(f"**[Sign in again]({sign_in_link(problem)})**, or reload this page: you sign in and come back to it.")
 
 
 def require_user(settings: Settings) -> Session:

@@ -49,7 +49,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            # `paydash serve` forwards SIGTERM to its streamlit child; the group catches stragglers
+            # `paydash serve` is one process (uvicorn); signalling the group also catches any child
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)

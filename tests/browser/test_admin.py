@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from paydash.app import auth
-
 from dashboard_server import Server, start_server
+from test_dashboard import open_signed_in
 
 WAIT = 60_000  # ms: a limit for waiting, not a timed assertion (the machine is shared)
 SAVED_QUERIES = '''
@@ -31,15 +33,24 @@ sql = "SELECT * FROM read_csv('/etc/passwd')"
 '''
 
 
+def add_user(workdir: Path, username: str, password: str, role: str) -> None:
+    """`paydash users add NAME --role ROLE --password-stdin` in the server's working directory, as a team would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_")}
+    done = subprocess.run([sys.executable, "-m", "paydash.cli", "users", "add", username, "--role", role,
+                           "--password-stdin"], input=password + "\n", cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert password not in done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def admin_server(browser_db: Path, tmp_path_factory) -> Iterator[Server]:  # noqa: ANN001
-    """`paydash serve` with named users (alice admin, bob viewer) and saved queries."""
+    """`paydash serve` with named users (alice admin, bob viewer), added by the CLI, and saved queries."""
     workdir = tmp_path_factory.mktemp("admin-serve")
-    auth.add_user(workdir / "users.json", "alice", "alice-password", "admin")
-    auth.add_user(workdir / "users.json", "bob", "bob-password", "viewer")
+    add_user(workdir, "alice", "alice-password", "admin")
+    add_user(workdir, "bob", "bob-password", "viewer")
     (workdir / "queries.toml").write_text(SAVED_QUERIES)
-    running = start_server(browser_db, workdir, {"PAYDASH_USERS_FILE": str(workdir / "users.json"),
-                                                 "PAYDASH_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    running = start_server(browser_db, workdir, {"PAYDASH_REDIS_URL": "redis://127.0.0.1:6379/0"})
     running.workdir = workdir
     yield running
     running.stop()
@@ -54,10 +65,7 @@ def wait_idle(page: Page) -> None:
 
 
 def sign_in_as(page: Page, url: str, username: str, password: str) -> None:
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_label("User name", exact=True).fill(username)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    open_signed_in(page, url, password, username=username)
 
 
 def audit_actions(server: Server) -> list[tuple[str, str]]:
@@ -134,18 +142,24 @@ def test_data_explorer_for_an_admin(page: Page, admin_server: Server) -> None:
     assert audit_actions(admin_server)[-2:] == [("alice", "run_query"), ("alice", "run_query")]
 
 
+ADMIN_HEADINGS = ("System", "Data explorer", "Health", "Tables", "Audit log", "Saved queries")
+
+
 @pytest.mark.parametrize("path", ["system", "data-explorer"])
 def test_a_viewer_neither_sees_nor_opens_the_admin_pages(page: Page, admin_server: Server, path: str) -> None:
+    # a link to an admin page, signed in as a viewer on the way: the Overview, no admin menu entry
     sign_in_as(page, f"{admin_server.url}/{path}", "bob", "bob-password")
     expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=WAIT)
     wait_idle(page)
+    expect(page.get_by_text("Signed in as bob (viewer)")).to_be_visible(timeout=WAIT)
     nav = page.locator('[data-testid="stSidebarNav"]')
     expect(nav.get_by_role("link", name="Payments")).to_be_visible(timeout=WAIT)
     expect(nav.get_by_role("link", name="System")).to_have_count(0, timeout=WAIT)
     expect(nav.get_by_role("link", name="Data explorer")).to_have_count(0, timeout=WAIT)
-    # the URL typed again (a new page load is a new session, so signing in again): still not the page
-    sign_in_as(page, f"{admin_server.url}/{path}", "bob", "bob-password")
+    # the URL typed again, still signed in (the session lasts): still not the page
+    page.goto(f"{admin_server.url}/{path}", wait_until="domcontentloaded")
     expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible(timeout=WAIT)
     wait_idle(page)
-    expect(page.get_by_role("heading", name="System", exact=True)).to_have_count(0, timeout=WAIT)
-    expect(page.get_by_text("Health")).to_have_count(0, timeout=WAIT)
+    expect(page.get_by_text("Signed in as bob (viewer)")).to_be_visible(timeout=WAIT)
+    for heading in ADMIN_HEADINGS:
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_have_count(0, timeout=WAIT)

@@ -1,4 +1,4 @@
-"""The dashboard in a real browser: sign in, Overview, explorer, a payment's link, CSV, hostile data."""
+"""The dashboard in a real browser: sign in (the server's form), Overview, explorer, a payment's link, CSV, hostile data."""
 
 from __future__ import annotations
 
@@ -36,14 +36,20 @@ def wait_idle(page: Page) -> None:
     expect(page.locator('[data-testid="stSkeleton"]')).to_have_count(0)
 
 
-def sign_in(page: Page, password: str = PASSWORD) -> None:
+def sign_in(page: Page, password: str = PASSWORD, username: str | None = None) -> None:
+    """Fill and send the server's sign-in page (/auth/login), where a page without a session lands."""
+    expect(page).to_have_url(re.compile(r"/auth/login(\?|$)"))
+    if username is not None:
+        page.get_by_label("User name", exact=True).fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
 
 
-def open_signed_in(page: Page, url: str, password: str = PASSWORD) -> None:
+def open_signed_in(page: Page, url: str, password: str = PASSWORD, username: str | None = None) -> None:
+    """Open `url` in a browser without a session: the sign-in page first, then `url` itself."""
     page.goto(url, wait_until="domcontentloaded")
-    sign_in(page, password)
+    sign_in(page, password, username)
+    expect(page).not_to_have_url(re.compile(r"/auth/login"))
 
 
 def metric_values(page: Page) -> dict[str, str]:
@@ -87,11 +93,14 @@ def expected_count(warehouse: Warehouse, filters: PaymentFilters) -> int:
 # -- tests -----------------------------------------------------------------------------------
 def test_sign_in_refuses_a_wrong_password_then_opens_the_overview(page: Page, server) -> None:  # noqa: ANN001
     page.goto(server.url, wait_until="domcontentloaded")
+    expect(page).to_have_url(re.compile(r"/auth/login"))
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    expect(page.locator('[data-testid="stMetric"]')).to_have_count(0)
-    screenshot(page, "sign-in")
+    expect(page.get_by_label("User name", exact=True)).to_have_count(0)  # no named users: the team password alone
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sign-in.png"), full_page=True)
     sign_in(page, "not-the-password")
-    expect(page.get_by_text("Wrong password.")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong password")
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")  # never sent back
     sign_in(page)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_text("Signed in as team (admin)")).to_be_visible()
@@ -225,10 +234,11 @@ def test_demo_prints_a_fresh_password_that_signs_in(browser, browser_db: Path, t
         assert demo.printed_password not in written
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
-        # the first request this server ever sees is a deep link: it still goes through
-        # main.py's gate and navigation (not an old-style pages/ route)
+        # the first page this server ever serves is a deep link: it still goes through the
+        # sign-in, main.py's session check and navigation (not an old-style pages/ route)
         open_signed_in(page, f"{demo.url}/payments?status=failed", demo.printed_password)
         expect(page.get_by_role("heading", name="Payments")).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/payments\?status=failed$"))
         nav = page.locator('[data-testid="stSidebarNav"]')
         expect(nav.get_by_role("link", name="Overview")).to_be_visible()
         expect(nav.get_by_role("link", name="Payments")).to_be_visible()
