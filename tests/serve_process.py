@@ -112,6 +112,15 @@ class Refused(Exception):
         self.status = status
 
 
+def run_async(coroutine):  # noqa: ANN001, ANN201
+    """`asyncio.run` in a thread of its own: after the browser tests, Playwright keeps an event loop
+    running on the main thread, and asyncio.run refuses to start inside one."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def run_page(served: Served, token: str | None, page: str = "", origin: str | None = None,
              limit: float = 120.0) -> bytes:
     """Open /_stcore/stream (cookie, Origin as given), run `page` (its url path; "" = the default
@@ -149,7 +158,7 @@ def run_page(served: Served, token: str | None, page: str = "", origin: str | No
                     break
         return bytes(received)
 
-    return asyncio.run(talk())
+    return run_async(talk())
 
 
 def new_session_config(served: Served, token: str):  # noqa: ANN201
@@ -171,4 +180,4 @@ def new_session_config(served: Served, token: str):  # noqa: ANN201
                 if forward.WhichOneof("type") == "new_session":
                     return forward.new_session.config
 
-    return asyncio.run(talk())
+    return run_async(talk())

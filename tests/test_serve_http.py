@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import streamlit
 import sqlalchemy as sa
 
 from builders import pg_execute
@@ -54,6 +55,10 @@ def cookie(token: str) -> dict[str, str]:
     return {"Cookie": f"paydash_session={token}"}
 
 
+# one of the scripts Streamlit's frontend loads lazily (the name carries a content hash)
+STREAMLIT_SCRIPT = next((Path(streamlit.__file__).parent / "static" / "static" / "js").glob("*.js")).name
+
+
 def location(response: httpx.Response) -> str:
     assert response.status_code == 303, (response.status_code, response.text[:300])
     return response.headers["location"]
@@ -67,7 +72,9 @@ def test_a_stranger_is_sent_to_sign_in_and_gets_no_page_or_api(served) -> None: 
         assert location(client.get(deep)) == "/auth/login?next=" + quote(deep, safe="")
         # Streamlit's own API and assets without a session: 401, not a page
         assert client.get("/_stcore/host-config").status_code == 401
-        assert client.get("/static/js/index.js").status_code == 401
+        # Streamlit's own scripts are the same for everyone (no data): open, and never a page
+        asset = client.get("/static/js/" + STREAMLIT_SCRIPT)
+        assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
         # a browser asking for a page under them is sent to sign in
         assert client.get("/_stcore/host-config", headers={"Accept": "text/html"}).status_code == 303
         # a forged cookie is no session
@@ -469,3 +476,37 @@ def test_with_the_receiver_serve_refuses_a_duckdb_file_another_process_holds(tmp
     assert error.startswith("error: the webhook receiver cannot open the database: the DuckDB file")
     assert "locked by another process" in error and "Traceback" not in done.stderr
     assert "paydash is running at" not in done.stdout
+
+
+def test_serve_with_alerts_evaluates_the_rules_beside_the_receiver_on_one_duckdb_file(tmp_path: Path) -> None:
+    """On an embedded DuckDB file the served receiver holds, no other process may open the file:
+    `paydash serve --alerts` evaluates the rules in the same process, through the same instance."""
+    workdir = tmp_path / "alerts"
+    db = workdir / "paydash.duckdb"  # new: serve creates the tables the receiver writes
+    server = start_serve(workdir, str(db), {"PAYDASH_PASSWORD": PASSWORD, "PAYDASH_STRIPE_WEBHOOK_SECRET": SECRET},
+                         args=("--alerts", "--alerts-interval", "1"))
+    store = open_state(Settings({"state_url": str(workdir / "data" / "state.sqlite")})).alerts
+    try:
+        deadline = time.monotonic() + 90
+        evaluated: list = []
+        while not evaluated and time.monotonic() < deadline:
+            evaluated = [s for s in store.current_states() if s["evaluated_at"]]
+            time.sleep(0.5)
+        assert evaluated, f"no rule was evaluated:\n{server.output()[-3000:]}"
+        with server.client() as client:
+            charge = stripe_charge("ch_alerts_1", int(time.time()) - 60, "failed", payment_intent="pi_alerts",
+                                   failure_code="card_declined")
+            assert _deliver(client, stripe_event("evt_alerts_1", "charge.failed", charge)).status_code == 200
+        first = {s["rule"]: s["evaluated_at"] for s in evaluated}
+        later: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # evaluations go on beside the receiver's writes
+            later = {s["rule"]: s["evaluated_at"] for s in store.current_states()}
+            if any(later[r] != first[r] for r in first if r in later):
+                break
+            time.sleep(0.5)
+        assert any(later.get(r) != first[r] for r in first), "the rules were evaluated only once"
+        assert "evaluation failed" not in server.output(), server.output()[-3000:]
+    finally:
+        assert server.stop() in (0, None)
+    assert "Traceback" not in server.output()

@@ -202,6 +202,11 @@ class Gate:
     def is_public(self, path: str, method: str | None) -> bool:
         if path.startswith("/auth/"):
             return True
+        if path.startswith("/static/") and method in ("GET", "HEAD"):
+            # Streamlit's own scripts, styles and fonts: the same for everyone, no data in them. Open,
+            # so the "session ended" message can still load a widget's script, and so asset
+            # requests never count as activity (never renew a session)
+            return True
         if path not in self.public_paths:
             return False
         methods = self.public_paths[path]
