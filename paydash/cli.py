@@ -162,11 +162,17 @@ def serve(
     address: str = typer.Option("0.0.0.0", "--address", help="Address to listen on."),
     db: Optional[str] = DbOption,
     demo_login: bool = typer.Option(False, "--demo-login", hidden=True),
+    alerts: bool = typer.Option(False, "--alerts", help="Also evaluate the alert rules in this process (as `paydash "
+                                "alerts watch` does): for an embedded DuckDB file the served receiver holds."),
+    alerts_interval: int = typer.Option(60, "--alerts-interval", help="Seconds between alert evaluations (with --alerts)."),
 ) -> None:
     """Run the dashboard: pages, sign-in, /healthz and (with PAYDASH_STRIPE_WEBHOOK_SECRET) the Stripe receiver, on one port."""
     from paydash.app.server import run_server
 
-    run_server(port=_port(port, 8501), address=address, db=db, demo_login=demo_login)
+    if alerts and alerts_interval <= 0:
+        raise InvalidInput("--alerts-interval must be a positive number of seconds")
+    run_server(port=_port(port, 8501), address=address, db=db, demo_login=demo_login,
+               alerts_interval=alerts_interval if alerts else None)
 
 
 @app.command()

@@ -8,6 +8,7 @@ write in between). Its own state lives in the state store (`paydash.state.alerts
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -141,10 +142,13 @@ def run_once(wh, rules: Sequence[Rule], store: AlertStore, settings, sender: Sen
 
 
 def watch(wh, rules: Sequence[Rule], store: AlertStore, settings, sender: Sender, interval: float,  # noqa: ANN001
-          report: Callable[[RunResult], None] = lambda _r: None, iterations: int | None = None) -> None:
-    """Evaluate every `interval` seconds until interrupted; an evaluation that fails is logged and retried next time."""
+          report: Callable[[RunResult], None] = lambda _r: None, iterations: int | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Evaluate every `interval` seconds until interrupted (or `stop` is set: `paydash serve --alerts` runs it
+    in a thread); an evaluation that fails is logged and retried next time."""
+    stop = stop or threading.Event()
     done = 0
-    while iterations is None or done < iterations:
+    while (iterations is None or done < iterations) and not stop.is_set():
         started = time.monotonic()
         try:
             report(run_once(wh, rules, store, settings, sender))
@@ -156,7 +160,7 @@ def watch(wh, rules: Sequence[Rule], store: AlertStore, settings, sender: Sender
         done += 1
         if iterations is not None and done >= iterations:
             break
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
 # -- replay -------------------------------------------------------------------------------------
@@ -193,3 +197,51 @@ def replay(wh, rules: Sequence[Rule], settings, start: datetime, stop: datetime,
                 }))
     out.sort(key=lambda item: (item[0], item[1]))
     return [item[2] for item in out], problems
+
+
+class WatchThread:
+    """`paydash alerts watch` inside another process: the same loop in a daemon thread.
+
+    `paydash serve --alerts` runs it beside the dashboard, so on an embedded DuckDB file that
+    the served receiver holds (no other process may open it then) the rules still read the
+    warehouse, through the same in-process DuckDB instance. The rule state goes to the state
+    store as with `paydash alerts watch`; run one of the two, not both, per state store.
+    """
+
+    def __init__(self, settings, interval: float) -> None:  # noqa: ANN001
+        from paydash.alerts.rules import load_rules
+        from paydash.state import open_state
+        from paydash.warehouse.engine import Warehouse
+
+        if interval <= 0:
+            raise InvalidInput("the alert interval must be a positive number of seconds")
+        self.settings = settings
+        self.interval = float(interval)
+        self.rules, _source = load_rules(settings)
+        self.store = open_state(settings).alerts
+        self.warehouse = Warehouse(settings.database_url, settings, read_only=True)
+        self.sender = Sender(timeout=float(settings.alert_http_timeout))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="paydash-alerts", daemon=True)
+
+    def start(self) -> None:
+        for channel in sorted({r.channel for r in self.rules}):
+            if not channel_configured(channel, self.settings):
+                log.warning("alerts: rules route to %s but %s is not set; their notifications will wait in the outbox",
+                            channel, SETTING_OF_CHANNEL[channel])
+        log.info("alerts: watching %d rules every %g s", len(self.rules), self.interval)
+        self._thread.start()
+
+    def _run(self) -> None:
+        watch(self.warehouse, self.rules, self.store, self.settings, self.sender, self.interval,
+              report=lambda r: [log.info("alerts: %s %s -> %s", t.rule, t.from_state, t.to_state)
+                                for t in r.transitions],
+              stop=self._stop)
+
+    def close(self) -> None:
+        """Stop after the evaluation under way (if any); then let the warehouse go."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+        self.sender.close()
+        self.warehouse.dispose()

@@ -157,12 +157,13 @@ class Health:
 
 
 # -- the application ---------------------------------------------------------------------------
-def build_app(settings: Settings, store, on_failed=None):  # noqa: ANN001, ANN201
+def build_app(settings: Settings, store, on_failed=None, alerts_interval: float | None = None):  # noqa: ANN001, ANN201
     """The served application: `st.App(main.py)` with paydash's routes, middleware and lifespan, and
     the receiver's service (None without a webhook secret or events token).
 
     `on_failed(message)` is called when the receiver cannot start (the server should then stop);
-    without it the error is raised."""
+    without it the error is raised. With `alerts_interval` (seconds) the alert rules are evaluated
+    in this process too (`paydash serve --alerts`)."""
     import streamlit as st
 
     from paydash.sources import stripe_webhooks
@@ -193,9 +194,17 @@ def build_app(settings: Settings, store, on_failed=None):  # noqa: ANN001, ANN20
             else:
                 if started:
                     log.info("receiving Stripe webhooks into %s", service.display_url)
+        watcher = None
+        if alerts_interval:
+            from paydash.alerts.runner import WatchThread
+
+            watcher = WatchThread(settings, alerts_interval)
+            watcher.start()
         try:
             yield None
         finally:
+            if watcher is not None:
+                await run_in_threadpool(watcher.close)
             if service is not None:
                 await run_in_threadpool(service.close)  # what is queued is written first
             health.close()
@@ -239,8 +248,10 @@ def _uvicorn_options() -> dict[str, Any]:
     return options
 
 
-def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None, demo_login: bool = False) -> None:
-    """Serve the dashboard until SIGTERM/SIGINT; refuse to start without a login, except for the demo."""
+def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None, demo_login: bool = False,
+               alerts_interval: float | None = None) -> None:
+    """Serve the dashboard until SIGTERM/SIGINT; refuse to start without a login, except for the demo.
+    With `alerts_interval` (seconds), the alert rules run in this process too (`paydash serve --alerts`)."""
     import uvicorn
     from streamlit import config as st_config
     from streamlit.web import bootstrap
@@ -289,7 +300,11 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
         failure.append(message)
         server.should_exit = True
 
-    app, _service = build_app(settings, store, on_failed=failed)
+    if alerts_interval is not None:
+        from paydash.alerts.rules import load_rules
+
+        load_rules(settings)  # a broken rules file stops the start, with its message
+    app, _service = build_app(settings, store, on_failed=failed, alerts_interval=alerts_interval)
     uv_config = uvicorn.Config(
         app, host=address, port=port, lifespan="on", proxy_headers=False,  # http_auth decides whom to believe
         log_level="warning", timeout_graceful_shutdown=20, **_uvicorn_options(),
