@@ -90,29 +90,32 @@ def stripe_event(event_id: str, type_: str, obj: dict[str, Any], created: int | 
     return ev
 
 
-def payment_history(seed: int, intents: int) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
-    """Events of `intents` payments (1-3 attempts, each pending first), and the final objects."""
+def payment_history(seed: int, intents: int, start: int = 1_709_546_400,
+                    label: str = "many") -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+    """Events of `intents` payments (1-3 attempts, each pending first), and the final objects.
+    The first payment is made after `start` (Unix seconds), about 35 minutes apart on average;
+    `label` goes into every id, so two histories can share a database."""
     import random
 
     rng = random.Random(seed)
     events: list[dict] = []
     charges: dict[str, dict] = {}
     pis: dict[str, dict] = {}
-    clock = 1_709_546_400
+    clock = start
     codes = [("card_declined", "issuer_declined", "insufficient_funds"), ("expired_card", "invalid", None),
              ("card_declined", "blocked", "highest_risk_level"), ("processing_error", None, None)]
     for i in range(intents):
-        pi_id, meta = f"pi_many_{i}", {"funnel_name": rng.choice(["main_funnel", "mobile_app"]), "profile_id": f"p{i % 7}"}
+        pi_id, meta = f"pi_{label}_{i}", {"funnel_name": rng.choice(["main_funnel", "mobile_app"]), "profile_id": f"p{i % 7}"}
         currency, amount = rng.choice([("usd", 1999), ("eur", 4900), ("jpy", 3000)])
         clock += rng.randint(30, 4000)
         pi = stripe_payment_intent(pi_id, clock, "requires_payment_method", metadata=meta, customer=f"cus_{i % 11}")
-        events.append(stripe_event(f"evt_many_{i}_pi0", "payment_intent.created", pi, clock))
+        events.append(stripe_event(f"evt_{label}_{i}_pi0", "payment_intent.created", pi, clock))
         attempts = rng.randint(1, 3)
         for n in range(attempts):
             created = clock + n * rng.randint(60, 900)
-            charge_id = f"ch_many_{i}_{n}"
+            charge_id = f"ch_{label}_{i}_{n}"
             pending = stripe_charge(charge_id, created, "pending", amount, currency, payment_intent=pi_id, customer=None)
-            events.append(stripe_event(f"evt_many_{i}_{n}_p", "charge.pending", pending, created))
+            events.append(stripe_event(f"evt_{label}_{i}_{n}_p", "charge.pending", pending, created))
             won = n == attempts - 1 and rng.random() < 0.7
             if won:
                 final = stripe_charge(charge_id, created, "succeeded", amount, currency, payment_intent=pi_id, customer=None,
@@ -123,10 +126,10 @@ def payment_history(seed: int, intents: int) -> tuple[list[dict], dict[str, dict
                                       failure_code=code, outcome_type=kind, outcome_reason=reason)
             # the final state in the same second as pending half of the time (the rank decides)
             at = created + rng.choice([0, 2])
-            events.append(stripe_event(f"evt_many_{i}_{n}_f", f"charge.{final['status']}", final, at))
+            events.append(stripe_event(f"evt_{label}_{i}_{n}_f", f"charge.{final['status']}", final, at))
             charges[charge_id] = final
         end = clock + attempts * 1000
         pis[pi_id] = stripe_payment_intent(pi_id, clock, "succeeded" if final["status"] == "succeeded" else "requires_payment_method",
                                            metadata=meta, customer=f"cus_{i % 11}")
-        events.append(stripe_event(f"evt_many_{i}_pi1", "payment_intent.updated", pis[pi_id], end))
+        events.append(stripe_event(f"evt_{label}_{i}_pi1", "payment_intent.updated", pis[pi_id], end))
     return events, charges, pis

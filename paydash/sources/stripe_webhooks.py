@@ -529,7 +529,8 @@ class ReceiverService:
         receiver = self.receiver
         if receiver is None:
             return {"ok": False, "error": self.start_error or "not started"}
-        body: dict[str, Any] = {"ok": True}
+        # stored events whose changes the marts do not show yet (they follow within about a second)
+        body: dict[str, Any] = {"ok": True, "marts_pending": bool(receiver._refresh_due or receiver._queue.qsize())}
         if receiver.refresh_error:
             body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
         return body
