@@ -421,6 +421,15 @@ def test_signing_in_with_the_provider_in_chromium(dashboard: Dashboard, idp: Fak
         if IN_CI:
             pytest.fail("CI=true: " + message, pytrace=False)
         pytest.skip(message)
+    import concurrent.futures
+
+    # its own thread: the browser tests' Playwright keeps an event loop running on the main one,
+    # and the sync API refuses to start inside it
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(_sign_in_with_the_provider_in_chromium, dashboard, idp).result()
+
+
+def _sign_in_with_the_provider_in_chromium(dashboard: Dashboard, idp: FakeOIDCProvider) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     idp.reset(email="boss@corp.test")
