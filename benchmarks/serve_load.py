@@ -14,8 +14,11 @@ at the same time:
 
 - `--sessions` Chromium contexts (Debian's /usr/bin/chromium) each sign in through the real
   form and keep opening the dashboard's pages (Overview, Payments, Operations, Customers,
-  Promotions) one after another; a page load is timed in the page, from the navigation's
-  start to the page drawn and its script finished;
+  Promotions) one after another, reading each for `--think` seconds on average (0.5-1.5x);
+  a page load is timed in the page, from the navigation's start to the page drawn and its
+  script finished. The browsers run on the server's own 2 cores (in a deployment they are
+  on the users' machines): with `--think 0` five tabs redrawing back to back take most of
+  the CPU the server needs, which the figures then show;
 - `--deliveries` Stripe-signed webhook deliveries (20% duplicates, 20% out of order) are
   sent to the same port over `--senders` kept-alive connections.
 
@@ -182,7 +185,7 @@ async def send(base: str, requests: list[bytes], senders: int) -> tuple[float, l
 
 
 async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.Event, loads: list[tuple[str, float]],  # noqa: ANN001
-                 minimum: int) -> None:
+                 minimum: int, think: float) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     await context.add_init_script(PROBE)
     page = await context.new_page()
@@ -191,7 +194,8 @@ async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.
     async with page.expect_navigation():
         await page.get_by_role("button", name="Sign in").click()
     order = list(PAGES)
-    random.Random(user).shuffle(order)
+    rng = random.Random(user)
+    rng.shuffle(order)
     done = 0
     while not stop_at.is_set() or done < minimum:
         path = order[done % len(order)]
@@ -200,6 +204,8 @@ async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.
                                      polling=50, timeout=120_000)
         loads.append((path, await page.evaluate("window.__loaded") / 1000))
         done += 1
+        if think > 0:  # a person reads the page before the next click
+            await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
     await context.close()
 
 
@@ -230,7 +236,7 @@ async def run(base: str, password: str, prefill: list[dict], deliveries: list[di
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         stop_at = asyncio.Event()
-        users = [asyncio.create_task(browse(browser, base, password, n, stop_at, loads, args.min_loads))
+        users = [asyncio.create_task(browse(browser, base, password, n, stop_at, loads, args.min_loads, args.think))
                  for n in range(args.sessions)]
         while len(loads) < args.sessions and not any(u.done() for u in users):
             await asyncio.sleep(0.2)  # every session signed in and drew a first page
@@ -253,8 +259,11 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=1_500, help="Payments delivered before the browsers start.")
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=5, help="Browser sessions using the dashboard meanwhile.")
-    parser.add_argument("--senders", type=int, default=16, help="Connections the deliveries are sent over.")
+    parser.add_argument("--senders", type=int, default=64, help="Connections the deliveries are sent over.")
     parser.add_argument("--min-loads", type=int, default=5, help="Page loads each session makes at least.")
+    parser.add_argument("--think", type=float, default=3.0,
+                        help="Seconds a session reads a page before opening the next (0.5x-1.5x at random; 0: "
+                             "back to back, five Chromium tabs then take most of the 2 cores the server needs).")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
@@ -309,7 +318,8 @@ def main() -> None:
         f"page loads during the deliveries: p95 <= 2 s ({len(during)} loads)": bool(during) and percentile(during, 0.95) <= 2.0,
         "at least 250 events/s sustained (distinct events, duplicates not counted)": load_events / result["seconds"] >= 250,
     }
-    print(f"\npaydash serve on a new DuckDB file ({args.prefill:,} payments delivered first), {os.cpu_count()} cores, "
+    print(f"\n{args.sessions} browser sessions (a page every {args.think:g} s on average, plus its load), "
+          f"paydash serve on a new DuckDB file ({args.prefill:,} payments delivered first), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"{len(deliveries):,} deliveries ({load_events:,} events) over {args.senders} connections "
           f"in {result['seconds']:.1f} s: {len(deliveries) / result['seconds']:.0f} deliveries/s "

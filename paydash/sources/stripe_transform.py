@@ -31,7 +31,6 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
@@ -226,9 +225,8 @@ def queue_refresh(conn: Connection, raw: RawTables, touched: Mapping[str, Iterab
     now = _now()
     rows = sorted({(kind, object_id) for kind, ids in touched.items() for object_id in ids if object_id})
     if rows:
-        # DuckDB speaks PostgreSQL's ON CONFLICT too (as in raw.upsert_rows)
-        stmt = pg_insert(q).on_conflict_do_nothing(index_elements=["object_type", "object_id"])
-        conn.execute(stmt, [{"object_type": k, "object_id": i, "queued_at": now} for k, i in rows])
+        load.insert_rows(conn, q, [{"object_type": k, "object_id": i, "queued_at": now} for k, i in rows],
+                         on_conflict=lambda insert: insert.on_conflict_do_nothing(index_elements=["object_type", "object_id"]))
 
 
 def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:

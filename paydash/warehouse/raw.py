@@ -25,9 +25,10 @@ from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, Table, Text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
+
+from paydash.warehouse import load
 
 # how far along its life a state is; higher wins a same-second tie
 CHARGE_STATUS_RANK = {"pending": 0, "failed": 1, "succeeded": 1}
@@ -188,15 +189,15 @@ def upsert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
     if not best:
         return
     values = [best[k] for k in sorted(best)]  # a stable order: concurrent writers lock rows alike
-    conn.execute(_upsert_statement(table, tuple(values[0])), values)
+    columns = tuple(values[0])
+    # PostgreSQL: one statement run with many parameter sets (compiling a fresh multi-row VALUES
+    # statement per batch cost more than the database work, profiled in the webhook receiver);
+    # DuckDB: the rows as one Arrow table (its executemany runs a statement per row)
+    load.insert_rows(conn, table, values, on_conflict=lambda insert: _when_newer(insert, table, columns))
 
 
-@lru_cache(maxsize=64)
-def _upsert_statement(table: Table, columns: tuple[str, ...]) -> sa.Insert:
-    """INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE newer, built once per table and run with
-    many parameter sets: compiling a fresh multi-row VALUES statement per batch cost more than
-    the database work (profiled in the webhook receiver)."""
-    stmt = pg_insert(table)
+def _when_newer(stmt: sa.Insert, table: Table, columns: tuple[str, ...]) -> sa.Insert:
+    """INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE the row is newer than the stored one."""
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["id"],
