@@ -213,3 +213,21 @@ def test_the_example_saved_queries_run_on_both_engines(target) -> None:  # noqa:
     by_status = run_read_only(url, queries[0].sql.replace("mart_stripe_payments", f"{schema}mart_stripe_payments"), 10, 10)
     assert sorted((s, n, Decimal(a)) for s, n, a in by_status.rows) == [
         ("failed", 1, Decimal("10.00")), ("succeeded", 2, Decimal("20.00"))]
+
+
+def test_duckdb_a_file_this_process_writes_gets_a_message_not_a_driver_error(tmp_path: Path) -> None:
+    """`paydash serve` with the receiver holds its DuckDB file writable in-process: a saved query
+    cannot attach its read-only copy, and says why and what to do."""
+    import duckdb
+
+    from paydash.errors import DatabaseUnreachable
+
+    path = tmp_path / "held.duckdb"
+    writer = duckdb.connect(str(path))
+    try:
+        writer.execute("CREATE TABLE t AS SELECT 1 AS a")
+        with pytest.raises(DatabaseUnreachable) as refused:
+            run_read_only(str(path), "SELECT * FROM t", max_rows=10, timeout=5)
+        assert "receives Stripe webhooks" in str(refused.value) and "PostgreSQL" in str(refused.value)
+    finally:
+        writer.close()

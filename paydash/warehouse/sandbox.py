@@ -158,6 +158,14 @@ def _run_duckdb(url: str, sql: str, max_rows: int, timeout: float) -> tuple[list
             con.execute(f"ATTACH {literal} AS warehouse (READ_ONLY)")
         except duckdb.Error as exc:
             message = _first_line(exc)
+            if "already attached" in message.lower():
+                # this very process holds the file writable: `paydash serve` receiving webhooks into it
+                raise DatabaseUnreachable(
+                    f"saved queries cannot run on {path} while this paydash serve receives Stripe webhooks into it "
+                    "(the file is open for writing in this process, and a saved query gets a read-only copy of its "
+                    "own); run them where the warehouse is PostgreSQL (PAYDASH_EXPLORER_DATABASE_URL can name a "
+                    "read-only replica), or on a dashboard without the receiver"
+                ) from None
             if "lock" in message.lower():
                 raise DatabaseUnreachable(
                     f"the DuckDB file {path} is locked by another process that is writing to it; try again when it is done"
