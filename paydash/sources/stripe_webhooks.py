@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -51,6 +51,7 @@ from paydash.sources.stripe_transform import (
     queue_refresh,
     refresh_queued,
 )
+from paydash.warehouse import load
 from paydash.warehouse.raw import UPSERTS, RawBatch, RawTables, _now
 
 log = logging.getLogger("paydash.webhooks")
@@ -178,12 +179,14 @@ class Receiver:
     The marts follow in a separate transaction: each stored batch queues the objects it
     changed (`stripe_refresh_queue`, in the batch's transaction), and the same writer thread
     carries the queue into the marts as soon as it is idle, or at least every REFRESH_GAP
-    seconds under load, so one refresh covers many batches. A refresh that fails, or a
+    seconds under load (longer when a refresh itself is slow: at most REFRESH_SHARE of the
+    writer's time), so one refresh covers many batches. A refresh that fails, or a
     process that stops in between, leaves the queue for the next refresh: nothing is lost.
     """
 
     MAX_BATCH = 200
-    REFRESH_GAP = 1.0  # seconds between mart refreshes while events keep arriving
+    REFRESH_GAP = 1.0  # seconds between mart refreshes while events keep arriving ...
+    REFRESH_SHARE = 0.25  # ... or longer, so refreshing takes at most this share of the writer's time
     RETRY_REFRESH = 5.0  # seconds before trying again after a refresh failed
     INVALID_KEEP_DAYS = 7  # refused deliveries are kept this long ...
     INVALID_KEEP_ROWS = 10_000  # ... and at most this many
@@ -289,6 +292,7 @@ class Receiver:
             with c.begin():
                 return refresh_queued(c, self.wh.marts, self.raw, self.options)
 
+        started = time.monotonic()
         try:
             if conn is not None:
                 written = work(conn)
@@ -303,7 +307,10 @@ class Receiver:
             return
         self.refresh_error = None
         self._refresh_due = False
-        self._next_refresh = time.monotonic() + self.REFRESH_GAP
+        # a refresh rebuilds the daily mart from the earliest day touched: under a burst of old
+        # events that takes a while, and stores (what Stripe waits on) come first
+        took = time.monotonic() - started
+        self._next_refresh = time.monotonic() + max(self.REFRESH_GAP, took * (1 - self.REFRESH_SHARE) / self.REFRESH_SHARE)
         if written:
             log.debug("marts refreshed: %d charge rows", written)
 
@@ -354,12 +361,11 @@ class Receiver:
             }
             for event in unique.values()
         ]
-        # one statement, many parameter sets (compiled once; see raw.upsert_rows)
+        # PostgreSQL: one statement, many parameter sets; DuckDB: one Arrow table (load.insert_rows)
         inserted = {
-            i for (i,) in conn.execute(
-                pg_insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id),
-                sorted(rows, key=lambda r: r["id"]),
-            )
+            i for (i,) in load.insert_rows(
+                conn, events, sorted(rows, key=lambda r: r["id"]), returning=[events.c.id],
+                on_conflict=lambda insert: insert.on_conflict_do_nothing(index_elements=["id"]))
         }
         touched: dict[str, set[str]] = {"charge": set(), "payment_intent": set(), "balance_transaction": set()}
         objects = RawBatch(self.raw, received)
