@@ -141,7 +141,9 @@ def demo(
         f"in {wh.display_url} ({summary['seconds']} s)"
     )
     if not no_serve:
-        serve(port=port, address=address, db=db, demo_login=True)
+        from paydash.app.server import run_server
+
+        run_server(port=_port(port, 8501), address=address, db=db, demo_login=True)
 
 
 @app.command()

@@ -510,3 +510,39 @@ def test_serve_with_alerts_evaluates_the_rules_beside_the_receiver_on_one_duckdb
     finally:
         assert server.stop() in (0, None)
     assert "Traceback" not in server.output()
+
+
+def test_make_demo_builds_serves_on_port_and_its_printed_login_signs_in(tmp_path: Path) -> None:
+    """What `make demo` runs: `paydash demo` with $PORT, as a subprocess; the printed address and
+    one-run password are the real ones."""
+    import os
+    import re
+    import signal
+
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "paydash.cli", "demo", "--payments", "3000", "--days", "10"],
+                                   cwd=tmp_path, env={**clean_env(), "PORT": str(port)}, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "demo login: password" not in log.read_text():
+            assert process.poll() is None, f"paydash demo exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        assert f"paydash is running at http://127.0.0.1:{port}" in text
+        password = re.search(r"demo login: password (\S+)", text).group(1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert location(client.get("/payments")) == "/auth/login?next=%2Fpayments"
+            signed = client.post("/auth/login", data={"password": password, "next": "/payments"})
+            assert location(signed) == "/payments"
+            assert client.get("/payments").status_code == 200  # the cookie opens the page
+            assert client.get("/healthz").json()["ok"] is True
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()
