@@ -54,11 +54,10 @@ import sqlalchemy as sa  # noqa: E402
 from browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from paydash.settings import Settings  # noqa: E402
 from paydash.sources.stripe_transform import TransformOptions, attempt_numbers, mart_row  # noqa: E402
-from paydash.sources.stripe_webhooks import sign  # noqa: E402
 from paydash.warehouse.engine import Warehouse  # noqa: E402
 from paydash.warehouse.raw import raw_tables_for  # noqa: E402
 from stripe_objects import payment_history  # noqa: E402
-from webhooks import deliveries_of  # noqa: E402
+from webhooks import deliver, deliveries_of, signed_requests  # noqa: E402
 
 SECRET = "whsec_serve_load"
 RATES = "eur=1.08,jpy=0.0067"
@@ -135,55 +134,6 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def signed_requests(base: str, deliveries: list[dict]) -> list[bytes]:
-    host = base.removeprefix("http://")
-    now = int(time.time())
-    requests = []
-    for event in deliveries:
-        payload = json.dumps(event).encode()
-        head = (f"POST /webhooks/stripe HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                f"Stripe-Signature: t={now},v1={sign(payload, SECRET, now)}\r\nContent-Length: {len(payload)}\r\n\r\n")
-        requests.append(head.encode() + payload)
-    return requests
-
-
-async def send(base: str, requests: list[bytes], senders: int) -> tuple[float, list[int]]:
-    """Every request over `senders` kept-alive connections, one in flight each; the first answer of each counts."""
-    host, port = base.removeprefix("http://").split(":")
-    statuses = [0] * len(requests)
-    cursor = iter(range(len(requests)))
-
-    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
-        writer.write(request)
-        status = int((await reader.readline()).split(b" ", 2)[1])
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await reader.readexactly(length)
-        return status
-
-    async def connection() -> None:
-        reader = writer = None
-        for i in cursor:
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(host, int(port))
-                statuses[i] = await exchange(reader, writer, requests[i])
-            except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
-                statuses[i] = -1  # no answer: counted as a failure (no redelivery here)
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-        if writer is not None:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(senders)))
-    return time.perf_counter() - started, statuses
-
-
 async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.Event, loads: list[tuple[str, float]],  # noqa: ANN001
                  minimum: int, think: float) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -228,7 +178,7 @@ def percentile(samples: list[float], q: float) -> float:
 async def run(base: str, password: str, prefill: list[dict], deliveries: list[dict], args: argparse.Namespace) -> dict:
     from playwright.async_api import async_playwright
 
-    _seconds, statuses = await send(base, signed_requests(base, prefill), args.senders)
+    _seconds, statuses = await deliver(base, signed_requests(base, prefill, SECRET), args.senders, attempts=1)
     if any(not 200 <= s < 300 for s in statuses):
         raise SystemExit(f"the prefill was not accepted: {sorted(set(statuses))}")
     await marts_caught_up(base)
@@ -243,9 +193,10 @@ async def run(base: str, password: str, prefill: list[dict], deliveries: list[di
         for u in users:
             if u.done():
                 u.result()  # raises what went wrong
-        requests = signed_requests(base, deliveries)
+        requests = signed_requests(base, deliveries, SECRET)
         loads_before = len(loads)
-        seconds, statuses = await send(base, requests, args.senders)
+        # one attempt each: every delivery must be answered 2xx the first time
+        seconds, statuses = await deliver(base, requests, args.senders, attempts=1)
         loads_during = loads[loads_before:]
         stop_at.set()
         await asyncio.gather(*users)
