@@ -20,7 +20,9 @@ at the same time:
   on the users' machines): with `--think 0` five tabs redrawing back to back take most of
   the CPU the server needs, which the figures then show;
 - `--deliveries` Stripe-signed webhook deliveries (20% duplicates, 20% out of order) are
-  sent to the same port over `--senders` kept-alive connections.
+  sent to the same port over `--senders` kept-alive connections, as a steady stream of
+  `--rate` deliveries a second (the target's 250 events/s and 10% more), or with `--rate 0`
+  as fast as the server answers (its ceiling beside the sessions).
 
 Checks at the end: every delivery answered 2xx, every event stored once, the charge mart's
 rows for those payments equal the rows computed from the final Stripe objects.
@@ -196,7 +198,7 @@ async def run(base: str, password: str, prefill: list[dict], deliveries: list[di
         requests = signed_requests(base, deliveries, SECRET)
         loads_before = len(loads)
         # one attempt each: every delivery must be answered 2xx the first time
-        seconds, statuses = await deliver(base, requests, args.senders, attempts=1)
+        seconds, statuses = await deliver(base, requests, args.senders, attempts=1, rate=args.rate or None)
         loads_during = loads[loads_before:]
         stop_at.set()
         await asyncio.gather(*users)
@@ -212,6 +214,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=5, help="Browser sessions using the dashboard meanwhile.")
     parser.add_argument("--senders", type=int, default=64, help="Connections the deliveries are sent over.")
     parser.add_argument("--min-loads", type=int, default=5, help="Page loads each session makes at least.")
+    parser.add_argument("--rate", type=float, default=330.0,
+                        help="Deliveries per second sent (a steady stream; 330 with 1/6 duplicates is 275 distinct "
+                             "events/s, 10%% over the 250 target). 0: as fast as the server answers.")
     parser.add_argument("--think", type=float, default=3.0,
                         help="Seconds a session reads a page before opening the next (0.5x-1.5x at random; 0: "
                              "back to back, five Chromium tabs then take most of the 2 cores the server needs).")
@@ -272,7 +277,8 @@ def main() -> None:
     print(f"\n{args.sessions} browser sessions (a page every {args.think:g} s on average, plus its load), "
           f"paydash serve on a new DuckDB file ({args.prefill:,} payments delivered first), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"{len(deliveries):,} deliveries ({load_events:,} events) over {args.senders} connections "
+    print(f"{len(deliveries):,} deliveries ({load_events:,} events) over {args.senders} connections, "
+          f"{f'sent at {args.rate:g}/s' if args.rate else 'as fast as answered'}, "
           f"in {result['seconds']:.1f} s: {len(deliveries) / result['seconds']:.0f} deliveries/s "
           f"({load_events / result['seconds']:.0f} distinct events/s)")
     if during:

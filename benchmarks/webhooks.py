@@ -107,9 +107,12 @@ def signed_requests(base: str, events: list[dict], secret: str = SECRET) -> list
     return requests
 
 
-async def deliver(base: str, requests: list[bytes], senders: int, attempts: int = 20) -> tuple[float, list[int]]:
+async def deliver(base: str, requests: list[bytes], senders: int, attempts: int = 20,
+                  rate: float | None = None) -> tuple[float, list[int]]:
     """Every request over `senders` kept-alive connections, one in flight each; a request not
-    answered 200 is sent again (as Stripe redelivers) up to `attempts` times in all. Returns
+    answered 200 is sent again (as Stripe redelivers) up to `attempts` times in all. With
+    `rate`, request i is not sent before i / rate seconds from the start (a steady stream, as
+    an account's traffic arrives; without it, as fast as the receiver answers). Returns
     (seconds, the last status of each; -1 for no answer).
 
     The sender shares the machine's 2 cores with the receiver and its database, so it is kept
@@ -135,6 +138,8 @@ async def deliver(base: str, requests: list[bytes], senders: int, attempts: int 
     async def connection() -> None:
         reader = writer = None
         for i in cursor:
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
             for attempt in range(attempts):
                 try:
                     if writer is None:
