@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class Relay:
@@ -88,3 +90,30 @@ class Relay:
             with self._lock:
                 self._open.discard(source)
                 self._open.discard(sink)
+
+
+@contextmanager
+def demo_database_behind_relay(pg_url: str, suffix: str, seed: int) -> Iterator[tuple[Relay, str, str]]:
+    """A PostgreSQL database of 3,000 demo payments over 30 days, reached through a relay:
+    (relay, database name, URL through the relay). Dropped afterwards."""
+    import sqlalchemy as sa
+
+    from builders import pg_execute
+    from paydash.settings import Settings
+    from paydash.sources.demo import DemoSpec, build_demo_database
+    from paydash.warehouse.engine import Warehouse
+
+    url = sa.make_url(pg_url)
+    name = f"{url.database}_{suffix}"
+    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    wh = Warehouse(url.set(database=name).render_as_string(False), Settings(), read_only=False)
+    try:
+        build_demo_database(wh, DemoSpec(payments=3_000, days=30, seed=seed), show_progress=False)
+    finally:
+        wh.dispose()
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432)).start()
+    try:
+        yield relay, name, url.set(host="127.0.0.1", port=relay.port, database=name).render_as_string(False)
+    finally:
+        relay.stop()
+        pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -236,6 +236,10 @@ class Receiver:
         if not self._writer.is_alive():  # it stopped in between: nobody else will take it
             self._refuse_waiting()
 
+    def marts_pending(self) -> bool:
+        """Whether stored (or queued) events have changes the marts do not show yet."""
+        return bool(self._refresh_due or self._queue.qsize())
+
     def close(self) -> None:
         """Stop the writer thread once what is queued is written."""
         self._queue.put(None)  # type: ignore[arg-type]
@@ -536,7 +540,7 @@ class ReceiverService:
         if receiver is None:
             return {"ok": False, "error": self.start_error or "not started"}
         # stored events whose changes the marts do not show yet (they follow within about a second)
-        body: dict[str, Any] = {"ok": True, "marts_pending": bool(receiver._refresh_due or receiver._queue.qsize())}
+        body: dict[str, Any] = {"ok": True, "marts_pending": receiver.marts_pending()}
         if receiver.refresh_error:
             body["marts_refresh_error"] = receiver.refresh_error  # events are stored; the marts lag
         return body

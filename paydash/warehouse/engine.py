@@ -380,7 +380,8 @@ class Warehouse:
         if "could not set lock" in lowered or "conflicting lock" in lowered:
             return DatabaseUnreachable(
                 f"the DuckDB file {self.duckdb_path} is locked by another process that is writing "
-                "to it (for example `paydash demo`); wait for it to finish and try again"
+                "to it (`paydash demo` building it, `paydash sync`, or `paydash serve` receiving Stripe webhooks "
+                "into it, which keeps it open); wait for it to finish, or stop it, and try again (docs/stripe.md)"
             )
         unreachable = ("could not connect", "connection refused", "connection failed", "cannot open", "no such file",
                        "could not translate host", "server closed the connection", "terminating connection",

@@ -11,16 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from builders import pg_execute
-from paydash.settings import Settings, load_settings
-from paydash.sources.demo import DemoSpec, build_demo_database
+from paydash.settings import load_settings
 from paydash.state import open_state
-from paydash.warehouse.engine import Warehouse
-from tcp_relay import Relay
+from tcp_relay import demo_database_behind_relay
 
 pytestmark = pytest.mark.postgres
 APP = Path(__file__).resolve().parents[2] / "paydash" / "app"
@@ -31,29 +27,18 @@ BANNER = "**The database is unreachable**"
 
 @pytest.fixture(scope="module")
 def pg_dashboard(pg_url: str):  # noqa: ANN201
-    """(relay, database name): a PostgreSQL database of demo payments, reached through a relay."""
-    url = sa.make_url(pg_url)
-    name = f"{url.database}_down"
-    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    wh = Warehouse(url.set(database=name).render_as_string(False), Settings(), read_only=False)
-    try:
-        build_demo_database(wh, DemoSpec(payments=3_000, days=30, seed=3), show_progress=False)
-    finally:
-        wh.dispose()
-    relay = Relay((url.host or "127.0.0.1", url.port or 5432)).start()
-    yield relay, name
-    relay.stop()
-    st.cache_resource.clear()  # the app's engines point at the relay
-    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """(relay, database name, URL through the relay): a PostgreSQL database of demo payments."""
+    with demo_database_behind_relay(pg_url, "down", seed=3) as found:
+        yield found
+        st.cache_resource.clear()  # the app's engines point at the relay
 
 
 @pytest.fixture
-def through_relay(env: pytest.MonkeyPatch, pg_dashboard, pg_url: str):  # noqa: ANN001, ANN201
-    relay, name = pg_dashboard
+def through_relay(env: pytest.MonkeyPatch, pg_dashboard):  # noqa: ANN001, ANN201
+    relay, name, url = pg_dashboard
     if not relay.running:
         relay.start()
-    url = sa.make_url(pg_url).set(host="127.0.0.1", port=relay.port, database=name)
-    env.setenv("PAYDASH_DATABASE_URL", url.render_as_string(False))
+    env.setenv("PAYDASH_DATABASE_URL", url)
     env.setenv("PAYDASH_CONNECT_TIMEOUT", "3")
     yield relay, name
     if not relay.running:

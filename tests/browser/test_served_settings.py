@@ -18,18 +18,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
-from builders import pg_execute
 from dashboard_server import PASSWORD, VIEWPORT, start_server
 from paydash.app import format as fmt
 from paydash.queries import recovery
 from paydash.queries.dates import last_n_days
 from paydash.settings import Settings
-from paydash.sources.demo import DemoSpec, build_demo_database
 from paydash.warehouse.engine import Warehouse
-from tcp_relay import Relay
+from tcp_relay import demo_database_behind_relay
 
 WAIT = 60_000  # ms; a waiting limit, never an assertion
 CUSTOM = "custom_first_failures"
@@ -104,18 +101,8 @@ def test_a_setting_only_in_serves_environment_reaches_the_dashboards_engine(brow
 @pytest.fixture(scope="module")
 def pg_demo(pg_url: str):  # noqa: ANN201
     """(relay, URL through the relay): a PostgreSQL database of demo payments behind a relay."""
-    url = sa.make_url(pg_url)
-    name = f"{url.database}_served"
-    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    wh = Warehouse(url.set(database=name).render_as_string(False), Settings(), read_only=False)
-    try:
-        build_demo_database(wh, DemoSpec(payments=3_000, days=30, seed=5), show_progress=False)
-    finally:
-        wh.dispose()
-    relay = Relay((url.host or "127.0.0.1", url.port or 5432)).start()
-    yield relay, url.set(host="127.0.0.1", port=relay.port, database=name).render_as_string(False)
-    relay.stop()
-    pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with demo_database_behind_relay(pg_url, "served", seed=5) as (relay, _name, url):
+        yield relay, url
 
 
 @pytest.mark.postgres
