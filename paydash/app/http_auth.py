@@ -7,8 +7,10 @@ Streamlit or any route sees it:
   referrer to them, no MIME sniffing);
 - it works out the client's address (the socket's peer; X-Forwarded-For only when the peer
   is one of PAYDASH_TRUSTED_PROXIES) and whether the request came over https;
-- unless the path is public (`/auth/*`, `/healthz`, `/_stcore/health` and the webhook
-  receiver's routes, which have their own authentication), it looks up the `paydash_session`
+- machine routes (`/healthz` and the webhook receiver's, which have their own
+  authentication), for their own methods, are answered right there by their own router: no Streamlit session
+  cookie, compression or page machinery on the hot path of a webhook;
+- unless the path is public (`/auth/*`, Streamlit's assets and `/_stcore/health`), it looks up the `paydash_session`
   cookie in the state store (activity: `touch=True`) and checks the session is still allowed
   (auth.still_allowed). Without a valid session a page request is redirected (303) to
   `/auth/login?next=<where it was going>`, Streamlit's websocket is refused before it is
@@ -34,7 +36,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paydash.app import auth, login_page
@@ -190,8 +192,6 @@ class Gate:
 
     settings: Settings
     store: Any  # paydash.state.store.StateStore
-    # path -> the methods open without a session (None: any); /auth/* is always open
-    public_paths: dict[str, set[str] | None] = field(default_factory=dict)
     proxies: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -207,10 +207,7 @@ class Gate:
             # so the "session ended" message can still load a widget's script, and so asset
             # requests never count as activity (never renew a session)
             return True
-        if path not in self.public_paths:
-            return False
-        methods = self.public_paths[path]
-        return methods is None or method in methods
+        return path == "/_stcore/health"
 
     def login_config(self) -> auth.LoginConfig:
         return auth.login_config(self.settings, self.store.users.all())
@@ -250,10 +247,14 @@ def current_gate(request: Request | None = None) -> Gate:
 class PaydashMiddleware:
     """Security headers, client address and the session gate (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+    def __init__(self, app: ASGIApp, gate: Gate, machine_routes: Iterable[Route] = ()) -> None:
         global _current
         self.app = app
         self.gate = gate
+        routes = list(machine_routes)
+        # path -> its methods; other methods on those paths meet the gate like any other request
+        self.machine_paths = {route.path: route.methods or set() for route in routes}
+        self.machine = Router(routes=routes)
         _current = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -266,6 +267,9 @@ class PaydashMiddleware:
         state[ADDRESS_KEY] = client_address(scope, self.gate.proxies)
         if kind == "http":
             send = _with_security_headers(send)
+            if scope.get("method") in self.machine_paths.get(scope.get("path"), ()):
+                await self.machine(scope, receive, send)
+                return
         elif foreign_origin(scope, self.gate.proxies):
             # a websocket opened by another site's page (even another port of this host, which
             # shares the cookie): refused before accept, whatever Streamlit's own check allows

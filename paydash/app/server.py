@@ -169,18 +169,15 @@ def build_app(settings: Settings, store, on_failed=None, alerts_interval: float 
     from paydash.sources import stripe_webhooks
 
     service = None
-    routes: list[Route] = []
-    # open without a session: health checks, and the receiver's routes (their own authentication:
-    # Stripe's signature, the events bearer token) for their own methods only
-    public: dict[str, set[str] | None] = {"/healthz": None, "/_stcore/health": None}
+    # machine routes, open without a session (their own authentication: Stripe's signature, the
+    # events bearer token), answered by PaydashMiddleware before Streamlit's stack
+    machine: list[Route] = []
     if receiver_enabled(settings):
         service = stripe_webhooks.ReceiverService(settings)
-        routes += stripe_webhooks.service_routes(service, settings)
-        public.update({route.path: set(route.methods or ()) for route in routes})
+        machine += stripe_webhooks.service_routes(service, settings)
     health = Health(settings, store, service)
-    routes += http_auth.auth_routes(settings)
-    routes.append(Route("/healthz", health.endpoint, methods=["GET"]))
-    gate = http_auth.Gate(settings, store, public_paths=public)
+    machine.append(Route("/healthz", health.endpoint, methods=["GET"]))
+    gate = http_auth.Gate(settings, store)
 
     @asynccontextmanager
     async def lifespan(_app) -> AsyncIterator[dict[str, Any] | None]:  # noqa: ANN001
@@ -209,7 +206,8 @@ def build_app(settings: Settings, store, on_failed=None, alerts_interval: float 
                 await run_in_threadpool(service.close)  # what is queued is written first
             health.close()
 
-    app = st.App(MAIN, routes=routes, middleware=[Middleware(http_auth.PaydashMiddleware, gate=gate)],
+    app = st.App(MAIN, routes=http_auth.auth_routes(settings),
+                 middleware=[Middleware(http_auth.PaydashMiddleware, gate=gate, machine_routes=machine)],
                  lifespan=lifespan)
     return app, service
 

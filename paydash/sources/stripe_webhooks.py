@@ -204,6 +204,10 @@ class Receiver:
         self._next_refresh = 0.0
         self.refresh_error: str | None = None
         self._invalid_seen = 0
+        # stored and duplicate deliveries since the last summary line (one INFO line a minute,
+        # not one per event: at hundreds of events a second the log would cost more than the store)
+        self._tally = [0, 0]
+        self._tally_since = time.monotonic()
         self._writer = threading.Thread(target=self._write_loop, name="paydash-webhook-writer", daemon=True)
         self._writer.start()
 
@@ -330,6 +334,7 @@ class Receiver:
                     pending.result = result
                     pending.finish()  # acknowledged now; the refresh below does not delay it
                 stored = True
+                self._count(results)
                 self._refresh_due = self._refresh_due or any(r.new for r in results)
                 if self._refresh_due and time.monotonic() >= self._next_refresh:
                     self._refresh_marts(conn)
@@ -348,6 +353,18 @@ class Receiver:
         finally:
             for pending in batch:
                 pending.finish()
+
+    SUMMARY_EVERY = 60.0
+
+    def _count(self, results: list["Stored"]) -> None:
+        new = sum(1 for r in results if r.new)
+        self._tally[0] += new
+        self._tally[1] += len(results) - new
+        now = time.monotonic()
+        if now - self._tally_since >= self.SUMMARY_EVERY:
+            log.info("stored %d new events and %d duplicate deliveries in the last %.0f s",
+                     self._tally[0], self._tally[1], now - self._tally_since)
+            self._tally, self._tally_since = [0, 0], now
 
     def _store_batch(self, conn, batch: list[Mapping[str, Any]]) -> list[Stored]:  # noqa: ANN001
         events = self.raw.events
@@ -581,7 +598,7 @@ def receiver_routes(service: ReceiverService, secrets: Sequence[str] | None, tol
             log.error("event %s (%s) could not be processed and was not stored: %s: %s",
                       event["id"], event["type"], type(exc).__name__, exc)
             return JSONResponse({"error": "the event could not be processed; it was not stored"}, status_code=500)
-        log.info("event %s %s: %s", event["id"], event["type"], "stored" if stored.new else "duplicate")
+        log.debug("event %s %s: %s", event["id"], event["type"], "stored" if stored.new else "duplicate")
         return JSONResponse({"received": True, "duplicate": not stored.new})
 
     events_endpoint, metrics_endpoint = operations_routes(receiver_or_none, events_token, events_max_body)
