@@ -68,6 +68,8 @@ RATES = "eur=1.08,jpy=0.0067"
 # own content is drawn (as benchmarks/browser.py waits for it).
 IDLE = ("document.querySelector('[data-testid=\"stApp\"][data-test-script-state=\"notRunning\"]') !== null"
         " && document.querySelector('[data-testid=\"stStatusWidget\"]') === null")
+TITLES = {"overview": "Overview", "payments": "Payments", "operations": "Operations", "customers": "Customers",
+          "promotions": "Promotions"}
 PAGES = {
     "overview": IDLE + " && document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 8"
                        " && document.querySelectorAll('[data-testid=\"stDataFrame\"]').length >= 1",
@@ -98,6 +100,26 @@ PROBE = """
     const start = () => observer.observe(document.documentElement, {subtree: true, childList: true, attributes: true, characterData: true});
     if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
 })();
+""" % json.dumps(PAGES)
+# Before a click in the sidebar (no new document): notes performance.now() at the click and the
+# first time after it that the script ran again and `path`'s condition holds; __loaded is then
+# the milliseconds from the click to the page drawn.
+ARM = """
+(path) => {
+    const conditions = %s;
+    const holds = new Function('return (' + conditions[path] + ')');
+    const clicked = performance.now();
+    window.__loaded = null;
+    let ran = false;
+    const check = () => {
+        if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]')) ran = true;
+        if (window.__loaded === null && ran && (location.pathname.replace(/^\\//, '') || 'overview') === path && holds()) {
+            window.__loaded = performance.now() - clicked; observer.disconnect();
+        }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.documentElement, {subtree: true, childList: true, attributes: true, characterData: true});
+}
 """ % json.dumps(PAGES)
 
 
@@ -137,7 +159,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.Event, loads: list[tuple[str, float]],  # noqa: ANN001
-                 minimum: int, think: float) -> None:
+                 minimum: int, think: float, navigate: str) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     await context.add_init_script(PROBE)
     page = await context.new_page()
@@ -151,7 +173,13 @@ async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.
     done = 0
     while not stop_at.is_set() or done < minimum:
         path = order[done % len(order)]
-        await page.goto(f"{base}/{path}", wait_until="domcontentloaded")
+        if navigate == "link" or done == 0:
+            # a new document: Streamlit's frontend starts again (a link from Slack, a reload)
+            await page.goto(f"{base}/{path}", wait_until="domcontentloaded")
+        else:
+            # the sidebar, as someone using the dashboard moves between its pages
+            await page.evaluate(ARM, path)
+            await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=TITLES[path], exact=True).click()
         await page.wait_for_function("() => window.__loaded !== null && window.__loaded !== undefined",
                                      polling=50, timeout=120_000)
         loads.append((path, await page.evaluate("window.__loaded") / 1000))
@@ -188,7 +216,8 @@ async def run(base: str, password: str, prefill: list[dict], deliveries: list[di
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         stop_at = asyncio.Event()
-        users = [asyncio.create_task(browse(browser, base, password, n, stop_at, loads, args.min_loads, args.think))
+        users = [asyncio.create_task(browse(browser, base, password, n, stop_at, loads, args.min_loads, args.think,
+                                          args.navigate))
                  for n in range(args.sessions)]
         while len(loads) < args.sessions and not any(u.done() for u in users):
             await asyncio.sleep(0.2)  # every session signed in and drew a first page
@@ -217,6 +246,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=330.0,
                         help="Deliveries per second sent (a steady stream; 330 with 1/6 duplicates is 275 distinct "
                              "events/s, 10%% over the 250 target). 0: as fast as the server answers.")
+    parser.add_argument("--navigate", choices=("click", "link"), default="click",
+                        help="click: after its first page each session moves through the sidebar, as people use the "
+                             "dashboard (timed from the click); link: every page opened by its URL, a new document "
+                             "each time (a link from Slack, a reload)")
     parser.add_argument("--think", type=float, default=3.0,
                         help="Seconds a session reads a page before opening the next (0.5x-1.5x at random; 0: "
                              "back to back, five Chromium tabs then take most of the 2 cores the server needs).")
@@ -274,7 +307,8 @@ def main() -> None:
         f"page loads during the deliveries: p95 <= 2 s ({len(during)} loads)": bool(during) and percentile(during, 0.95) <= 2.0,
         "at least 250 events/s sustained (distinct events, duplicates not counted)": load_events / result["seconds"] >= 250,
     }
-    print(f"\n{args.sessions} browser sessions (a page every {args.think:g} s on average, plus its load), "
+    moves = "through the sidebar, timed from the click" if args.navigate == "click" else "each opened by its URL"
+    print(f"\n{args.sessions} browser sessions (a page every {args.think:g} s on average, plus its load; pages {moves}), "
           f"paydash serve on a new DuckDB file ({args.prefill:,} payments delivered first), {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"{len(deliveries):,} deliveries ({load_events:,} events) over {args.senders} connections, "
