@@ -16,6 +16,8 @@ alerts_app = typer.Typer(no_args_is_help=True, help="Evaluate the alert rules an
 
 DbOption = typer.Option(None, "--db", help="Database URL or DuckDB file (default: PAYDASH_DATABASE_URL).", show_default=False)
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
+MAX_INTERVAL = 86_400  # seconds between evaluations: at most a day
+MAX_LIMIT = 10_000  # state changes `alerts status` shows
 
 
 def _setup_logging() -> None:
@@ -118,8 +120,8 @@ def watch(
     from paydash.alerts.runner import watch as watch_loop
     from paydash.state import open_state
 
-    if interval <= 0:
-        raise InvalidInput("--interval must be a positive number of seconds")
+    if not 0 < interval <= MAX_INTERVAL:
+        raise InvalidInput(f"--interval must be 1 to {MAX_INTERVAL:,} seconds (a day)")
     _setup_logging()
     settings, rules, wh = _context(db)
     log = logging.getLogger("paydash.alerts")
@@ -202,6 +204,8 @@ def status(
     from paydash.settings import load_settings
     from paydash.state import open_state
 
+    if not 0 < limit <= MAX_LIMIT:
+        raise InvalidInput(f"--limit must be 1 to {MAX_LIMIT:,}")
     store = open_state(load_settings())
     states, changes = store.alerts.current_states(), store.alerts.history(limit)
     if as_json:

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from paydash import jsonout
 from paydash.settings import load_settings
 from paydash.state import open_state
 from paydash.state.users import validate_password, validate_role, validate_username
@@ -45,10 +46,14 @@ def remove(username: str = typer.Argument(..., help="User name.")) -> None:
 
 
 @users_app.command("list")
-def list_users() -> None:
+def list_users(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The users, their roles and when they were added (never their hashes)."""
     store = open_state(load_settings())
     users = store.users.all()
+    if as_json:
+        listed = [{"username": u.username, "role": u.role, "created_at": u.created_at} for u in users.values()]
+        typer.echo(jsonout.dumps({"state_store": store.display_url, "users": listed}))
+        return
     if not users:
         typer.echo(f"no users in the state store {store.display_url}; the dashboard uses the team password "
                    "(PAYDASH_PASSWORD) if set")
