@@ -389,7 +389,7 @@ def query_payments(
 
 @query_app.command("payment")
 def query_payment(
-    charge_id: str = typer.Argument(..., help="The charge id (ch_...)."),
+    charge_id: str = typer.Argument(..., metavar="CHARGE_ID", help="The charge id (ch_...)."),
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
@@ -483,8 +483,27 @@ def show_settings(
         typer.echo(f"{env}={value}")
 
 
+def _context_of(args: list[str]):  # noqa: ANN202
+    """The context of the (sub)command that `args` name, for the usage line of an error raised
+    without one; None if even that fails (the error is then shown without it)."""
+    from typer.main import get_command
+
+    try:
+        ctx = get_command(app).make_context("paydash", [], resilient_parsing=True)
+        for arg in args:
+            if arg.startswith("-"):
+                continue
+            sub = ctx.command.get_command(ctx, arg) if hasattr(ctx.command, "get_command") else None
+            if sub is None:
+                break
+            ctx = sub.make_context(arg, [], parent=ctx, resilient_parsing=True)
+        return ctx
+    except Exception:  # noqa: BLE001 - a usage line is a nicety; the error itself is shown regardless
+        return None
+
+
 def main(argv: list[str] | None = None) -> None:
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -506,6 +525,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except ClickException as exc:
         # usage errors as click shows them: `Usage: ...`, `Try ... --help`, `Error: ...`, exit 2
+        if isinstance(exc, UsageError) and exc.ctx is None:
+            exc.ctx = _context_of(args)  # typer's parser raises some (an option without its value) bare
         exc.show()
         code = exc.exit_code
     except typer.Exit as exc:

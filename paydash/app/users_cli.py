@@ -18,7 +18,7 @@ users_app = typer.Typer(no_args_is_help=True, help="Manage the dashboard's named
 
 @users_app.command("add")
 def add(
-    username: str = typer.Argument(..., help="User name (lower-case letters, digits, . _ - @)."),
+    username: str = typer.Argument(..., metavar="USERNAME", help="User name (lower-case letters, digits, . _ - @)."),
     role: str = typer.Option("viewer", "--role", help="viewer or admin."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (for scripts)."),
 ) -> None:
@@ -38,7 +38,7 @@ def add(
 
 
 @users_app.command("remove")
-def remove(username: str = typer.Argument(..., help="User name.")) -> None:
+def remove(username: str = typer.Argument(..., metavar="USERNAME", help="User name.")) -> None:
     """Remove a user; their open dashboard sessions end at once."""
     store = open_state(load_settings())
     store.users.remove(username)
