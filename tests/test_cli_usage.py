@@ -141,6 +141,10 @@ def test_bad_values_are_one_error_line(demo, tmp_path) -> None:  # noqa: ANN001
         (["query", "failures", "--to", "9999-12-31"], ["--to 9999-12-31"]),
         (["query", "recovery", "--from", "1969-12-31"], ["--from 1969-12-31"]),
         (["query", "overview", "--from", "2026-02-30"], ["--from '2026-02-30' is not a date", "YYYY-MM-DD"]),
+        (["alerts", "replay", "--from", "0001-01-01", "--to", "0001-01-02"],
+         ["--from 0001-01-01 is outside the times paydash handles"]),
+        (["alerts", "replay", "--from", "2026-11-20", "--to", "2026-11-21", "--step", "99999999999999999999h"],
+         ["--step: '99999999999999999999h' is longer than any duration"]),
     ]:
         done = paydash(tmp_path, *args, *db)
         assert_one_error_line(done, *needles)

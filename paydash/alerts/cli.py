@@ -61,7 +61,12 @@ def parse_time(text: str, option: str) -> datetime:
         raise InvalidInput(f"{option} {text!r} is not a time; write e.g. 2026-11-20T10:00 (UTC) or "
                            "2026-11-20T11:00+01:00") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00
+            parsed = datetime.min
+    if not 1970 <= parsed.year <= 2199:
+        raise InvalidInput(f"{option} {text} is outside the times paydash handles (the years 1970 to 2199)")
     return parsed.replace(microsecond=0)
 
 
