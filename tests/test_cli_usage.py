@@ -211,6 +211,7 @@ def test_a_page_past_the_last_says_so(demo, tmp_path) -> None:  # noqa: ANN001
         (["alerts", "watch", "--interval", "99999999999999999"], "--interval must be 1 to 86,400 seconds"),
         (["serve", "--alerts", "--alerts-interval", "99999999999"], "--alerts-interval must be 1 to 86,400 seconds"),
         (["settings", "--json", "--markdown"], "choose one"),
+        (["query", "overview", "--db", "duckdb:///:memory:"], "names no DuckDB file"),
     ],
 )
 def test_out_of_range_numbers_are_one_error_line(tmp_path, args, needle) -> None:  # noqa: ANN001
