@@ -281,6 +281,12 @@ def test_users_list_json(tmp_path) -> None:
     assert "argon2" not in done.stdout and "password" not in done.stdout
 
 
+def test_users_add_without_a_terminal_says_how_to_give_the_password(tmp_path) -> None:
+    done = paydash(tmp_path, "users", "add", "carol")  # stdin is a pipe, not a terminal
+    assert_one_error_line(done, "no terminal", "--password-stdin")
+    assert json.loads(paydash(tmp_path, "users", "list", "--json").stdout)["users"] == []
+
+
 # -- shell completion, through main() -----------------------------------------------------------------------
 def complete(tmp_path: Path, words: str) -> list[str]:
     """What bash completion offers after `words` (the protocol typer's bash script speaks)."""

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from paydash import jsonout
+from paydash.errors import InvalidInput
 from paydash.settings import load_settings
 from paydash.state import open_state
 from paydash.state.users import validate_password, validate_role, validate_username
@@ -29,6 +30,8 @@ def add(
     store.ping()  # an unreachable store is said before the password is asked
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise InvalidInput("there is no terminal to type the password in; pipe it in with --password-stdin")
     else:
         password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
     validate_password(password)
