@@ -180,6 +180,7 @@ def _port(given: int | None, default: int) -> int:
 MAX_DEMO_PAYMENTS = 100_000_000
 MAX_DEMO_DAYS = 3_650
 
+
 @app.command()
 def demo(
     payments: int = typer.Option(300_000, "--payments", help="Number of charge attempts to generate."),
@@ -503,6 +504,7 @@ def _context_of(args: list[str]):  # noqa: ANN202
 
 
 def main(argv: list[str] | None = None) -> None:
+    # typer vendors click (typer._click) and exports none of these; the pinned version is tested
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     args = list(sys.argv[1:] if argv is None else argv)
