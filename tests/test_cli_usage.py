@@ -18,6 +18,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 PAYMENTS = 2_000
 
@@ -331,3 +333,43 @@ def test_bash_completes_with_the_shown_script(tmp_path) -> None:
     done = paydash(tmp_path, "-c", script, env=env, command=("bash",))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["payments"]
+
+
+# -- hostile values: never a traceback, never "unexpected" ----------------------------------------------
+def run_in_process(*args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from paydash.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return (exc.code if isinstance(exc.code, int) else 1), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+OPTION_TEXT = st.one_of(st.text(max_size=40), st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-29", "-1", "0",
+                                                                "99999999999999999999", "UTC", "Mars/Base", "../x", ""]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from([["query", "overview"], ["query", "daily"], ["query", "payments"], ["query", "failures"]]),
+       option=st.sampled_from(["--from", "--to", "--tz", "--funnel", "--status", "--search", "--page", "--card-brand"]),
+       value=OPTION_TEXT)
+def test_any_option_value_fails_cleanly(demo, monkeypatch, command, option, value) -> None:  # noqa: ANN001
+    if option in ("--status", "--search", "--page", "--card-brand") and command != ["query", "payments"]:
+        command = ["query", "payments"]
+    for name in [n for n in os.environ if n.startswith("PAYDASH_")]:
+        monkeypatch.delenv(name)
+    code, out, err = run_in_process(*command, option, value, "--db", demo, "--json")
+    assert code in (0, 1, 2), (code, err)
+    assert "Traceback" not in err and "error: unexpected" not in err, err
+    if code == 0:
+        json.loads(out)
+    elif code == 1:
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    else:
+        assert err.startswith("Usage: paydash ") and "\nError: " in err, err
