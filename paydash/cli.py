@@ -1,15 +1,22 @@
 """The `paydash` command: wires settings, warehouse, sources and queries together.
 
-Errors print one clear line on stderr and exit non-zero; `--debug` (anywhere on the
-command line) shows the traceback instead.
+Exit codes and output follow click's conventions:
+- a usage error (unknown command or option, missing argument, a value of the wrong type)
+  prints `Usage: ...` and `Error: ...` on stderr and exits 2;
+- a real failure (bad value, unreachable database, missing table, ...) prints one line
+  `error: ...` on stderr and exits 1; `--debug` (anywhere on the command line) shows the
+  traceback instead;
+- `paydash` or a command group without a command prints its help and exits 0.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -17,7 +24,7 @@ from paydash import jsonout
 from paydash.errors import InvalidInput, PaydashError
 from paydash.settings import Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="paydash: a self-hosted dashboard for Stripe payments.")
+app = typer.Typer(no_args_is_help=True, help="paydash: a self-hosted dashboard for Stripe payments.")
 query_app = typer.Typer(no_args_is_help=True, help="Compute the dashboard's numbers and print them.")
 export_app = typer.Typer(no_args_is_help=True, help="Export data as CSV.")
 app.add_typer(query_app, name="query")
@@ -27,7 +34,7 @@ from paydash.app.users_cli import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
 
-from paydash.alerts.cli import alerts_app  # noqa: E402
+from paydash.alerts.cli import MAX_INTERVAL, alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
@@ -38,6 +45,32 @@ ToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (defa
 FunnelOption = typer.Option(None, "--funnel", help="Only this funnel.")
 TzOption = typer.Option(None, "--tz", help="Timezone of the days (default: PAYDASH_TIMEZONE).")
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
+
+
+# -- the command itself: --version, --debug, shell completion (typer's options) ----------
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("paydash")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "(not installed; run `make setup`)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"paydash {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print paydash's version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show an error's traceback (allowed anywhere on the command line)."),
+) -> None:
+    # --debug is taken off the command line by main(); it is declared here for --help
+    pass
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -93,10 +126,38 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# the days --from and --to may name: any payment history, with room for a previous period
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2199, 12, 31)
+
+
+def _day(text: str | None, option: str) -> str | None:
+    """--from / --to checked: a YYYY-MM-DD day paydash can compute with (ISO text), or None."""
+    from paydash.queries.dates import parse_date
+
+    if text is None or not text.strip():
+        return None
+    day = parse_date(text, option)
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"{option} {day} is outside the days paydash handles ({FIRST_DAY} to {LAST_DAY})")
+    return day.isoformat()
+
+
+def _tz(tz: str | None) -> str:
+    """--tz checked (an IANA timezone), else the reporting timezone PAYDASH_TIMEZONE."""
+    if tz is None:
+        return _settings().timezone
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"--tz {tz!r} is not a timezone; use an IANA name such as UTC, Europe/Berlin or "
+                           "America/New_York") from None
+    return tz
+
+
 def _range(start: str | None, end: str | None, tz: str | None):  # noqa: ANN202
     from paydash.queries.dates import resolve_range
 
-    return resolve_range(start, end, tz or _settings().timezone)
+    return resolve_range(_day(start, "--from"), _day(end, "--to"), _tz(tz))
 
 
 def _port(given: int | None, default: int) -> int:
@@ -116,6 +177,10 @@ def _port(given: int | None, default: int) -> int:
 
 
 # -- commands ----------------------------------------------------------------------------
+MAX_DEMO_PAYMENTS = 100_000_000
+MAX_DEMO_DAYS = 3_650
+
+
 @app.command()
 def demo(
     payments: int = typer.Option(300_000, "--payments", help="Number of charge attempts to generate."),
@@ -129,8 +194,12 @@ def demo(
     """Build a demo database of realistic payments, then serve the dashboard."""
     from paydash.sources.demo import DemoSpec, build_demo_database
 
-    if payments <= 0 or days <= 0:
-        raise InvalidInput("--payments and --days must be positive")
+    if not 0 < payments <= MAX_DEMO_PAYMENTS:
+        raise InvalidInput(f"--payments must be 1 to {MAX_DEMO_PAYMENTS:,}")
+    if not 0 < days <= MAX_DEMO_DAYS:
+        raise InvalidInput(f"--days must be 1 to {MAX_DEMO_DAYS:,} (ten years)")
+    if seed < 0:
+        raise InvalidInput("--seed must be 0 or a positive whole number")
     wh = _warehouse(db, read_only=False)
     spec = DemoSpec(payments=payments, days=days, seed=seed, tz=_settings().timezone)
     summary = build_demo_database(wh, spec, show_progress=True)
@@ -147,13 +216,18 @@ def demo(
 
 
 @app.command()
-def check(db: Optional[str] = DbOption) -> None:
-    """Check a database against the data contract and print what is missing."""
+def check(db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Check a database against the data contract and print what is missing (exit 1 when it is not met)."""
     from paydash.warehouse.contract import check_contract
 
     report = check_contract(_warehouse(db))
-    for line in report.lines():
-        typer.echo(line)
+    if as_json:
+        data = jsonout.jsonable(report)
+        data["tables"] = [{**table, "ok": t.ok} for table, t in zip(data["tables"], report.tables)]
+        typer.echo(jsonout.dumps({**data, "ok": report.ok}))
+    else:
+        for line in report.lines():
+            typer.echo(line)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -171,8 +245,8 @@ def serve(
     """Run the dashboard: pages, sign-in, /healthz and (with PAYDASH_STRIPE_WEBHOOK_SECRET) the Stripe receiver, on one port."""
     from paydash.app.server import run_server
 
-    if alerts and alerts_interval <= 0:
-        raise InvalidInput("--alerts-interval must be a positive number of seconds")
+    if alerts and not 0 < alerts_interval <= MAX_INTERVAL:
+        raise InvalidInput(f"--alerts-interval must be 1 to {MAX_INTERVAL:,} seconds (a day)")
     run_server(port=_port(port, 8501), address=address, db=db, demo_login=demo_login,
                alerts_interval=alerts_interval if alerts else None)
 
@@ -272,8 +346,9 @@ _range_command("recovery", "Recovery rate, recovered revenue and payment-level a
 def _filters(status, funnel, card_brand, search, start, end, tz):  # noqa: ANN001, ANN202
     from paydash.queries.filters import filters_from_params
 
+    start, end = _day(start, "--from"), _day(end, "--to")
     params = {"status": status, "funnel": funnel, "card_brand": card_brand, "search": search, "from": start, "to": end}
-    return filters_from_params(params, tz or _settings().timezone)
+    return filters_from_params(params, _tz(tz))
 
 
 StatusOption = typer.Option(None, "--status", help="succeeded, failed or pending.")
@@ -297,12 +372,15 @@ def query_payments(
     db: Optional[str] = DbOption,
 ) -> None:
     """A page of matching payments, newest first, with the total count."""
-    from paydash.queries.payments import payments_page
+    from paydash.queries.payments import PAGE_SIZE, payments_page
 
     wh = _warehouse(db)
     filters = _filters(status, funnel, card_brand, search, start, end, tz)
     with wh.read() as conn:
         result = payments_page(conn, wh.marts, filters, page, mart_tz=wh.settings.timezone)
+    if page > result.pages:
+        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
+                           f"payment{'' if result.total == 1 else 's'}, {PAGE_SIZE} a page)")
     if as_json:
         _emit(result.as_dict(), True)
     else:
@@ -312,7 +390,7 @@ def query_payments(
 
 @query_app.command("payment")
 def query_payment(
-    charge_id: str = typer.Argument(..., help="The charge id (ch_...)."),
+    charge_id: str = typer.Argument(..., metavar="CHARGE_ID", help="The charge id (ch_...)."),
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
@@ -325,6 +403,18 @@ def query_payment(
     if detail is None:
         raise InvalidInput(f"no payment with charge id {charge_id!r} in {wh.display_url}")
     _emit(detail, as_json)
+
+
+def _open_out(out: Path):  # noqa: ANN202
+    """--out opened for writing, or one line saying why it cannot be."""
+    if out.is_dir():
+        raise InvalidInput(f"--out {out} is a folder; name a file in it, e.g. --out {out / 'payments.csv'}")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"--out {out}: the folder {out.parent} does not exist; create it or write elsewhere")
+    try:
+        return open(out, "wb")
+    except OSError as exc:
+        raise InvalidInput(f"--out {out} cannot be written: {exc.strerror}") from None
 
 
 @export_app.command("payments")
@@ -345,7 +435,7 @@ def export_payments(
     wh = _warehouse(db, duckdb_memory_limit="128MB")
     filters = _filters(status, funnel, card_brand, search, start, end, tz)
     to_stdout = str(out) == "-"
-    target = sys.stdout.buffer if to_stdout else open(out, "wb")
+    target = sys.stdout.buffer if to_stdout else _open_out(out)
     written = 0
 
     def write(data: bytes) -> None:
@@ -353,34 +443,70 @@ def export_payments(
         written += len(data)
         target.write(data)
 
+    done = False
     try:
         with wh.read() as conn:
             for index, stmt in enumerate(export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone)):
                 wh.copy_csv(conn, stmt, write, header=index == 0)
+        done = True
     finally:
         if not to_stdout:
             target.close()
+            if not done:
+                out.unlink(missing_ok=True)  # no half-written file that looks like a whole export
     if not to_stdout:
         typer.echo(f"wrote {written / 1e6:.1f} MB to {out}", err=True)
 
 
 @app.command("settings")
-def show_settings(markdown: bool = typer.Option(False, "--markdown", help="Print the reference table.")) -> None:
+def show_settings(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the reference table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: each setting's variable and its current value."),
+) -> None:
     """Every setting with its current value (secrets hidden)."""
     from paydash.settings import SETTINGS, settings_markdown
     from paydash.warehouse.engine import safe_url
 
+    if markdown and as_json:
+        raise InvalidInput("--markdown and --json are two formats; choose one")
     if markdown:
         typer.echo(settings_markdown())
         return
     current = _settings()
+    shown = {}
     for s in SETTINGS:
         value = getattr(current, s.name)
-        shown = "***" if s.secret and value else (safe_url(value) if s.name == "database_url" else value)
-        typer.echo(f"{s.env}={shown}")
+        shown[s.env] = "***" if s.secret and value else (safe_url(value) if s.name == "database_url" else value)
+    if as_json:
+        typer.echo(jsonout.dumps(shown))
+        return
+    for env, value in shown.items():
+        typer.echo(f"{env}={value}")
+
+
+def _context_of(args: list[str]):  # noqa: ANN202
+    """The context of the (sub)command that `args` name, for the usage line of an error raised
+    without one; None if even that fails (the error is then shown without it)."""
+    from typer.main import get_command
+
+    try:
+        ctx = get_command(app).make_context("paydash", [], resilient_parsing=True)
+        for arg in args:
+            if arg.startswith("-"):
+                continue
+            sub = ctx.command.get_command(ctx, arg) if hasattr(ctx.command, "get_command") else None
+            if sub is None:
+                break
+            ctx = sub.make_context(arg, [], parent=ctx, resilient_parsing=True)
+        return ctx
+    except Exception:  # noqa: BLE001 - a usage line is a nicety; the error itself is shown regardless
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
+    # typer vendors click (typer._click) and exports none of these; the pinned version is tested
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -393,22 +519,39 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         code = 1
-    except (typer.Abort, KeyboardInterrupt):
+    except NoArgsIsHelpError as exc:
+        # `paydash` or `paydash query` alone: the help was asked for (rich prints it itself; plain
+        # click puts it in the message)
+        if exc.format_message():
+            typer.echo(exc.format_message())
+        code = 0
+    except ClickException as exc:
+        # usage errors as click shows them: `Usage: ...`, `Try ... --help`, `Error: ...`, exit 2
+        if isinstance(exc, UsageError) and exc.ctx is None:
+            exc.ctx = _context_of(args)  # typer's parser raises some (an option without its value) bare
+        exc.show()
+        code = exc.exit_code
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt, EOFError):
         typer.echo("aborted", err=True)
         code = 130
-    except Exception as exc:  # noqa: BLE001 - the user gets one line, --debug gets the rest
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            code = exc.exit_code
-        elif isinstance(exc, click.ClickException):
-            exc.show()
-            code = exc.exit_code
-        elif debug:
+    except BrokenPipeError:
+        # the reader went away (`paydash export payments --out - | head`): nothing left to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's last flush is quiet
+        code = 1
+    except OSError as exc:
+        if debug:
             raise
-        else:
-            typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)", err=True)
-            code = 2
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        code = 1
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, --debug gets the rest
+        if debug:
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (a bug in paydash; run again with --debug for the "
+                   "traceback)", err=True)
+        code = 1
     finally:
         for wh in _opened:
             wh.dispose()

@@ -308,6 +308,10 @@ def test_error_missing_column(no_card_brand_duckdb) -> None:
         (["query", "overview", "--tz", "Mars/Olympus"], ["Mars/Olympus"]),
         (["query", "payment", "ch_does_not_exist"], ["ch_does_not_exist"]),
         (["query", "payments", "--page", "0"], ["page"]),
+        (["query", "payments", "--page", "100000"], ["--page 100000 is past the last page, 400 (20,000 matching"]),
+        (["query", "payments", "--status", "failed", "--page", "100000"], ["past the last page"]),
+        (["query", "daily", "--tz", "Mars/Base"], ["--tz 'Mars/Base' is not a timezone"]),
+        (["query", "overview", "--from", "0001-01-01", "--to", "9999-12-31"], ["outside the days paydash handles"]),
     ],
 )
 def test_error_bad_input(demo_db, args, needles) -> None:

@@ -46,7 +46,8 @@ def test_relative_duckdb_paths_are_relative_to_the_working_directory(tmp_path) -
     assert normalize_url("data/x.duckdb", cwd=tmp_path) == f"duckdb:///{tmp_path / 'data' / 'x.duckdb'}"
 
 
-@pytest.mark.parametrize("given, message", [("", "empty"), ("  ", "empty"), ("mysql://u@h/db", "mysql")])
+@pytest.mark.parametrize("given, message", [("", "empty"), ("  ", "empty"), ("mysql://u@h/db", "mysql"),
+                                            ("duckdb:///:memory:", "names no DuckDB file"), ("duckdb://", "no DuckDB file")])
 def test_bad_urls(given, message) -> None:
     with pytest.raises(ConfigError, match=message):
         normalize_url(given)

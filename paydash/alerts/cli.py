@@ -16,6 +16,8 @@ alerts_app = typer.Typer(no_args_is_help=True, help="Evaluate the alert rules an
 
 DbOption = typer.Option(None, "--db", help="Database URL or DuckDB file (default: PAYDASH_DATABASE_URL).", show_default=False)
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
+MAX_INTERVAL = 86_400  # seconds between evaluations: at most a day
+MAX_LIMIT = 10_000  # state changes `alerts status` shows
 
 
 def _setup_logging() -> None:
@@ -59,7 +61,12 @@ def parse_time(text: str, option: str) -> datetime:
         raise InvalidInput(f"{option} {text!r} is not a time; write e.g. 2026-11-20T10:00 (UTC) or "
                            "2026-11-20T11:00+01:00") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00
+            parsed = datetime.min
+    if not 1970 <= parsed.year <= 2199:
+        raise InvalidInput(f"{option} {text} is outside the times paydash handles (the years 1970 to 2199)")
     return parsed.replace(microsecond=0)
 
 
@@ -118,8 +125,8 @@ def watch(
     from paydash.alerts.runner import watch as watch_loop
     from paydash.state import open_state
 
-    if interval <= 0:
-        raise InvalidInput("--interval must be a positive number of seconds")
+    if not 0 < interval <= MAX_INTERVAL:
+        raise InvalidInput(f"--interval must be 1 to {MAX_INTERVAL:,} seconds (a day)")
     _setup_logging()
     settings, rules, wh = _context(db)
     log = logging.getLogger("paydash.alerts")
@@ -202,6 +209,8 @@ def status(
     from paydash.settings import load_settings
     from paydash.state import open_state
 
+    if not 0 < limit <= MAX_LIMIT:
+        raise InvalidInput(f"--limit must be 1 to {MAX_LIMIT:,}")
     store = open_state(load_settings())
     states, changes = store.alerts.current_states(), store.alerts.history(limit)
     if as_json:

@@ -39,15 +39,18 @@ def parse_duration(text: Any) -> timedelta:
     """'90s', '10m', '1h30m', '2d' (or a whole number of seconds) -> timedelta."""
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 10m, 1h or 1h30m")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=text)
-    match = _DURATION.match(str(text).strip().lower()) if isinstance(text, str) else None
-    if not match or not str(text).strip() or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 10m, 1h or 1h30m")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(text, int):
+            if text < 0:
+                raise ValueError("a duration cannot be negative")
+            return timedelta(seconds=text)
+        match = _DURATION.match(str(text).strip().lower()) if isinstance(text, str) else None
+        if not match or not str(text).strip() or not any(match.groups()):
+            raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 10m, 1h or 1h30m")
+        days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any duration paydash handles") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
+from paydash.app.file_names import csv_file_name
 from paydash.errors import InvalidInput
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import MAX_SEARCH_LENGTH, STATUSES, PaymentFilters, filters_from_params, filters_to_params  # noqa: F401
@@ -121,11 +122,16 @@ def filters_from_widgets(values: Mapping[str, Any], tz: str) -> PaymentFilters:
     ).normalized()
 
 
-def export_command(filters: PaymentFilters) -> str:
+def export_file_name(filters: PaymentFilters, today: date) -> str:
+    """The file the payments under these filters download as, named after the filters."""
+    return csv_file_name("payments", filters_to_params(filters), today)
+
+
+def export_command(filters: PaymentFilters, today: date) -> str:
     """The CLI command that exports the same result (for exports too big for the browser)."""
     import shlex
 
-    args = ["paydash", "export", "payments", "--out", "payments.csv"]
+    args = ["paydash", "export", "payments", "--out", export_file_name(filters, today)]
     for key, value in filters_to_params(filters).items():
         option = {"from": "--from", "to": "--to", "card_brand": "--card-brand"}.get(key, f"--{key}")
         args += [option, value]

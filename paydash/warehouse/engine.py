@@ -89,6 +89,9 @@ def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
     if scheme in _PG_DRIVERS:
         return "postgresql+psycopg://" + rest
     if scheme == "duckdb":
+        if rest.split("?")[0] in ("", "/", "/:memory:"):
+            raise ConfigError(f"{text!r} names no DuckDB file (an in-memory database holds no payments); give the "
+                              "path of a DuckDB file (e.g. data/paydash.duckdb) or a PostgreSQL URL")
         return text
     raise ConfigError(
         f"unsupported database URL scheme {scheme!r}; use postgresql://user@host:5432/db "

@@ -218,7 +218,8 @@ def test_too_big_an_export_points_to_the_cli(page, env) -> None:  # noqa: ANN001
     at.query_params["status"] = "failed"
     at.run()
     assert at.button(key="payments_export_disabled").disabled
-    assert [c.value for c in at.code] == ["paydash export payments --out payments.csv --status failed"]
+    today = today_in("UTC")  # the reporting timezone of these tests
+    assert [c.value for c in at.code] == [f"paydash export payments --out payments-failed-until-{today}.csv --status failed"]
 
 
 def test_an_unreachable_database_is_said_once_and_the_page_still_renders(page, env, tmp_path) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from paydash.app import format as fmt
 from paydash.queries import overview, payments
-from paydash.queries.dates import last_n_days
+from paydash.queries.dates import last_n_days, today_in
 from paydash.queries.filters import PaymentFilters
 from paydash.settings import Settings
 from paydash.warehouse.engine import Warehouse
@@ -192,6 +192,8 @@ def test_csv_download_holds_the_whole_filtered_result(page: Page, server, wareho
     expect(button).to_be_visible()
     with page.expect_download() as downloading:
         button.click()
+    # named after its filters (paydash/app/file_names.py), in the reporting timezone (UTC here)
+    assert downloading.value.suggested_filename == f"payments-failed-mobile_app-until-{today_in('UTC')}.csv"
     target = tmp_path / "payments.csv"
     downloading.value.save_as(target)
     rows = list(csv.DictReader(io.StringIO(target.read_text())))

@@ -97,13 +97,13 @@ with data.section("Payments"):
             st.button("Download CSV", key="payments_export_disabled", disabled=True, icon=":material/download:")
             st.caption(f"{fmt.count(found.total)} payments are more than one download holds "
                        f"({fmt.count(settings.export_max_rows)}); narrow the filters or run:")
-            st.code(explorer.export_command(state.filters), language="bash")
+            st.code(explorer.export_command(state.filters, admin_data.today(source)), language="bash")
         elif found.total:
             st.download_button(
                 f"Download CSV ({fmt.count(found.total)} payments)",
                 data=data.csv_export(source, state.filters, on_done=admin_data.export_recorder(
                     settings, user.username, f"payments CSV, {found.total} rows, filters {explorer.state_to_params(state) or 'none'}")),
-                file_name=f"payments-{date.today():%Y%m%d}.csv",
+                file_name=explorer.export_file_name(state.filters, admin_data.today(source)),
                 mime="text/csv",
                 key="payments_export",
                 on_click="ignore",
