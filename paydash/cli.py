@@ -319,13 +319,11 @@ def query_payment(
 ) -> None:
     """One payment's detail: the retry history, refunds and disputes of its payment intent, in one timeline."""
     from paydash.queries.payments import payment_detail
-    from paydash.warehouse.load import conversion_rates
-
     wh = _warehouse(db)
     marts = wh.marts
     present = {"with_refunds": wh.has_table(marts.refunds), "with_disputes": wh.has_table(marts.disputes),
                "with_customer": wh.has_table(marts.customers)}
-    rates = conversion_rates(wh)
+    rates = wh.conversion_rates()
     with wh.read() as conn:
         detail = payment_detail(conn, marts, charge_id.strip(), fx_rates=rates, **present)
     if detail is None:

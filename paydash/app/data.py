@@ -224,9 +224,7 @@ def payment_detail(source: Source, charge_id: str) -> Loaded:
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=10)
 def _conversion_rates(source: Source) -> dict[str, float]:
-    from paydash.warehouse.load import conversion_rates
-
-    return conversion_rates(_open(source))
+    return _open(source).conversion_rates()
 
 
 EXPLORER_READS = (filter_options, payments_page, payment_detail)

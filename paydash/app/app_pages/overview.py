@@ -3,8 +3,8 @@
 import streamlit as st
 
 from paydash.app import charts, data, definitions, downloads, login, tables
+from paydash.app import customer_views as views
 from paydash.app import format as fmt
-from paydash.app.customer_views import missing_mart
 from paydash.app.ranges import PRESETS, chosen_range
 
 settings = data.settings()
@@ -70,7 +70,7 @@ with data.section("Refunds and disputes"):
     if now["refunds"] is None:
         for card, title in ((net, "Net revenue"), (refunds, "Refunds")):
             card.metric(title, "-", help=definitions.NET_REVENUE if title == "Net revenue" else definitions.REFUNDS)
-            card.caption(missing_mart("refunds", data.warehouse_table_name(source, "refunds")))
+            card.caption(views.missing_mart("refunds", data.warehouse_table_name(source, "refunds")))
     else:
         net.metric("Net revenue", fmt.money_compact(now["net_revenue_usd"]), fmt.relative_change(change["net_revenue_usd"]),
                    help=definitions.NET_REVENUE)
@@ -81,7 +81,7 @@ with data.section("Refunds and disputes"):
     if now["disputes"] is None:
         for card, title in ((disputes, "Disputes"), (dispute_rate, "Dispute rate")):
             card.metric(title, "-", help=definitions.DISPUTES if title == "Disputes" else definitions.DISPUTE_RATE)
-            card.caption(missing_mart("disputes", data.warehouse_table_name(source, "disputes")))
+            card.caption(views.missing_mart("disputes", data.warehouse_table_name(source, "disputes")))
     else:
         disputes.metric("Disputes", fmt.count(now["disputes"]), fmt.relative_change(change["disputes"]),
                         delta_color="inverse", help=definitions.DISPUTES)
