@@ -185,6 +185,7 @@ def test_original_amount_at_the_rate_used(usd, currency, rates, expected) -> Non
         assert got is None
     else:
         assert (str(got["amount"]), got["usd_per_unit"]) == expected and got["currency"] == currency.lower()
+        assert got["approximate"] == (currency.lower() != "usd")
 
 
 # -- the demo --------------------------------------------------------------------------------------

@@ -37,7 +37,9 @@ def render(detail: dict[str, Any] | None, charge_id: str, tz: str, on_close: Cal
     amount, usd, outcome, attempts = st.columns(4)
     rate = tables.conversion(detail)
     amount.metric("Amount", tables.original_amount(detail),
-                  help="In the charge's own currency" + (f", from amount_usd at {rate}." if rate else "."))
+                  help="In the charge's own currency" + (f": amount_usd converted back at {rate}, the rate it was "
+                                                          "converted at, so within a US cent's worth of the amount "
+                                                          "charged." if rate else "."))
     usd.metric("Amount (USD)", fmt.money(detail["amount_usd"]), help=f"As stored in amount_usd{f'; {rate}' if rate else ''}.")
     if rate:
         usd.caption(rate)

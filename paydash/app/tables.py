@@ -58,11 +58,12 @@ def payment_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
 
 
 def original_amount(detail: dict[str, Any]) -> str:
-    """'39.99 CAD': the amount in the charge's own currency, or '-' when no rate is known."""
+    """'≈ 39.99 CAD': the amount in the charge's own currency ('≈': converted back from amount_usd), or
+    '-' when no rate is known."""
     own = detail.get("original_amount")
     if not own:
         return "-"
-    return f"{own['amount']:,} {own['currency'].upper()}"
+    return ("≈ " if own.get("approximate") else "") + f"{own['amount']:,} {own['currency'].upper()}"
 
 
 def conversion(detail: dict[str, Any]) -> str | None:

@@ -309,7 +309,9 @@ def payment_detail(
 
 
 def original_amount(amount_usd: Any, currency: str | None, fx_rates: Mapping[str, float]) -> dict[str, Any] | None:
-    """{'amount', 'currency', 'usd_per_unit'}: amount_usd in the charge's currency, or None without a rate."""
+    """{'amount', 'currency', 'usd_per_unit', 'approximate'}: amount_usd in the charge's currency, or None
+    without a rate. Other currencies than USD are converted back from amount_usd (rounded to US cents), so
+    they are `approximate`: within a cent's worth of the amount charged."""
     if amount_usd is None or not currency:
         return None
     currency = currency.lower()
@@ -318,7 +320,8 @@ def original_amount(amount_usd: Any, currency: str | None, fx_rates: Mapping[str
         return None
     places = {1: Decimal("1"), 100: Decimal("0.01"), 1000: Decimal("0.001")}[minor_unit_divisor(currency)]
     amount = (Decimal(amount_usd) / Decimal(str(rate))).quantize(places, ROUND_HALF_UP)
-    return {"amount": amount, "currency": currency, "usd_per_unit": rate}
+    # the charge mart keeps amount_usd only: converted back, the amount is within a US cent of the charged one
+    return {"amount": amount, "currency": currency, "usd_per_unit": rate, "approximate": currency != "usd"}
 
 
 def timeline(history: list[dict[str, Any]], refunds: list[dict[str, Any]], disputes: list[dict[str, Any]]) -> list[dict[str, Any]]:
