@@ -90,6 +90,14 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
             recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC")
 
         out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
+
+        def overview_funnel() -> None:
+            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", **adjusted)
+            overview.daily_series(conn, m, rng, "mobile_app", mart_tz="UTC")
+            failures.failure_breakdown(conn, m, rng, "mobile_app")
+            recovery.recovery(conn, m, rng, "mobile_app", precomputed=True, mart_tz="UTC")
+
+        out["overview: all queries, one funnel"] = timed(overview_funnel, repeat)
         out["overview: totals (current + previous)"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: totals with refunds and disputes"] = timed(
             lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted), repeat)
