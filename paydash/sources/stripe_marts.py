@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
-from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd, minor_unit_divisor
+from paydash.currencies import minor_unit_divisor
+from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd
 from paydash.warehouse import load
 from paydash.warehouse.raw import RawTables, _id_of
 from paydash.warehouse.schema import Marts
@@ -299,7 +300,7 @@ def _charge_facts(conn: Connection, marts: Marts, raw: RawTables, charge_ids: It
     return found
 
 
-def money_row_usd(obj: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> Decimal | None:
+def share_of_charge_usd(obj: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> Decimal | None:
     """A refund's or dispute's amount in USD: the share of its charge's amount_usd when the charge is known in the
     same currency, else converted on its own (USD as is, else PAYDASH_FX_RATES)."""
     amount, currency = obj.get("amount"), (obj.get("currency") or "").lower()
@@ -316,7 +317,7 @@ def refund_row(refund: Mapping[str, Any], charge: Mapping[str, Any] | None, opti
         "refund_id": refund["id"],
         "charge_id": _id_of(refund.get("charge")),
         "payment_intent_id": _id_of(refund.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
-        "amount_usd": money_row_usd(refund, charge, options),
+        "amount_usd": share_of_charge_usd(refund, charge, options),
         "currency": (refund.get("currency") or "").lower() or None,
         "status": refund.get("status"),
         "reason": refund.get("reason"),
@@ -330,7 +331,7 @@ def dispute_row(dispute: Mapping[str, Any], charge: Mapping[str, Any] | None, op
         "dispute_id": dispute["id"],
         "charge_id": _id_of(dispute.get("charge")),
         "payment_intent_id": _id_of(dispute.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
-        "amount_usd": money_row_usd(dispute, charge, options),
+        "amount_usd": share_of_charge_usd(dispute, charge, options),
         "currency": (dispute.get("currency") or "").lower() or None,
         "status": dispute.get("status"),
         "reason": dispute.get("reason"),

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
-from paydash.currencies import ZERO_DECIMAL, THREE_DECIMAL, minor_unit_divisor  # noqa: F401 - re-exported
+from paydash.currencies import minor_unit_divisor
 from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
