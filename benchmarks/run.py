@@ -102,9 +102,9 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         out["overview: totals with refunds and disputes"] = timed(
             lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted), repeat)
         out["overview: refunds and disputes alone (current + previous)"] = timed(
-            lambda: [overview.adjustments(conn, m, r, None, True, True) for r in (rng, rng.previous())], repeat)
-        out["overview: refunds and disputes of one funnel"] = timed(
-            lambda: overview.adjustments(conn, m, rng, "mobile_app", True, True), repeat)
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], None, True, True), repeat)
+        out["overview: refunds and disputes of one funnel (current + previous)"] = timed(
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], "mobile_app", True, True), repeat)
         out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: totals from the charge mart (other tz)"] = timed(
             lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC"), repeat

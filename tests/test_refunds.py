@@ -304,3 +304,15 @@ def test_overview_json_keys_are_in_both_periods(databases, payments, refunds, di
         result = overview(conn, wh.marts, RANGE, mart_tz="UTC", with_refunds=True, with_disputes=True)
     keys = {"refunds", "refunded_usd", "net_revenue_usd", "disputes", "disputed_usd", "dispute_rate"}
     assert keys <= set(result["current"]) and keys <= set(result["previous"]) and keys <= set(result["change"])
+
+
+@pytest.mark.parametrize("funnel", [None, "mobile_app"])
+def test_with_only_the_refunds_mart(databases, payments, refunds, funnel) -> None:  # noqa: ANN001
+    wh = build(databases, payments, refunds, None)
+    with wh.read() as conn:
+        result = overview(conn, wh.marts, RANGE, funnel, mart_tz="UTC", with_refunds=True,
+                          with_disputes=wh.has_table(wh.marts.disputes))
+    now = result["current"]
+    expected = (3, Decimal("100.50"), Decimal("75.00")) if funnel is None else (1, Decimal("5.50"), Decimal("20.00"))
+    assert (now["refunds"], now["refunded_usd"], now["net_revenue_usd"]) == expected
+    assert now["disputes"] is None and now["dispute_rate"] is None and result["change"]["disputes"] is None
