@@ -316,3 +316,36 @@ def test_with_only_the_refunds_mart(databases, payments, refunds, funnel) -> Non
     expected = (3, Decimal("100.50"), Decimal("75.00")) if funnel is None else (1, Decimal("5.50"), Decimal("20.00"))
     assert (now["refunds"], now["refunded_usd"], now["net_revenue_usd"]) == expected
     assert now["disputes"] is None and now["dispute_rate"] is None and result["change"]["disputes"] is None
+
+
+# -- the page's pure parts -------------------------------------------------------------------------
+def test_adjustment_lines_say_what_happened_to_the_money() -> None:
+    from paydash.app.payment_view import adjustment_lines
+
+    detail = {
+        "refunds": [{"amount_usd": Decimal("10.00"), "status": "succeeded"}, {"amount_usd": Decimal("5.00"), "status": "failed"},
+                    {"amount_usd": Decimal("2.50"), "status": "pending"}],
+        "disputes": [{"amount_usd": Decimal("40.00"), "status": "needs_response", "reason": "fraudulent",
+                      "evidence_due_by": datetime(2024, 3, 16, 10, 0)}],
+    }
+    assert adjustment_lines(detail) == [
+        "Refunded $12.50 (2 refunds), latest pending.",
+        "Disputed $40.00: needs\\_response (fraudulent), evidence due by 2024-03-16 10:00 UTC.",
+    ]
+    assert adjustment_lines({"refunds": None, "disputes": None}) == []
+
+
+def test_links_carry_any_id_safely() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from paydash.app.payment_view import page_url, stripe_url
+
+    @given(st.text(min_size=1, max_size=60))
+    def check(value: str) -> None:
+        for url in (page_url("http://h/payments", "customers", {"customer": value}),
+                    stripe_url({"payment_intent_id": value, "charge_id": "ch_1"})):
+            # nothing that ends a Markdown link or starts HTML survives into the address
+            assert not set(url.split("://", 1)[1]) & set('()[]<> "\n`\\')
+
+    check()

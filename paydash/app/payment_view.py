@@ -50,6 +50,8 @@ def render(detail: dict[str, Any] | None, charge_id: str, tz: str, on_close: Cal
         action, meaning = CATEGORIES[category]
         st.info(f"This attempt failed ({fmt.md_escape(detail.get('failure_code') or category)}). "
                 f"Recommended action: **{fmt.md_escape(action)}**: {fmt.md_escape(meaning)}", icon=":material/lightbulb:")
+    for line in adjustment_lines(detail):
+        st.warning(line, icon=":material/undo:")
     _links(detail)
     st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch", height="content")
     st.markdown("**Timeline** of its payment intent: every attempt, refund and dispute")
@@ -62,6 +64,21 @@ def render(detail: dict[str, Any] | None, charge_id: str, tz: str, on_close: Cal
     downloads.frame_download(st, timeline, "Download CSV (timeline)", "payment-timeline", "payments_timeline_csv")
     st.caption("Link to this payment:")
     st.code(explorer.link(st.context.url or "", {"charge": detail["charge_id"]}), language=None)
+
+
+def adjustment_lines(detail: dict[str, Any]) -> list[str]:
+    """'Refunded $15.00 (1 refund)...', 'Disputed $40.00: under_review...': what happened to the money since."""
+    lines = []
+    refunds = [r for r in detail.get("refunds") or [] if r["status"] not in ("failed", "canceled")]
+    if refunds:
+        total = sum(r["amount_usd"] or 0 for r in refunds)
+        lines.append(f"Refunded {fmt.money(total)} ({fmt.count(len(refunds))} refund{'s' if len(refunds) != 1 else ''}), "
+                     f"latest {fmt.md_escape(refunds[-1]['status'])}.")
+    for d in detail.get("disputes") or []:
+        due = f", evidence due by {d['evidence_due_by']:%Y-%m-%d %H:%M} UTC" if d.get("evidence_due_by") else ""
+        lines.append(f"Disputed {fmt.money(d['amount_usd'])}: {fmt.md_escape(d['status'])}"
+                     f" ({fmt.md_escape(d.get('reason') or 'no reason given')}){due}.")
+    return lines
 
 
 def page_url(current: str, page: str, params: dict[str, str]) -> str:
