@@ -48,7 +48,7 @@ def expected_cards(numbers: dict) -> dict[str, tuple[str, str | None]]:
         "Net revenue": (fmt.money_compact(now["net_revenue_usd"]), fmt.relative_change(change["net_revenue_usd"])),
         "Refunds": (fmt.count(now["refunds"]), fmt.relative_change(change["refunds"])),
         "Disputes": (fmt.count(now["disputes"]), fmt.relative_change(change["disputes"])),
-        "Dispute rate": (fmt.percent(now["dispute_rate"], 2), fmt.points_change(change["dispute_rate"])),
+        "Dispute rate": (fmt.percent(now["dispute_rate"], 2), fmt.points_change(change["dispute_rate"], 2)),
     }
 
 

@@ -87,7 +87,7 @@ with data.section("Refunds and disputes"):
                         delta_color="inverse", help=definitions.DISPUTES)
         disputes.caption(f"{fmt.money(now['disputed_usd'])} disputed")
         dispute_rate.metric("Dispute rate", fmt.percent(now["dispute_rate"], 2),
-                            fmt.points_change(change["dispute_rate"]), delta_color="inverse",
+                            fmt.points_change(change["dispute_rate"], 2), delta_color="inverse",
                             help=definitions.DISPUTE_RATE)
 
 # -- charts -------------------------------------------------------------------------------------
