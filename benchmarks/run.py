@@ -81,14 +81,30 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
             sa.select(m.payments.c.charge_id).where(m.payments.c.attempt_number == 3).limit(1)
         ).scalar_one()
 
+        adjusted = {"with_refunds": True, "with_disputes": True}
+
         def overview_page() -> None:
-            overview.overview(conn, m, rng, mart_tz="UTC")
+            overview.overview(conn, m, rng, mart_tz="UTC", **adjusted)
             overview.daily_series(conn, m, rng, mart_tz="UTC")
             failures.failure_breakdown(conn, m, rng)
             recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC")
 
         out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
+
+        def overview_funnel() -> None:
+            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", **adjusted)
+            overview.daily_series(conn, m, rng, "mobile_app", mart_tz="UTC")
+            failures.failure_breakdown(conn, m, rng, "mobile_app")
+            recovery.recovery(conn, m, rng, "mobile_app", precomputed=True, mart_tz="UTC")
+
+        out["overview: all queries, one funnel"] = timed(overview_funnel, repeat)
         out["overview: totals (current + previous)"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: totals with refunds and disputes"] = timed(
+            lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted), repeat)
+        out["overview: refunds and disputes alone (current + previous)"] = timed(
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], None, True, True), repeat)
+        out["overview: refunds and disputes of one funnel (current + previous)"] = timed(
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], "mobile_app", True, True), repeat)
         out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: totals from the charge mart (other tz)"] = timed(
             lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC"), repeat
@@ -114,6 +130,10 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
             lambda: payments.payments_page(conn, m, PaymentFilters(search=failed["profile_id"]), 1), repeat
         )
         out["detail: payment + retry history"] = timed(lambda: payments.payment_detail(conn, m, retried), repeat)
+        disputed = conn.execute(sa.select(m.disputes.c.charge_id).order_by(m.disputes.c.created_at.desc()).limit(1)).scalar_one()
+        out["detail: + refunds, disputes, customer, timeline"] = timed(
+            lambda: payments.payment_detail(conn, m, disputed, with_refunds=True, with_disputes=True, with_customer=True,
+                                            fx_rates={"eur": 1.08}), repeat)
         out["filter options"] = timed(lambda: payments.filter_options(conn, m), repeat)
     return out
 

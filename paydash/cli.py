@@ -314,7 +314,8 @@ def _range_command(name: str, doc: str, compute) -> None:  # noqa: ANN001
 def _overview(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.overview import overview
 
-    return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
+    return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone,
+                    with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes))
 
 
 def _daily(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
@@ -394,12 +395,15 @@ def query_payment(
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
-    """One payment's detail with the retry history of its payment intent."""
+    """One payment's detail: the retry history, refunds and disputes of its payment intent, in one timeline."""
     from paydash.queries.payments import payment_detail
-
     wh = _warehouse(db)
+    marts = wh.marts
+    present = {"with_refunds": wh.has_table(marts.refunds), "with_disputes": wh.has_table(marts.disputes),
+               "with_customer": wh.has_table(marts.customers)}
+    rates = wh.conversion_rates()
     with wh.read() as conn:
-        detail = payment_detail(conn, wh.marts, charge_id.strip())
+        detail = payment_detail(conn, marts, charge_id.strip(), fx_rates=rates, **present)
     if detail is None:
         raise InvalidInput(f"no payment with charge id {charge_id!r} in {wh.display_url}")
     _emit(detail, as_json)

@@ -156,6 +156,18 @@ SETTINGS: tuple[Setting, ...] = (
         _table_name,
     ),
     Setting(
+        "refunds_table",
+        "",
+        "Optional mart of refunds (one row per refund) for the Overview's refunds and net revenue and a payment's detail; filled by `paydash sync` and the demo. The pages work without it. Default: mart_stripe_refunds in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
+        "disputes_table",
+        "",
+        "Optional mart of disputes (one row per dispute) for the Overview's disputes and dispute rate and a payment's detail; filled by `paydash sync` and the demo. The pages work without it. Default: mart_stripe_disputes in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
         "timezone",
         "UTC",
         "Reporting timezone (IANA name): date ranges are whole days in it, and the daily "

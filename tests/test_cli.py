@@ -24,7 +24,8 @@ from paydash.cli import main
 from paydash.settings import settings_markdown
 
 PAYMENTS = 20_000
-PERIOD_KEYS = {"attempts", "successful", "failed", "revenue_usd", "failed_amount_usd", "success_rate", "from", "to"}
+PERIOD_KEYS = {"attempts", "successful", "failed", "revenue_usd", "failed_amount_usd", "success_rate", "from", "to",
+               "refunds", "refunded_usd", "net_revenue_usd", "disputes", "disputed_usd", "dispute_rate"}
 
 
 def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
@@ -98,6 +99,34 @@ def independent_totals(db: str, start: date, end: date, tz: str = "UTC", funnel:
             "failed_amount_usd": Decimal(failed_amount).quantize(Decimal("0.01"))}
 
 
+def independent_adjustments(db: str, start: date, end: date, tz: str = "UTC", funnel: str | None = None) -> dict:
+    """Refunds and disputes created in the period straight from their marts, by SQL written here."""
+    lo = datetime.combine(start, time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
+    hi = datetime.combine(end + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
+    of_funnel = " AND charge_id IN (SELECT charge_id FROM mart_stripe_payments WHERE funnel_name = {p})" if funnel else ""
+    queries = {
+        "refunds": "SELECT count(*), coalesce(sum(amount_usd), 0) FROM mart_stripe_refunds WHERE created_at >= {p} "
+                   "AND created_at < {p} AND status NOT IN ('failed', 'canceled')" + of_funnel,
+        "disputes": "SELECT count(*), coalesce(sum(amount_usd), 0) FROM mart_stripe_disputes WHERE created_at >= {p} "
+                    "AND created_at < {p}" + of_funnel,
+    }
+    params = [lo, hi] + ([funnel] if funnel else [])
+    out = {}
+    for name, sql in queries.items():
+        if "://" in db:
+            import psycopg
+
+            with psycopg.connect(db.replace("postgresql+psycopg://", "postgresql://")) as conn:
+                out[name] = conn.execute(sql.format(p="%s"), params).fetchone()
+        else:
+            import duckdb
+
+            with duckdb.connect(db, read_only=True) as conn:
+                out[name] = conn.execute(sql.format(p="?"), params).fetchone()
+    return {"refunds": out["refunds"][0], "refunded_usd": Decimal(out["refunds"][1]).quantize(Decimal("0.01")),
+            "disputes": out["disputes"][0], "disputed_usd": Decimal(out["disputes"][1]).quantize(Decimal("0.01"))}
+
+
 def cents(value: float) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
@@ -114,6 +143,11 @@ def assert_period_agrees(period: dict, db: str, tz: str = "UTC", funnel: str | N
         assert period["success_rate"] == pytest.approx(want["successful"] / want["attempts"])
     else:
         assert period["success_rate"] is None
+    adjusted = independent_adjustments(db, date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), tz, funnel)
+    assert {k: period[k] for k in ("refunds", "disputes")} == {k: adjusted[k] for k in ("refunds", "disputes")}
+    assert (cents(period["refunded_usd"]), cents(period["disputed_usd"])) == (adjusted["refunded_usd"], adjusted["disputed_usd"])
+    assert cents(period["net_revenue_usd"]) == want["revenue_usd"] - adjusted["refunded_usd"]
+    assert period["dispute_rate"] == (pytest.approx(adjusted["disputes"] / want["successful"]) if want["successful"] else None)
 
 
 def today() -> date:
@@ -365,3 +399,25 @@ def test_settings_command(tmp_path, monkeypatch) -> None:
     code, out, _ = run("settings")
     assert code == 0
     assert "s3cret" not in out and "PAYDASH_TIMEZONE=Europe/Berlin" in out and "db.example" in out
+
+
+def test_query_payment_lists_refunds_and_disputes_in_its_timeline(demo_db) -> None:
+    if "://" in demo_db:
+        import psycopg
+
+        with psycopg.connect(demo_db.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            charge_id = conn.execute("SELECT charge_id FROM mart_stripe_disputes ORDER BY created_at LIMIT 1").fetchone()[0]
+    else:
+        import duckdb
+
+        with duckdb.connect(demo_db, read_only=True) as conn:
+            charge_id = conn.execute("SELECT charge_id FROM mart_stripe_disputes ORDER BY created_at LIMIT 1").fetchone()[0]
+    detail = run_json("query", "payment", charge_id, "--db", demo_db)
+    assert [d["charge_id"] for d in detail["disputes"]] == [charge_id]
+    assert isinstance(detail["refunds"], list)
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("attempt") == len(detail["retry_history"]) and kinds.count("dispute") == 1
+    assert [e["at"] for e in detail["timeline"]] == sorted(e["at"] for e in detail["timeline"])
+    own = detail["original_amount"]
+    assert own["currency"] == detail["currency"]
+    assert cents(own["amount"] * own["usd_per_unit"]) == pytest.approx(cents(detail["amount_usd"]), abs=Decimal("0.01"))

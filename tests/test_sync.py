@@ -80,7 +80,8 @@ def snapshot(db) -> dict[str, Any]:  # noqa: ANN001
         raw, objects, m = raw_tables_for(wh), object_tables_for(wh), wh.marts
         out: dict[str, Any] = {}
         with wh.read() as conn:
-            for t in (m.payments, m.daily, m.first_failures, m.customers, m.promotion_codes, m.promotion_usage):
+            for t in (m.payments, m.daily, m.first_failures, m.customers, m.promotion_codes, m.promotion_usage,
+                      m.refunds, m.disputes):
                 out[t.name] = sorted(tuple(str(v) for v in row) for row in conn.execute(sa.select(t)))
             for t in (raw.charges, raw.payment_intents, raw.balance_transactions, *objects.by_kind.values()):
                 out[t.name] = sorted(conn.execute(sa.select(t.c.id, t.c.data)).all())
@@ -178,6 +179,33 @@ def test_backfill_builds_every_mart_from_the_api(new_database, fake: FakeStripe)
     usage = snap["mart_stripe_promotion_usage"]
     assert len(usage) == want > 0
     assert {row[4] for row in usage} == {"applied"}
+    # refunds and disputes, each with its charge's payment intent and (full amounts) its charge's amount_usd
+    charge_usd = {row[0]: (row[1], row[6]) for row in snap["mart_stripe_payments"]}
+    for mart, kind in (("mart_stripe_refunds", "refund"), ("mart_stripe_disputes", "dispute")):
+        rows = snap[mart]
+        assert len(rows) == len(acct.records[kind])
+        assert all((row[2], row[3]) == charge_usd[row[1]] for row in rows)
+    assert snap["mart_stripe_refunds"]
+
+
+def test_a_partial_refund_and_a_dispute_reach_their_marts(new_database, fake: FakeStripe) -> None:
+    acct = fake.account
+    won = next(r for r in acct.records["charge"] if r.f["status"] == "succeeded" and r.f["currency"] == "eur")
+    refund = acct.add("refund", won.created + 60, charge=won.id, payment_intent=won.f["payment_intent"],
+                      amount=won.f["amount"] // 4, currency="eur")
+    dispute = acct.add("dispute", won.created + 120, charge=won.id, payment_intent=won.f["payment_intent"],
+                       amount=won.f["amount"], currency="eur")
+    db = new_database()
+    sync(db, fake)
+    snap = snapshot(db)
+    charge = next(row for row in snap["mart_stripe_payments"] if row[0] == won.id)
+    refunds = {row[0]: row for row in snap["mart_stripe_refunds"]}
+    disputes = {row[0]: row for row in snap["mart_stripe_disputes"]}
+    # a quarter of the charge at the charge's own settlement rate; the whole charge disputed
+    quarter = (Decimal(charge[6]) * (won.f["amount"] // 4) / won.f["amount"]).quantize(Decimal("0.01"))
+    assert refunds[refund.id][1:6] == (won.id, won.f["payment_intent"], str(quarter), "eur", "succeeded")
+    assert disputes[dispute.id][1:6] == (won.id, won.f["payment_intent"], charge[6], "eur", "needs_response")
+    assert disputes[dispute.id][8] != "None"  # evidence_due_by from evidence_details.due_by
     # every run is recorded; only GETs with 100 a page and a created window
     assert [r["status"] for r in runs(db)] == ["complete"]
     listed = fake.served()

@@ -41,6 +41,8 @@ MART_SETTINGS = {
     "customers": ("PAYDASH_CUSTOMERS_TABLE", "names and emails"),
     "promotion_codes": ("PAYDASH_PROMOTION_CODES_TABLE", "promotion codes"),
     "promotion_usage": ("PAYDASH_PROMOTION_USAGE_TABLE", "promotion-code usage"),
+    "refunds": ("PAYDASH_REFUNDS_TABLE", "refunds"),
+    "disputes": ("PAYDASH_DISPUTES_TABLE", "disputes"),
 }
 
 

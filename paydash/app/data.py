@@ -155,7 +155,9 @@ def _read(source: Source) -> Iterator[tuple[Warehouse, Any]]:
 def overview_totals(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
     with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
-        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
+        present = optional_marts(source)
+        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone,
+                                         with_refunds=present["refunds"], with_disputes=present["disputes"]))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
@@ -209,8 +211,20 @@ def payments_page(source: Source, filters: PaymentFilters, page: int) -> Loaded:
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
 def payment_detail(source: Source, charge_id: str) -> Loaded:
+    """One payment (payments.payment_detail) with what the optional marts add: refunds,
+    disputes, the customer's name and email; its amount in its own currency at the rates the
+    marts were converted at."""
+    present = optional_marts(source)
+    rates = _conversion_rates(source)
     with _read(source) as (wh, conn):
-        return _loaded(payments.payment_detail(conn, wh.marts, charge_id))
+        return _loaded(payments.payment_detail(conn, wh.marts, charge_id, with_refunds=present["refunds"],
+                                               with_disputes=present["disputes"], with_customer=present["customers"],
+                                               fx_rates=rates))
+
+
+@st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=10)
+def _conversion_rates(source: Source) -> dict[str, float]:
+    return _open(source).conversion_rates()
 
 
 EXPLORER_READS = (filter_options, payments_page, payment_detail)
@@ -332,7 +346,8 @@ def optional_marts(source: Source) -> dict[str, bool]:
     """Which optional marts exist (the warehouse looks them up at most once a minute)."""
     wh = _open(source)
     return {name: wh.has_table(getattr(wh.marts, name))
-            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months")}
+            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months",
+                         "refunds", "disputes")}
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)

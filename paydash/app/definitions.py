@@ -22,6 +22,19 @@ TOP_REASONS = (
     "Failed attempts in the range by decline code, most frequent first, with their amount (lost "
     "amount) and what to do about them."
 )
+REFUNDS = (
+    "Refunds created in the range (by the refund's own time, not the charge's), failed and canceled "
+    "refunds left out, and their amount in USD. A rise is shown in red."
+)
+NET_REVENUE = "Revenue minus the amount of refunds created in the range (a refund lowers the period it was made in)."
+DISPUTES = (
+    "Disputes (chargebacks and inquiries) created in the range, whatever their status now, and their "
+    "amount in USD. A rise is shown in red."
+)
+DISPUTE_RATE = (
+    "Disputes created in the range / successful attempts in the range. Card networks watch this "
+    "ratio; Visa's programmes start at about 0.9%. The change is in percentage points (pp)."
+)
 
 ALL = {
     "Date range": RANGE,
@@ -29,6 +42,10 @@ ALL = {
     "Success rate": SUCCESS_RATE,
     "Failed payments": FAILED,
     "Attempts": ATTEMPTS,
+    "Net revenue": NET_REVENUE,
+    "Refunds": REFUNDS,
+    "Disputes": DISPUTES,
+    "Dispute rate": DISPUTE_RATE,
     "Recovery rate": RECOVERY_RATE,
     "Payment acceptance": ACCEPTANCE,
     "Recovered revenue": RECOVERED,

@@ -41,9 +41,9 @@ def relative_change(fraction: float | None) -> str | None:
     return None if fraction is None else f"{fraction * 100:+.1f}%"
 
 
-def points_change(fraction: float | None) -> str | None:
-    """A change of a rate, in percentage points: '+0.4 pp'."""
-    return None if fraction is None else f"{fraction * 100:+.1f} pp"
+def points_change(fraction: float | None, digits: int = 1) -> str | None:
+    """A change of a rate, in percentage points: '+0.4 pp' ('+0.04 pp' with digits=2, for small rates)."""
+    return None if fraction is None else f"{fraction * 100:+.{digits}f} pp"
 
 
 def local_time(utc_naive: datetime | None, tz: str) -> str:

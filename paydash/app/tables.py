@@ -57,28 +57,75 @@ def payment_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=PAYMENT_COLUMNS)
 
 
+def original_amount(detail: dict[str, Any]) -> str:
+    """'≈ 39.99 CAD': the amount in the charge's own currency ('≈': converted back from amount_usd), or
+    '-' when no rate is known."""
+    own = detail.get("original_amount")
+    if not own:
+        return "-"
+    return ("≈ " if own.get("approximate") else "") + f"{own['amount']:,} {own['currency'].upper()}"
+
+
+def conversion(detail: dict[str, Any]) -> str | None:
+    """'1 CAD = 0.73 USD': the rate behind the two amounts (None for USD or without a rate)."""
+    own = detail.get("original_amount")
+    if not own or own["currency"] == "usd":
+        return None
+    return f"1 {own['currency'].upper()} = {own['usd_per_unit']:g} USD"
+
+
 def payment_fields(detail: dict[str, Any], tz: str) -> pd.DataFrame:
     """One payment as a two-column table of field and value (all text)."""
     category = detail.get("failure_category")
+    code = detail.get("failure_code")
+    known = DECLINE_CODES.get(code) if code else None
+    customer = detail.get("customer") or {}
+    last4 = detail.get("card_last4")
+    rate = conversion(detail)
     fields = [
         ("Charge", detail["charge_id"]),
         ("Payment intent", detail.get("payment_intent_id")),
         ("Customer", detail.get("customer_id")),
+        ("Customer name", customer.get("name")),
+        ("Customer email", customer.get("email")),
         ("Profile", detail.get("profile_id")),
         ("Time", fmt.local_time(detail.get("created_at"), tz)),
-        ("Amount (USD)", fmt.money(detail.get("amount_usd"))),
-        ("Currency", fmt.text(detail.get("currency")).upper()),
+        ("Amount", original_amount(detail)),
+        ("Amount (USD)", fmt.money(detail.get("amount_usd")) + (f" at {rate}" if rate else "")),
         ("Status", detail.get("status")),
         ("Attempt", detail.get("attempt_number")),
         ("Outcome of the payment", detail.get("payment_outcome")),
-        ("Failure code", detail.get("failure_code")),
+        ("Failure code", code),
+        ("Failure meaning", known.description if known else None),
         ("Failure category", category),
         ("Recommended action", detail.get("recovery_action")),
         ("What to do", CATEGORIES[category][1] if category in CATEGORIES else None),
-        ("Card", " ".join(fmt.text(v) for v in (detail.get("card_brand"), detail.get("card_country")) if v)),
+        ("Card", " ".join(fmt.text(v) for v in (detail.get("card_brand"), detail.get("card_country")) if v)
+         + (f" ending {last4}" if last4 else "")),
         ("Funnel", detail.get("funnel_name")),
     ]
     return pd.DataFrame([{"Field": name, "Value": fmt.text(value)} for name, value in fields])
+
+
+TIMELINE_KINDS = {"attempt": "Attempt", "refund": "Refund", "dispute": "Dispute"}
+
+
+def payment_timeline(events: list[dict[str, Any]], tz: str) -> pd.DataFrame:
+    """Attempts, refunds and disputes of a payment intent in time order."""
+    return pd.DataFrame(
+        [
+            {
+                "Time": fmt.local_time(e["at"], tz),
+                "Event": TIMELINE_KINDS.get(e["kind"], fmt.text(e["kind"])),
+                "Status": fmt.text(e["status"]),
+                "Amount (USD)": float(e["amount_usd"]) if e["amount_usd"] is not None else None,
+                "Detail": fmt.text(e.get("detail")),
+                "Id": fmt.text(e["id"]),
+            }
+            for e in events
+        ],
+        columns=["Time", "Event", "Status", "Amount (USD)", "Detail", "Id"],
+    )
 
 
 def retry_history(history: list[dict[str, Any]], tz: str) -> pd.DataFrame:

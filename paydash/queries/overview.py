@@ -8,21 +8,41 @@ When the requested timezone is the reporting timezone the daily mart was built i
 totals come from the daily mart (one row per day and funnel); otherwise from the charge
 mart, grouping by the local day of created_at. Both give the same numbers when the daily
 mart is built from the charge mart (a test holds them together).
+
+Refunds and disputes (optional marts) are counted by their own created_at in the range;
+refunds that failed or were canceled are left out. Net revenue is revenue minus refunds
+created in the range; the dispute rate is disputes created / successful attempts.
+Without a mart its fields are None (the page says which mart to add).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Sequence
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
 from paydash.queries.sql import count_if, in_range, local_date, money, ratio, sum_if
 from paydash.warehouse.schema import Marts
+
+
+# refunds that moved or are moving money back; failed and canceled ones did not
+REFUND_COUNTED_STATUSES = ("succeeded", "pending", "requires_action")
+
+
+@dataclass(frozen=True)
+class Adjustments:
+    """Refunds and disputes created in a period; None where the mart is missing."""
+
+    refunds: int | None = None
+    refunded_usd: Decimal | None = None
+    disputes: int | None = None
+    disputed_usd: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -34,10 +54,20 @@ class PeriodTotals:
     failed: int
     revenue_usd: Decimal
     failed_amount_usd: Decimal
+    adjustments: Adjustments = Adjustments()
 
     @property
     def success_rate(self) -> float | None:
         return ratio(self.successful, self.attempts)
+
+    @property
+    def net_revenue_usd(self) -> Decimal | None:
+        refunded = self.adjustments.refunded_usd
+        return None if refunded is None else self.revenue_usd - refunded
+
+    @property
+    def dispute_rate(self) -> float | None:
+        return None if self.adjustments.disputes is None else ratio(self.adjustments.disputes, self.successful)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +79,59 @@ class PeriodTotals:
             "revenue_usd": self.revenue_usd,
             "failed_amount_usd": self.failed_amount_usd,
             "success_rate": self.success_rate,
+            "refunds": self.adjustments.refunds,
+            "refunded_usd": self.adjustments.refunded_usd,
+            "net_revenue_usd": self.net_revenue_usd,
+            "disputes": self.adjustments.disputes,
+            "disputed_usd": self.adjustments.disputed_usd,
+            "dispute_rate": self.dispute_rate,
         }
+
+
+def adjustments(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None,
+                with_refunds: bool = False, with_disputes: bool = False) -> Adjustments:
+    """Refunds (not failed or canceled) and disputes created in the range, by their own created_at."""
+    return adjustments_of(conn, marts, [rng], funnel, with_refunds, with_disputes)[0]
+
+
+def adjustments_of(conn: Connection, marts: Marts, ranges: Sequence[DateRange], funnel: str | None = None,
+                   with_refunds: bool = False, with_disputes: bool = False) -> list[Adjustments]:
+    """`adjustments` of several ranges in one statement: the refunds and disputes of the span they
+    cover are read once (a range of created_at each mart keeps in time order), then counted per range.
+
+    Refunds and disputes carry no funnel: with one, they count when their charge is in it, which
+    means a scan of the charge mart's funnel column; one statement makes it one scan, not four.
+    """
+    kinds = (["refund"] if with_refunds else []) + (["dispute"] if with_disputes else [])
+    if not ranges or not kinds:
+        return [Adjustments() for _ in ranges]
+    bounds = [r.utc_bounds() for r in ranges]
+    low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    parts = []
+    for kind in kinds:
+        t = marts.refunds if kind == "refund" else marts.disputes
+        counted = [t.c.status.in_(REFUND_COUNTED_STATUSES)] if kind == "refund" else []
+        parts.append(select(sa.literal_column(f"'{kind}'", sa.Text).label("kind"), t.c.charge_id, t.c.amount_usd,
+                            t.c.created_at).where(t.c.created_at >= low, t.c.created_at < high, *counted))
+    rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).cte("adjustments").prefix_with("MATERIALIZED")
+    where = []
+    if funnel:
+        p = marts.payments.c
+        where.append(rows.c.charge_id.in_(
+            select(p.charge_id).where(p.funnel_name == funnel, p.charge_id.in_(select(rows.c.charge_id)))))
+    columns = []
+    for start, stop in bounds:
+        for kind in kinds:
+            hit = sa.and_(rows.c.kind == kind, rows.c.created_at >= start, rows.c.created_at < stop)
+            columns += [count_if(hit), sum_if(rows.c.amount_usd, hit)]
+    values = iter(conn.execute(select(*columns).select_from(rows).where(*where)).one())
+    out = []
+    for _ in ranges:
+        found = {kind: (int(next(values)), money(next(values))) for kind in kinds}
+        refunds, refunded = found.get("refund", (None, None))
+        disputes, disputed = found.get("dispute", (None, None))
+        out.append(Adjustments(refunds, refunded, disputes, disputed))
+    return out
 
 
 def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
@@ -91,18 +173,25 @@ def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | No
     return conn.execute(stmt).all()
 
 
-def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> PeriodTotals:
-    """Totals of a range: the sum of its days (at most a few hundred rows)."""
+def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
+                  with_refunds: bool = False, with_disputes: bool = False) -> PeriodTotals:
+    """Totals of a range: the sum of its days (at most a few hundred rows), with its refunds and
+    disputes when those marts are there (`with_refunds`, `with_disputes`)."""
     rows = _daily_rows(conn, marts, rng, funnel, mart_tz)
     sums = [sum((row[i] or 0) for row in rows) for i in range(1, 6)]
     attempts, successful, failed, revenue, failed_amount = sums
-    return PeriodTotals(rng.start, rng.end, int(attempts), int(successful), int(failed), money(revenue), money(failed_amount))
+    return PeriodTotals(rng.start, rng.end, int(attempts), int(successful), int(failed), money(revenue), money(failed_amount),
+                        adjustments(conn, marts, rng, funnel, with_refunds, with_disputes))
 
 
-def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> dict[str, Any]:
+def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
+             with_refunds: bool = False, with_disputes: bool = False) -> dict[str, Any]:
     """Totals of the range and of its previous period (same length, ending the day before)."""
     current = period_totals(conn, marts, rng, funnel, mart_tz)
     previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz)
+    # refunds and disputes of both periods in one read
+    now, before = adjustments_of(conn, marts, [rng, rng.previous()], funnel, with_refunds, with_disputes)
+    current, previous = replace(current, adjustments=now), replace(previous, adjustments=before)
     return {
         "from": rng.start.isoformat(),
         "to": rng.end.isoformat(),
@@ -118,7 +207,7 @@ def changes(current: PeriodTotals, previous: PeriodTotals) -> dict[str, float | 
     """Relative change of counts and money; absolute change (in points of a fraction) of rates."""
 
     def rel(a, b) -> float | None:
-        return None if not b else (float(a) - float(b)) / float(b)
+        return None if not b or a is None else (float(a) - float(b)) / float(b)
 
     rate_change = (
         None
@@ -132,6 +221,13 @@ def changes(current: PeriodTotals, previous: PeriodTotals) -> dict[str, float | 
         "revenue_usd": rel(current.revenue_usd, previous.revenue_usd),
         "failed_amount_usd": rel(current.failed_amount_usd, previous.failed_amount_usd),
         "success_rate": rate_change,
+        "refunds": rel(current.adjustments.refunds, previous.adjustments.refunds),
+        "refunded_usd": rel(current.adjustments.refunded_usd, previous.adjustments.refunded_usd),
+        "net_revenue_usd": rel(current.net_revenue_usd, previous.net_revenue_usd),
+        "disputes": rel(current.adjustments.disputes, previous.adjustments.disputes),
+        "disputed_usd": rel(current.adjustments.disputed_usd, previous.adjustments.disputed_usd),
+        "dispute_rate": None if current.dispute_rate is None or previous.dispute_rate is None
+        else current.dispute_rate - previous.dispute_rate,
     }
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy import Date, cast, func, select, tuple_
 from sqlalchemy.engine import Connection
 
+from paydash.currencies import minor_unit_divisor
 from paydash.errors import InvalidInput
 from paydash.queries.dates import local_midnight_utc
 from paydash.queries.filters import PaymentFilters, conditions, search_columns
@@ -249,17 +251,38 @@ def payments_after(
     return _rows(conn.execute(stmt))
 
 
-def payment_detail(conn: Connection, marts: Marts, charge_id: str) -> dict[str, Any] | None:
-    """Every contract column of one charge plus the retry history of its payment intent."""
+REFUND_DETAIL_COLUMNS = ("refund_id", "charge_id", "amount_usd", "currency", "status", "reason", "created_at")
+DISPUTE_DETAIL_COLUMNS = ("dispute_id", "charge_id", "amount_usd", "currency", "status", "reason", "created_at",
+                          "evidence_due_by")
+
+
+def payment_detail(
+    conn: Connection,
+    marts: Marts,
+    charge_id: str,
+    with_refunds: bool = False,
+    with_disputes: bool = False,
+    with_customer: bool = False,
+    fx_rates: Mapping[str, float] | None = None,
+) -> dict[str, Any] | None:
+    """Every contract column of one charge, the retry history of its payment intent, and with
+    the optional marts present its refunds and disputes (of every charge of the intent), the
+    customer's name and email, and one timeline of attempts, refunds and disputes in time order.
+
+    `original_amount` is the amount in the charge's own currency: amount_usd itself for USD,
+    else amount_usd at `fx_rates` (USD per unit, the rates the marts were converted at),
+    rounded to the currency's minor unit; None without a rate.
+    """
     t = marts.payments
     row = conn.execute(select(t).where(t.c.charge_id == charge_id).limit(1)).first()
     if row is None:
         return None
     detail = dict(row._mapping)
-    if detail.get("payment_intent_id"):
+    intent = detail.get("payment_intent_id")
+    if intent:
         history_stmt = (
             select(*(t.c[name] for name in HISTORY_COLUMNS))
-            .where(t.c.payment_intent_id == detail["payment_intent_id"])
+            .where(t.c.payment_intent_id == intent)
             .order_by(t.c.created_at, t.c.attempt_number, t.c.charge_id)
         )
         history = _rows(conn.execute(history_stmt))
@@ -267,7 +290,60 @@ def payment_detail(conn: Connection, marts: Marts, charge_id: str) -> dict[str, 
         history = [{name: detail[name] for name in HISTORY_COLUMNS}]
     detail["retry_history"] = history
     detail["payment_outcome"] = _outcome(history)
+    detail["original_amount"] = original_amount(detail.get("amount_usd"), detail.get("currency"), fx_rates or {})
+
+    def of_payment(table: sa.Table, columns: tuple[str, ...]) -> list[dict[str, Any]] | None:
+        key = table.c.payment_intent_id == intent if intent else table.c.charge_id == charge_id
+        return _rows(conn.execute(select(*(table.c[n] for n in columns)).where(key).order_by(table.c.created_at)))
+
+    detail["refunds"] = of_payment(marts.refunds, REFUND_DETAIL_COLUMNS) if with_refunds else None
+    detail["disputes"] = of_payment(marts.disputes, DISPUTE_DETAIL_COLUMNS) if with_disputes else None
+    customer = None
+    if with_customer and detail.get("customer_id"):
+        c = marts.customers.c
+        found = conn.execute(select(c.name, c.email).where(c.customer_id == detail["customer_id"]).limit(1)).first()
+        customer = dict(found._mapping) if found else None
+    detail["customer"] = customer
+    detail["timeline"] = timeline(history, detail["refunds"] or [], detail["disputes"] or [])
     return detail
+
+
+def original_amount(amount_usd: Any, currency: str | None, fx_rates: Mapping[str, float]) -> dict[str, Any] | None:
+    """{'amount', 'currency', 'usd_per_unit', 'approximate'}: amount_usd in the charge's currency, or None
+    without a rate. Other currencies than USD are converted back from amount_usd (rounded to US cents), so
+    they are `approximate`: within a cent's worth of the amount charged."""
+    if amount_usd is None or not currency:
+        return None
+    currency = currency.lower()
+    rate = 1.0 if currency == "usd" else fx_rates.get(currency)
+    if not rate:
+        return None
+    places = {1: Decimal("1"), 100: Decimal("0.01"), 1000: Decimal("0.001")}[minor_unit_divisor(currency)]
+    amount = (Decimal(amount_usd) / Decimal(str(rate))).quantize(places, ROUND_HALF_UP)
+    # the charge mart keeps amount_usd only: converted back, the amount is within a US cent of the charged one
+    return {"amount": amount, "currency": currency, "usd_per_unit": rate, "approximate": currency != "usd"}
+
+
+def timeline(history: list[dict[str, Any]], refunds: list[dict[str, Any]], disputes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attempts, refunds and disputes of a payment intent as one list in time order."""
+    events = [
+        {"at": h["created_at"], "kind": "attempt", "id": h["charge_id"], "status": h["status"], "amount_usd": h["amount_usd"],
+         "detail": f"attempt {h['attempt_number']}" + (f": {h['failure_code']}" if h.get("failure_code") else "")}
+        for h in history
+    ]
+    events += [
+        {"at": r["created_at"], "kind": "refund", "id": r["refund_id"], "status": r["status"], "amount_usd": r["amount_usd"],
+         "detail": f"of {r['charge_id']}" + (f": {r['reason']}" if r.get("reason") else "")}
+        for r in refunds
+    ]
+    events += [
+        {"at": d["created_at"], "kind": "dispute", "id": d["dispute_id"], "status": d["status"], "amount_usd": d["amount_usd"],
+         "detail": f"of {d['charge_id']}" + (f": {d['reason']}" if d.get("reason") else "")
+         + (f"; evidence due by {d['evidence_due_by']:%Y-%m-%d %H:%M} UTC" if d.get("evidence_due_by") else "")}
+        for d in disputes
+    ]
+    order = {"attempt": 0, "refund": 1, "dispute": 2}
+    return sorted(events, key=lambda e: (e["at"] is None, e["at"] or datetime.min, order[e["kind"]], e["id"]))
 
 
 def _outcome(history: list[dict[str, Any]]) -> str:

@@ -413,6 +413,10 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     from paydash.sources import demo_customers
 
     demo_customers.load_customer_marts(wh, table, spec.seed)
+    bar.set_description("refunds and disputes")
+    from paydash.sources import demo_refunds
+
+    demo_refunds.load_refund_disputes(wh, table, spec.resolved_now(), spec.seed)
     bar.set_description("building daily mart")
     with wh.write() as conn:
         daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
@@ -433,6 +437,8 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
             "days": str(spec.days),
             "end": spec.resolved_end().isoformat(),
             "timezone": spec.tz,
+            # the rates amount_usd was converted at: a payment's detail shows the charge's own amount
+            "fx_rates": ",".join(f"{code}={rate}" for code, rate in FX_TO_USD.items()),
         },
     )
     bar.set_description("done")

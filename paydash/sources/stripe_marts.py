@@ -10,7 +10,12 @@ Each refresh rewrites the mart rows of the objects given (the ones the sync chan
 - promotion usage: action 'applied' for every promotion code among the discounts of a
   completed checkout session and of a paid invoice (Stripe records no validated, cleared
   or failed uses: those come from your own checkout's events). A checkout session's use
-  counts once even when the session also created an invoice carrying the same discount.
+  counts once even when the session also created an invoice carrying the same discount;
+- refunds and disputes: one row per raw refund / dispute, its payment intent the object's
+  own or else its charge's; amount_usd in proportion to the charge's amount_usd in the
+  charge mart (the rate the charge was converted at, so a full refund nets the charge to
+  zero), else converted like a promotion code's amount; evidence_due_by from
+  evidence_details.due_by.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
-from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd, minor_unit_divisor
+from paydash.currencies import minor_unit_divisor
+from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd
 from paydash.warehouse import load
 from paydash.warehouse.raw import RawTables, _id_of
 from paydash.warehouse.schema import Marts
@@ -36,7 +42,7 @@ CHUNK = 500
 
 
 def optional_marts(marts: Marts) -> tuple[sa.Table, ...]:
-    return (marts.customers, marts.promotion_codes, marts.promotion_usage)
+    return (marts.customers, marts.promotion_codes, marts.promotion_usage, marts.refunds, marts.disputes)
 
 
 def create_optional_marts(conn: Connection, marts: Marts) -> None:
@@ -276,3 +282,83 @@ def _sessions_invoices(conn: Connection, marts: Marts, invoice_ids: list[str]) -
         found.update(i for (i,) in conn.execute(
             sa.select(m.c.invoice_id).where(m.c.invoice_id.in_(part), m.c.checkout_session_id.is_not(None))))
     return found
+
+
+# -- refunds and disputes ---------------------------------------------------------------------
+def _charge_facts(conn: Connection, marts: Marts, raw: RawTables, charge_ids: Iterable[str]) -> dict[str, dict]:
+    """charge id -> {'amount', 'currency', 'payment_intent_id', 'amount_usd'} from the raw charge and the mart."""
+    found: dict[str, dict] = {}
+    c, p = raw.charges, marts.payments
+    for part in _chunks(sorted({i for i in charge_ids if i})):
+        for key, pi, data in conn.execute(sa.select(c.c.id, c.c.payment_intent_id, c.c.data).where(c.c.id.in_(part))):
+            charge = json.loads(data)
+            found[key] = {"amount": charge.get("amount"), "currency": (charge.get("currency") or "").lower(),
+                          "payment_intent_id": pi, "amount_usd": None}
+        for key, usd in conn.execute(sa.select(p.c.charge_id, p.c.amount_usd).where(p.c.charge_id.in_(part))):
+            if key in found:
+                found[key]["amount_usd"] = usd
+    return found
+
+
+def share_of_charge_usd(obj: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> Decimal | None:
+    """A refund's or dispute's amount in USD: the share of its charge's amount_usd when the charge is known in the
+    same currency, else converted on its own (USD as is, else PAYDASH_FX_RATES)."""
+    amount, currency = obj.get("amount"), (obj.get("currency") or "").lower()
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        return None
+    if (charge and charge.get("amount_usd") is not None and isinstance(charge.get("amount"), int)
+            and charge["amount"] > 0 and charge.get("currency") == currency):
+        return (Decimal(charge["amount_usd"]) * amount / charge["amount"]).quantize(CENT, ROUND_HALF_UP)
+    return to_usd(amount, currency, options, f"{obj.get('object')} {obj.get('id')}")
+
+
+def refund_row(refund: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> dict[str, Any]:
+    return {
+        "refund_id": refund["id"],
+        "charge_id": _id_of(refund.get("charge")),
+        "payment_intent_id": _id_of(refund.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
+        "amount_usd": share_of_charge_usd(refund, charge, options),
+        "currency": (refund.get("currency") or "").lower() or None,
+        "status": refund.get("status"),
+        "reason": refund.get("reason"),
+        "created_at": _utc(refund.get("created")),
+    }
+
+
+def dispute_row(dispute: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> dict[str, Any]:
+    evidence = dispute.get("evidence_details") if isinstance(dispute.get("evidence_details"), Mapping) else {}
+    return {
+        "dispute_id": dispute["id"],
+        "charge_id": _id_of(dispute.get("charge")),
+        "payment_intent_id": _id_of(dispute.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
+        "amount_usd": share_of_charge_usd(dispute, charge, options),
+        "currency": (dispute.get("currency") or "").lower() or None,
+        "status": dispute.get("status"),
+        "reason": dispute.get("reason"),
+        "created_at": _utc(dispute.get("created")),
+        "evidence_due_by": _utc(evidence.get("due_by")),
+    }
+
+
+def refresh_refunds_disputes(conn: Connection, marts: Marts, raw: RawTables, objects: ObjectTables,
+                             refund_ids: Iterable[str], dispute_ids: Iterable[str], charge_ids: Iterable[str],
+                             options: TransformOptions) -> int:
+    """Rewrite the rows of these refunds and disputes and of every refund and dispute of these charges
+    (a charge's amount_usd may have changed with its balance transaction). Returns rows written."""
+    charge_ids = sorted(set(charge_ids))
+    written = 0
+    for raw_table, mart, ids, make, key in (
+        (objects.refunds, marts.refunds, set(refund_ids), refund_row, "refund_id"),
+        (objects.disputes, marts.disputes, set(dispute_ids), dispute_row, "dispute_id"),
+    ):
+        for part in _chunks(charge_ids):
+            ids.update(i for (i,) in conn.execute(sa.select(raw_table.c.id).where(raw_table.c.charge_id.in_(part))))
+        if not ids:
+            continue
+        found = _load(conn, raw_table, ids)
+        charges = _charge_facts(conn, marts, raw, [_id_of(x.get("charge")) for x in found.values()])
+        _delete_in(conn, mart, mart.c[key], sorted(ids))
+        rows = [make(x, charges.get(_id_of(x.get("charge")) or ""), options) for x in found.values()]
+        _insert(conn, mart, rows)
+        written += len(rows)
+    return written

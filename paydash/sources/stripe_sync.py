@@ -603,6 +603,12 @@ class Syncer:
                 stripe_marts.refresh_customers(conn, marts, objects, part)
             stripe_marts.refresh_promotion_codes(conn, marts, objects, changed(objects.promotion_codes),
                                                  changed(objects.coupons), self.options)
+            refunds, disputes = changed(objects.refunds), changed(objects.disputes)
+            for part in _slices(refunds | disputes | charge_ids):
+                # ids of the three kinds never collide (re_, dp_, ch_), so one slice serves all
+                stripe_marts.refresh_refunds_disputes(conn, marts, raw, objects, [i for i in part if i in refunds],
+                                                      [i for i in part if i in disputes],
+                                                      [i for i in part if i in charge_ids], self.options)
             invoices = changed(objects.invoices)
             for part in _slices(changed(objects.checkout_sessions)):
                 stripe_marts.refresh_promotion_usage(conn, marts, raw, objects, part, (), self.options)

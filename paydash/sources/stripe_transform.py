@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
+from paydash.currencies import minor_unit_divisor
 from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
@@ -46,9 +47,6 @@ log = logging.getLogger("paydash.stripe")
 
 BUILT_BY = "paydash stripe"
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-# stripe.com/docs/currencies (via third-party copies, see STRIPE-NOTES.md)
-ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 CENT = Decimal("0.01")
 CHUNK = 500
 # one key for PostgreSQL's advisory lock that serialises mart refreshes (any constant)
@@ -66,15 +64,6 @@ class TransformOptions:
     def from_settings(cls, settings) -> "TransformOptions":  # noqa: ANN001
         return cls(settings.timezone, parse_fx_rates(settings.fx_rates or ""),
                    settings.metadata_funnel_key, settings.metadata_profile_key)
-
-
-def minor_unit_divisor(currency: str) -> int:
-    currency = currency.lower()
-    if currency in ZERO_DECIMAL:
-        return 1
-    if currency in THREE_DECIMAL:
-        return 1000
-    return 100
 
 
 def amount_usd(charge: Mapping[str, Any], bt: Mapping[str, Any] | None, fx_rates: Mapping[str, float]) -> Decimal | None:

@@ -272,6 +272,12 @@ class Warehouse:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
+    def conversion_rates(self) -> dict[str, float]:
+        """USD per unit of each currency amount_usd was converted at (load.conversion_rates)."""
+        from paydash.warehouse.load import conversion_rates
+
+        return conversion_rates(self)
+
     def has_table(self, table: sa.Table, max_age: float = 60.0) -> bool:
         """Whether `table` exists (looked up at most once a minute: optional marts come and go rarely)."""
         now = time.monotonic()

@@ -44,6 +44,15 @@ def read_meta(wh: Warehouse) -> dict[str, str]:
         return {k: v for k, v in conn.execute(sa.select(table.c.key, table.c.value))}
 
 
+def conversion_rates(wh: Warehouse) -> dict[str, float]:
+    """USD per unit of each currency the marts were converted at: the demo's rates when the demo
+    built them (recorded in its meta), else PAYDASH_FX_RATES."""
+    from paydash.settings import parse_fx_rates
+
+    recorded = read_meta(wh).get("fx_rates")
+    return parse_fx_rates(recorded if recorded else (wh.settings.fx_rates or ""))
+
+
 def write_meta(wh: Warehouse, values: dict[str, str]) -> None:
     table = meta_table(wh)
     with wh.write() as conn:

@@ -200,10 +200,41 @@ PROMOTION_USAGE_COLUMNS: tuple[tuple[str, object], ...] = (
 )
 
 
+# Refunds and disputes: one row per Stripe refund / dispute, with the charge (and its payment
+# intent) it belongs to. Amounts in USD like the charge mart's; counted by their own created_at.
+REFUND_STATUSES: tuple[str, ...] = ("pending", "requires_action", "succeeded", "failed", "canceled")
+REFUND_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("refund_id", Text),  # unique, re_...
+    ("charge_id", Text),
+    ("payment_intent_id", Text),
+    ("amount_usd", Numeric(12, 2)),
+    ("currency", Text),  # the refund's own currency (the charge's)
+    ("status", Text),  # one of REFUND_STATUSES
+    ("reason", Text),  # duplicate, fraudulent, requested_by_customer, expired_uncaptured_charge or empty
+    ("created_at", DateTime),  # UTC
+)
+
+DISPUTE_STATUSES: tuple[str, ...] = (
+    "warning_needs_response", "warning_under_review", "warning_closed",
+    "needs_response", "under_review", "won", "lost",
+)
+DISPUTE_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("dispute_id", Text),  # unique, dp_...
+    ("charge_id", Text),
+    ("payment_intent_id", Text),
+    ("amount_usd", Numeric(12, 2)),
+    ("currency", Text),
+    ("status", Text),  # one of DISPUTE_STATUSES
+    ("reason", Text),  # fraudulent, product_not_received, duplicate, ...
+    ("created_at", DateTime),  # UTC
+    ("evidence_due_by", DateTime),  # UTC; empty once no response is possible
+)
+
 # The same for the customer marts' random strings (measured: writing the demo's customer
 # and promotion marts 5.0 s compressed vs 2.5 s plain at 1M charges).
 CUSTOMER_PLAIN = frozenset({"customer_id", "email", "name"})
 USAGE_PLAIN = frozenset({"usage_id", "customer_id", "checkout_session_id"})
+REFUND_PLAIN = frozenset({"refund_id", "dispute_id", "charge_id", "payment_intent_id"})
 
 
 @dataclass(frozen=True)
@@ -220,11 +251,15 @@ class Marts:
     # optional, built by paydash (paydash/warehouse/customer_totals.py)
     customer_totals: Table | None = None
     customer_months: Table | None = None
+    # optional marts for the Overview's refund and dispute cards and a payment's detail
+    refunds: Table | None = None
+    disputes: Table | None = None
 
     @property
     def optional(self) -> tuple[Table, ...]:
         """Marts some pages need; each page says which is missing and how to fill it."""
-        return (self.operations_events, self.customers, self.promotion_codes, self.promotion_usage)
+        return (self.operations_events, self.customers, self.promotion_codes, self.promotion_usage,
+                self.refunds, self.disputes)
 
     @property
     def all(self) -> tuple[Table, ...]:
@@ -250,6 +285,8 @@ def marts(
     customers_table: str = "",
     promotion_codes_table: str = "",
     promotion_usage_table: str = "",
+    refunds_table: str = "",
+    disputes_table: str = "",
 ) -> Marts:
     metadata = MetaData()
     p_schema, p_name = split_table_name(payments_table)
@@ -286,6 +323,8 @@ def marts(
         promotion_usage=beside_payments(promotion_usage_table, "mart_stripe_promotion_usage", PROMOTION_USAGE_COLUMNS, USAGE_PLAIN),
         customer_totals=beside_payments("", "mart_stripe_customer_totals", CUSTOMER_TOTAL_COLUMNS, CUSTOMER_PLAIN),
         customer_months=beside_payments("", "mart_stripe_customer_months", CUSTOMER_MONTH_COLUMNS, CUSTOMER_PLAIN),
+        refunds=beside_payments(refunds_table, "mart_stripe_refunds", REFUND_COLUMNS, REFUND_PLAIN),
+        disputes=beside_payments(disputes_table, "mart_stripe_disputes", DISPUTE_COLUMNS, REFUND_PLAIN),
     )
 
 
@@ -298,4 +337,6 @@ def marts_for(settings) -> Marts:
         settings.customers_table,
         settings.promotion_codes_table,
         settings.promotion_usage_table,
+        settings.refunds_table,
+        settings.disputes_table,
     )

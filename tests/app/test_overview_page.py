@@ -21,7 +21,8 @@ from dashboard_db import HOSTILE_CODE, HOSTILE_FUNNEL, SCRIPT
 def expected(warehouse, rng: DateRange, funnel: str | None = None) -> dict:  # noqa: ANN001
     with warehouse.read() as conn:
         return {
-            "totals": overview.overview(conn, warehouse.marts, rng, funnel, mart_tz="UTC"),
+            "totals": overview.overview(conn, warehouse.marts, rng, funnel, mart_tz="UTC", with_refunds=True,
+                                        with_disputes=True),
             "daily": overview.daily_series(conn, warehouse.marts, rng, funnel, mart_tz="UTC"),
             "failures": failures.failure_breakdown(conn, warehouse.marts, rng, funnel),
             "recovery": recovery.recovery(conn, warehouse.marts, rng, funnel),
@@ -44,6 +45,10 @@ def expected_cards(numbers: dict) -> dict[str, tuple[str, str | None]]:
         "Payment acceptance": (fmt.percent(rec["payment_acceptance"]), None),
         "Recovered revenue": (fmt.money_compact(rec["recovered_usd"]), None),
         "Unrecovered amount": (fmt.money_compact(rec["unrecovered_usd"]), None),
+        "Net revenue": (fmt.money_compact(now["net_revenue_usd"]), fmt.relative_change(change["net_revenue_usd"])),
+        "Refunds": (fmt.count(now["refunds"]), fmt.relative_change(change["refunds"])),
+        "Disputes": (fmt.count(now["disputes"]), fmt.relative_change(change["disputes"])),
+        "Dispute rate": (fmt.percent(now["dispute_rate"], 2), fmt.points_change(change["dispute_rate"], 2)),
     }
 
 
@@ -239,3 +244,29 @@ def test_reads_are_cached_per_parameters_and_refresh_reads_again(page) -> None: 
     at.button(key="overview_refresh").click().run()
     again = data.overview_totals(source, rng.start, rng.end, None)
     assert again.loaded_at > first.loaded_at and again.value == first.value
+
+
+def test_without_refund_and_dispute_marts_the_cards_say_what_to_add(page, env, warehouse) -> None:  # noqa: ANN001
+    env.setenv("PAYDASH_REFUNDS_TABLE", "no_refunds_here")
+    env.setenv("PAYDASH_DISPUTES_TABLE", "no_disputes_here")
+    at = page("overview").run()
+    assert not at.exception and not at.error
+    shown = cards(at)
+    assert {name: shown[name] for name in ("Net revenue", "Refunds", "Disputes", "Dispute rate")} == {
+        "Net revenue": ("-", None), "Refunds": ("-", None), "Disputes": ("-", None), "Dispute rate": ("-", None)}
+    captions = " ".join(c.value for c in at.caption)
+    assert "no_refunds_here" in captions and "PAYDASH_REFUNDS_TABLE" in captions
+    assert "no_disputes_here" in captions and "PAYDASH_DISPUTES_TABLE" in captions
+    assert "docs/data-contract.md" in captions
+    # everything else works: the cards from the charge and daily marts are the query layer's
+    numbers = expected(warehouse, last_n_days(30, "UTC"))
+    assert shown["Revenue"] == expected_cards(numbers)["Revenue"]
+
+
+def test_refund_and_dispute_cards_carry_their_definitions(page) -> None:  # noqa: ANN001
+    from paydash.app import definitions
+
+    at = page("overview").run()
+    helps = {m.label: m.help for m in at.metric}
+    assert helps["Net revenue"] == definitions.NET_REVENUE and helps["Dispute rate"] == definitions.DISPUTE_RATE
+    assert helps["Refunds"] == definitions.REFUNDS and helps["Disputes"] == definitions.DISPUTES

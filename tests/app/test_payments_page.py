@@ -15,6 +15,7 @@ from paydash.queries import payments
 from paydash.queries.dates import DateRange, today_in
 from paydash.queries.filters import PaymentFilters
 from paydash.settings import Settings
+from paydash.warehouse import load
 
 from dashboard_db import HOSTILE_CHARGE, HOSTILE_CUSTOMER, HOSTILE_RETRY, IMG, SCRIPT
 
@@ -147,29 +148,33 @@ def test_invalid_link_values_are_dropped_with_a_note(page, warehouse) -> None:  
     assert_shows(at, warehouse, PaymentFilters(card_brand="visa"))
 
 
-def test_a_payments_link_opens_its_detail_with_the_retry_history(page, warehouse) -> None:  # noqa: ANN001
+def test_a_payments_link_opens_its_detail_at_the_top_with_one_timeline(page, warehouse) -> None:  # noqa: ANN001
     # the newest retry that won, found in the data (which page holds one depends on the day)
     recovered = next(
         r for n in range(1, 41) for r in expected_page(warehouse, PaymentFilters(status="succeeded"), page=n).rows
         if r["attempt_number"] == 2
     )
-    with warehouse.read() as conn:
-        detail = payments.payment_detail(conn, warehouse.marts, recovered["charge_id"])
     at = page("payments")
     at.query_params["charge"] = recovered["charge_id"]
     at.run()
     assert not at.error
+    with warehouse.read() as conn:
+        detail = payments.payment_detail(conn, warehouse.marts, recovered["charge_id"], with_refunds=True,
+                                         with_disputes=True, with_customer=True,
+                                         fx_rates=load.conversion_rates(warehouse))
     fields = next(d.value for d in at.dataframe if list(d.value.columns) == ["Field", "Value"])
     assert fields.to_dict("records") == tables.payment_fields(detail, "UTC").to_dict("records")
-    history = next(d.value for d in at.dataframe if list(d.value.columns[:3]) == ["Attempt", "Time", "Outcome"])
-    assert history["Attempt"].tolist() == [h["attempt_number"] for h in detail["retry_history"]]
-    assert history["Outcome"].tolist()[-1] == "succeeded" and len(history) >= 2
+    timeline = next(d.value for d in at.dataframe if list(d.value.columns) == list(tables.payment_timeline([], "UTC").columns))
+    attempts = timeline[timeline["Event"] == "Attempt"]
+    assert attempts["Id"].tolist() == [h["charge_id"] for h in detail["retry_history"]]
+    assert attempts["Status"].tolist()[-1] == "succeeded" and len(attempts) >= 2
+    assert len(timeline) == len(detail["retry_history"]) + len(detail["refunds"]) + len(detail["disputes"])
     # the link is URL-encoded (the test data holds hostile ids too)
     assert [c.value for c in at.code] == [recovered["charge_id"], "?" + urlencode({"charge": recovered["charge_id"]})]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {
-        "Amount": fmt.money(detail["amount_usd"]),
-        "Status of this attempt": "succeeded",
+        "Amount": tables.original_amount(detail),
+        "Amount (USD)": fmt.money(detail["amount_usd"]),
         "Outcome of the payment": "recovered",
         "Attempts": str(len(detail["retry_history"])),
     }
@@ -195,7 +200,8 @@ def test_hostile_ids_and_metadata_are_plain_text(page) -> None:  # noqa: ANN001
     assert set(rows["Charge"]) == {HOSTILE_CHARGE, HOSTILE_RETRY}
     assert set(rows["Customer"]) == {HOSTILE_CUSTOMER}
     fields = next(d.value for d in at.dataframe if list(d.value.columns) == ["Field", "Value"])
-    assert SCRIPT in fields["Value"].tolist()[1] and IMG in fields["Value"].tolist()[10]
+    value = dict(zip(fields["Field"], fields["Value"]))
+    assert SCRIPT in value["Payment intent"] and IMG in value["Failure code"]
     # markdown-capable elements never carry the raw payload
     assert not any("<script" in m.value or "<img" in m.value for m in [*at.markdown, *at.caption, *at.warning])
 

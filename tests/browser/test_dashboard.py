@@ -108,7 +108,7 @@ def test_sign_in_refuses_a_wrong_password_then_opens_the_overview(page: Page, se
 
 def test_overview_renders_its_cards_and_charts(page: Page, server, warehouse) -> None:  # noqa: ANN001
     open_signed_in(page, server.url)
-    expect(page.locator('[data-testid="stMetric"]')).to_have_count(8)
+    expect(page.locator('[data-testid="stMetric"]')).to_have_count(12)  # 4 totals, 4 refunds and disputes, 4 recovery
     expect(page.locator(CHART)).to_have_count(3)
     wait_idle(page)
     with warehouse.read() as conn:
@@ -166,7 +166,7 @@ def test_a_payments_link_opens_its_detail_after_sign_in(page: Page, server, ware
     expect(panel.get_by_text("Payment detail")).to_be_visible()
     expect(panel.locator('[data-testid="stCode"]').first).to_have_text(retried["charge_id"])
     shown = metric_values(page)
-    assert shown["Amount"] == fmt.money(detail["amount_usd"])
+    assert shown["Amount (USD)"] == fmt.money(detail["amount_usd"])
     assert shown["Outcome of the payment"] == "recovered"
     assert shown["Attempts"] == str(len(detail["retry_history"]))
     link = panel.locator('[data-testid="stCode"]').nth(1).inner_text().strip()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from paydash.app import charts, data, definitions, downloads, login, tables
+from paydash.app import customer_views as views
 from paydash.app import format as fmt
 from paydash.app.ranges import PRESETS, chosen_range
 
@@ -60,6 +61,34 @@ with data.section("Totals"):
     failed.caption(f"{fmt.money(now['failed_amount_usd'])} failed amount")
     attempts.metric("Attempts", fmt.count(now["attempts"]), fmt.relative_change(change["attempts"]),
                     help=definitions.ATTEMPTS)
+
+# -- refunds and disputes (optional marts) ------------------------------------------------------
+with data.section("Refunds and disputes"):
+    result = data.overview_totals(source, rng.start, rng.end, funnel)  # cached: the same read as the cards above
+    now, change = result.value["current"], result.value["change"]
+    net, refunds, disputes, dispute_rate = st.columns(4, border=True)
+    if now["refunds"] is None:
+        for card, title in ((net, "Net revenue"), (refunds, "Refunds")):
+            card.metric(title, "-", help=definitions.NET_REVENUE if title == "Net revenue" else definitions.REFUNDS)
+            card.caption(views.missing_mart("refunds", data.warehouse_table_name(source, "refunds")))
+    else:
+        net.metric("Net revenue", fmt.money_compact(now["net_revenue_usd"]), fmt.relative_change(change["net_revenue_usd"]),
+                   help=definitions.NET_REVENUE)
+        net.caption(f"{fmt.money(now['net_revenue_usd'])} exactly")
+        refunds.metric("Refunds", fmt.count(now["refunds"]), fmt.relative_change(change["refunds"]),
+                       delta_color="inverse", help=definitions.REFUNDS)
+        refunds.caption(f"{fmt.money(now['refunded_usd'])} refunded")
+    if now["disputes"] is None:
+        for card, title in ((disputes, "Disputes"), (dispute_rate, "Dispute rate")):
+            card.metric(title, "-", help=definitions.DISPUTES if title == "Disputes" else definitions.DISPUTE_RATE)
+            card.caption(views.missing_mart("disputes", data.warehouse_table_name(source, "disputes")))
+    else:
+        disputes.metric("Disputes", fmt.count(now["disputes"]), fmt.relative_change(change["disputes"]),
+                        delta_color="inverse", help=definitions.DISPUTES)
+        disputes.caption(f"{fmt.money(now['disputed_usd'])} disputed")
+        dispute_rate.metric("Dispute rate", fmt.percent(now["dispute_rate"], 2),
+                            fmt.points_change(change["dispute_rate"], 2), delta_color="inverse",
+                            help=definitions.DISPUTE_RATE)
 
 # -- charts -------------------------------------------------------------------------------------
 daily_col, donut_col = st.columns([3, 2])

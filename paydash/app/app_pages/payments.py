@@ -1,11 +1,12 @@
-"""Payments explorer: find payments, page through them, export them, open one with its retries."""
+"""Payments explorer: find payments, page through them, export them, open one (at the top from its
+link, in a dialog from a selected row) with its attempts, refunds and disputes."""
 
 from dataclasses import replace
 from datetime import date
 
 import streamlit as st
 
-from paydash.app import admin_data, data, downloads, explorer, login, tables
+from paydash.app import admin_data, data, explorer, login, payment_view, tables
 from paydash.app import format as fmt
 
 settings = data.settings()
@@ -14,6 +15,8 @@ source = data.Source.from_settings(settings)
 data.outage_banner(source, user)  # an unreachable database is said once, here
 tz = source.timezone
 STATE = "payments_state"
+DIALOG = "payments_dialog"  # the charge whose detail a selected row opened in a dialog
+TABLE_RESET = "payments_table_reset"  # bumped on close, so the list forgets its selected row
 
 
 def go_to_page(page: int) -> None:
@@ -24,10 +27,13 @@ def open_selected(table_key: str, charge_ids: list[str]) -> None:
     rows = st.session_state[table_key].selection["rows"]
     if rows:
         st.session_state[STATE] = replace(st.session_state[STATE], charge=charge_ids[rows[0]])
+        st.session_state[DIALOG] = charge_ids[rows[0]]
 
 
 def close_detail() -> None:
     st.session_state[STATE] = replace(st.session_state[STATE], charge=None)
+    st.session_state[DIALOG] = None
+    st.session_state[TABLE_RESET] = st.session_state.get(TABLE_RESET, 0) + 1
 
 
 def clear_filters() -> None:
@@ -44,10 +50,17 @@ if st.session_state.get("payments_url") != url or STATE not in st.session_state:
     st.session_state[STATE] = state
     st.session_state["payments_notes"] = notes
     st.session_state["payments_url"] = url
+    st.session_state[DIALOG] = None  # a link opens its payment at the top
 
 st.title("Payments")
 for note in st.session_state["payments_notes"]:
     st.warning(fmt.md_escape(note), icon=":material/link_off:")
+
+# -- a payment's link: its detail at the top, above the filters and the list ------------------------
+opened = st.session_state[STATE].charge
+if opened and st.session_state.get(DIALOG) != opened:
+    with st.container(border=True, key="payments_detail"), data.section("Payment detail"):
+        payment_view.render(data.payment_detail(source, opened).value, opened, tz, on_close=close_detail)
 
 # -- filters (they combine with AND) ----------------------------------------------------------
 options = {"status": list(explorer.STATUSES), "funnel": [], "card_brand": []}
@@ -111,7 +124,7 @@ with data.section("Payments"):
             )
 
     if found.rows:
-        table_key = f"payments_table_{state.page}_{abs(hash(state.filters))}"
+        table_key = f"payments_table_{state.page}_{abs(hash(state.filters))}_{st.session_state.get(TABLE_RESET, 0)}"
         charge_ids = [row["charge_id"] for row in found.rows]
         st.dataframe(
             tables.payment_rows(found.rows, tz),
@@ -126,7 +139,7 @@ with data.section("Payments"):
                 "Amount (USD)": st.column_config.NumberColumn(format="dollar"),
             },
         )
-        st.caption("Select a row to see the payment's detail and retry history.")
+        st.caption("Select a row to open the payment: its detail, refunds, disputes and every attempt.")
     else:
         st.info("No payments match these filters.")
 
@@ -138,33 +151,15 @@ with data.section("Payments"):
                     on_click=go_to_page, args=(state.page + 1,), icon=":material/chevron_right:")
     st.caption(f"Data loaded {fmt.loaded_at(result.loaded_at, tz)}")
 
-# -- one payment: detail and retry history -----------------------------------------------------------
-if state.charge:
-    with st.container(border=True, key="payments_detail"), data.section("Payment detail"):
-        header_col, close_col = st.columns([5, 1], vertical_alignment="center")
-        header_col.subheader("Payment detail")
-        close_col.button("Close", key="payments_close", on_click=close_detail, icon=":material/close:")
-        detail = data.payment_detail(source, state.charge).value
-        if detail is None:
-            st.warning(f"No payment with charge id {fmt.md_escape(state.charge)}.")
-        else:
-            st.code(detail["charge_id"], language=None)
-            amount, status, outcome, attempts = st.columns(4)
-            amount.metric("Amount", fmt.money(detail["amount_usd"]), help="In USD; the currency is in the table below.")
-            status.metric("Status of this attempt", fmt.text(detail["status"]))
-            outcome.metric("Outcome of the payment", fmt.text(detail["payment_outcome"]),
-                           help="How its payment intent stands after all attempts: succeeded, recovered (a retry won), failed or pending.")
-            attempts.metric("Attempts", fmt.count(len(detail["retry_history"])))
-            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch",
-                         height="content")
-            st.markdown("**Retry history** of its payment intent")
-            history = tables.retry_history(detail["retry_history"], tz)
-            st.dataframe(history, key="payments_history", hide_index=True,
-                         width="stretch", height="content", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
-            downloads.frame_download(st, history, "Download CSV (retry history)", "retry-history",
-                                     "payments_history_csv")
-            st.caption("Link to this payment:")
-            st.code(explorer.link(st.context.url or "", {"charge": state.charge}), language=None)
+# -- a selected row: its detail in a dialog, in view wherever the list was scrolled to -----------------
+@st.dialog("Payment", width="large", on_dismiss=close_detail)
+def detail_dialog(charge_id: str) -> None:
+    with st.container(key="payments_detail"), data.section("Payment detail"):
+        payment_view.render(data.payment_detail(source, charge_id).value, charge_id, tz)
+
+
+if state.charge and st.session_state.get(DIALOG) == state.charge:
+    detail_dialog(state.charge)
 
 # -- keep the URL in step, so the view can be shared --------------------------------------------------
 params = explorer.state_to_params(st.session_state[STATE])
