@@ -8,12 +8,17 @@ When the requested timezone is the reporting timezone the daily mart was built i
 totals come from the daily mart (one row per day and funnel); otherwise from the charge
 mart, grouping by the local day of created_at. Both give the same numbers when the daily
 mart is built from the charge mart (a test holds them together).
+
+Today so far: given `now`, a range that holds today stops at now and its previous period
+at the same local time of the matching day (`DateRange.so_far`, `previous`). The daily
+mart has whole days only, so the two partial days come from the charge mart (one day
+each, a narrow created_at range) and every other day from the daily mart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -59,35 +64,49 @@ def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
 
 def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str):
     """(day, attempts, successful, failed, revenue, failed_amount) per day present."""
-    if uses_daily_mart(rng, mart_tz):
-        d = marts.daily.c
-        stmt = (
-            select(
-                d.date.label("day"),
-                func.coalesce(func.sum(d.total_attempts), 0),
-                func.coalesce(func.sum(d.successful_payments), 0),
-                func.coalesce(func.sum(d.failed_payments), 0),
-                func.coalesce(func.sum(d.gross_revenue_usd), 0),
-                func.coalesce(func.sum(d.failed_revenue_usd), 0),
-            )
-            .where(d.date >= rng.start, d.date <= rng.end)
-            .group_by(d.date)
+    if not uses_daily_mart(rng, mart_tz):
+        return _charge_rows(conn, marts, rng, funnel)
+    partial = rng.partial_day
+    if partial is None:
+        return _mart_rows(conn, marts, rng.start, rng.end, funnel)
+    whole = _mart_rows(conn, marts, rng.start, partial - timedelta(days=1), funnel) if partial > rng.start else []
+    return [*whole, *_charge_rows(conn, marts, DateRange(partial, partial, rng.tz, rng.until), funnel)]
+
+
+def _mart_rows(conn: Connection, marts: Marts, start: date, end: date, funnel: str | None):
+    """Whole days from the daily mart (its dates are days in the reporting timezone)."""
+    d = marts.daily.c
+    stmt = (
+        select(
+            d.date.label("day"),
+            func.coalesce(func.sum(d.total_attempts), 0),
+            func.coalesce(func.sum(d.successful_payments), 0),
+            func.coalesce(func.sum(d.failed_payments), 0),
+            func.coalesce(func.sum(d.gross_revenue_usd), 0),
+            func.coalesce(func.sum(d.failed_revenue_usd), 0),
         )
-        if funnel:
-            stmt = stmt.where(d.funnel_name == funnel)
-    else:
-        p = marts.payments.c
-        where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
-        # the local day is computed once in a subquery, so its timezone is bound once
-        rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
-        stmt = select(
-            rows.c.day,
-            func.count(),
-            count_if(rows.c.status == "succeeded"),
-            count_if(rows.c.status == "failed"),
-            sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
-            sum_if(rows.c.amount_usd, rows.c.status == "failed"),
-        ).group_by(rows.c.day)
+        .where(d.date >= start, d.date <= end)
+        .group_by(d.date)
+    )
+    if funnel:
+        stmt = stmt.where(d.funnel_name == funnel)
+    return conn.execute(stmt).all()
+
+
+def _charge_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None):
+    """The same per local day from the charge mart (any timezone, and a cut range's last day)."""
+    p = marts.payments.c
+    where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
+    # the local day is computed once in a subquery, so its timezone is bound once
+    rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
+    stmt = select(
+        rows.c.day,
+        func.count(),
+        count_if(rows.c.status == "succeeded"),
+        count_if(rows.c.status == "failed"),
+        sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
+        sum_if(rows.c.amount_usd, rows.c.status == "failed"),
+    ).group_by(rows.c.day)
     return conn.execute(stmt).all()
 
 
@@ -99,8 +118,16 @@ def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | 
     return PeriodTotals(rng.start, rng.end, int(attempts), int(successful), int(failed), money(revenue), money(failed_amount))
 
 
-def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> dict[str, Any]:
-    """Totals of the range and of its previous period (same length, ending the day before)."""
+def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
+             now: datetime | None = None) -> dict[str, Any]:
+    """Totals of the range and of its previous period (same length, ending the day before).
+
+    With `now` (aware, or naive UTC) inside the range, the range is today so far and the
+    previous period is cut at the same local time; `as_of` is then that moment in UTC
+    (ISO 8601), else None (whole days on both sides).
+    """
+    if now is not None:
+        rng = rng.so_far(now)
     current = period_totals(conn, marts, rng, funnel, mart_tz)
     previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz)
     return {
@@ -108,6 +135,7 @@ def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None 
         "to": rng.end.isoformat(),
         "tz": rng.tz,
         "funnel": funnel,
+        "as_of": utc_iso(rng.until),
         "current": current.as_dict(),
         "previous": previous.as_dict(),
         "change": changes(current, previous),
@@ -161,3 +189,8 @@ def funnels(conn: Connection, marts: Marts) -> list[str]:
     rows = conn.execute(select(d.funnel_name).where(d.funnel_name.is_not(None)).distinct().order_by(d.funnel_name))
     return [r[0] for r in rows]
 
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """A naive UTC moment as ISO 8601 with its zone ("2026-03-10T16:00:00Z"), None stays None."""
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
