@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, time as clock, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,7 @@ def ensure_database(url: str, size: int, end: date, rebuild: bool) -> tuple[Ware
 
 def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
     rng = DateRange(end - timedelta(days=29), end, "UTC")
+    noon = datetime.combine(end, clock(12))  # "today so far": the range and its previous period cut at 12:00 UTC
     m = wh.marts
     out: dict[str, float] = {}
     with wh.read() as conn:
@@ -82,13 +83,16 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         ).scalar_one()
 
         def overview_page() -> None:
-            overview.overview(conn, m, rng, mart_tz="UTC")
+            overview.overview(conn, m, rng, mart_tz="UTC", now=noon)
             overview.daily_series(conn, m, rng, mart_tz="UTC")
             failures.failure_breakdown(conn, m, rng)
             recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC")
 
         out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
-        out["overview: totals (current + previous)"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: totals (current + previous), today so far"] = timed(
+            lambda: overview.overview(conn, m, rng, mart_tz="UTC", now=noon), repeat
+        )
+        out["overview: totals (current + previous), whole days"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: totals from the charge mart (other tz)"] = timed(
             lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC"), repeat

@@ -152,10 +152,11 @@ def _read(source: Source) -> Iterator[tuple[Warehouse, Any]]:
 
 # -- Overview ---------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
-def overview_totals(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+def overview_totals(source: Source, start: date, end: date, funnel: str | None, until: datetime | None = None) -> Loaded:
+    """The range and its previous period; `until` (naive UTC, in the range) cuts both: today so far."""
     with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
-        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
+        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone, now=until))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)

@@ -1,10 +1,11 @@
 """Overview: how much we took, how many payments failed and why, and what retries won back."""
 
+from datetime import datetime, timezone
+
 import streamlit as st
 
-from paydash.app import charts, data, definitions, downloads, login, tables
+from paydash.app import charts, data, definitions, downloads, login, ranges, tables
 from paydash.app import format as fmt
-from paydash.app.ranges import PRESETS, chosen_range
 
 settings = data.settings()
 user = login.require_user(settings)
@@ -15,38 +16,56 @@ loaded = []
 
 st.title("Overview")
 
+# -- the URL is the shareable view: read it when it changed outside this page --------------------
+url = {key: st.query_params[key] for key in ranges.URL_KEYS if key in st.query_params}
+if st.session_state.get("overview_url") != url or "overview_view" not in st.session_state:
+    view, notes = ranges.view_from_params(url, tz)
+    st.session_state["overview_preset"] = view.preset
+    st.session_state["overview_custom"] = view.custom
+    st.session_state["overview_funnel"] = view.funnel or ranges.ALL_FUNNELS
+    st.session_state["overview_view"] = view
+    st.session_state["overview_notes"] = notes
+    st.session_state["overview_url"] = url
+for note in st.session_state["overview_notes"]:
+    st.warning(fmt.md_escape(note), icon=":material/link_off:")
+
 # -- what to look at --------------------------------------------------------------------------
 range_col, funnel_col, refresh_col = st.columns([3, 2, 2], vertical_alignment="bottom")
 with range_col:
-    preset = st.segmented_control("Date range", list(PRESETS), default="Last 30 days", key="overview_preset",
-                                  help=definitions.RANGE)
+    preset = st.segmented_control("Date range", list(ranges.PRESETS), key="overview_preset", help=definitions.RANGE)
     custom = None
     if preset == "Custom":
-        custom = st.date_input("Custom range", value=(), key="overview_custom", format="YYYY-MM-DD")
+        if "overview_custom" not in st.session_state:  # Streamlit forgets a widget's value while it is hidden
+            st.session_state["overview_custom"] = st.session_state["overview_view"].custom
+        custom = st.date_input("Custom range", key="overview_custom", format="YYYY-MM-DD")
 with funnel_col:
     funnels = []
     with data.section("Funnels"):
         result = data.funnel_names(source)
         funnels = result.value
-    funnel = st.selectbox("Funnel", ["All funnels", *funnels], key="overview_funnel")
-    funnel = None if funnel == "All funnels" else funnel
+    current_funnel = st.session_state["overview_funnel"]
+    # a funnel from a shared link stays selectable even when the data no longer has it
+    funnel_choices = [ranges.ALL_FUNNELS, *funnels, *([current_funnel] if current_funnel not in (ranges.ALL_FUNNELS, *funnels) else [])]
+    funnel = st.selectbox("Funnel", funnel_choices, key="overview_funnel")
+    funnel = None if funnel == ranges.ALL_FUNNELS else funnel
 with refresh_col:
     st.button("Refresh", key="overview_refresh", on_click=data.refresh_overview, icon=":material/refresh:",
               help="Read the numbers again from the database.")
     loaded_slot = st.empty()
 
-rng, range_note = chosen_range(preset, custom, tz)
+view = ranges.view_from_widgets(preset, custom, funnel)
+st.session_state["overview_view"] = view
+rng, range_note = ranges.chosen_range(preset, custom, tz)
 if range_note:
     st.info(range_note)
-previous = rng.previous()
-st.caption(
-    f"{rng.start:%b %d, %Y} to {rng.end:%b %d, %Y} ({rng.days} days, {tz}), "
-    f"compared with {previous.start:%b %d} to {previous.end:%b %d, %Y}"
-)
+# a range that holds today is today so far: both periods are cut at this minute (the cache key)
+now = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+until = rng.so_far(now).until
+st.caption(ranges.comparison_caption(rng, now))
 
 # -- the four cards -----------------------------------------------------------------------------
 with data.section("Totals"):
-    result = data.overview_totals(source, rng.start, rng.end, funnel)
+    result = data.overview_totals(source, rng.start, rng.end, funnel, until)
     loaded.append(result.loaded_at)
     now, change = result.value["current"], result.value["change"]
     revenue, success, failed, attempts = st.columns(4, border=True)
@@ -117,3 +136,9 @@ with st.expander("How these numbers are defined", icon=":material/help:"):
 
 if loaded:
     loaded_slot.caption(f"Data loaded {fmt.loaded_at(min(loaded), tz)}")
+
+# -- keep the URL in step, so the view can be shared --------------------------------------------------
+params = ranges.view_to_params(view)
+if params != url:
+    st.query_params.from_dict(params)
+st.session_state["overview_url"] = params
