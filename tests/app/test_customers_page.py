@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from paydash.app import customer_views as views
 from paydash.app import data
 from paydash.queries import customers as cq
+from paydash.queries.dates import today_in
 from paydash.settings import Settings
 
 from conftest import clear_data_caches
@@ -64,6 +65,14 @@ def test_the_list_shows_the_query_layers_rows_and_the_cohorts(page, warehouse) -
     assert sorted((v["cohort"], v["months_since"], v["active"]) for v in values) == sorted(
         (f"{g['cohort_month']:%Y-%m}", g["months_since"], g["active_customers"]) for g in grid)
     assert any(c.value == views.COHORTS for c in at.caption)  # the definition is on the page
+    # the month not over yet (the demo runs up to today) is marked: a dashed cell, a starred share, a note
+    this_month = f"{today_in('UTC'):%Y-%m}"
+    partial = [v for v in values if v["partial"]]
+    assert partial and all(v["label"].endswith("*") for v in partial)
+    assert {v["cohort"] for v in values if v["months_since"] == 0 and v["partial"]} == {this_month}
+    assert not any(v["label"].endswith("*") for v in values if not v["partial"])
+    assert any(c.value.startswith(f"* {today_in('UTC'):%B %Y} is not over") for c in at.caption)
+    assert spec["height"] >= 44 * len({v["cohort"] for v in values})
     assert any(c.value.startswith("Data loaded") for c in at.caption)
 
 

@@ -167,7 +167,7 @@ with data.section("Retention cohorts"):
     st.divider()
     head, export = st.columns([3, 2], vertical_alignment="bottom")
     head.subheader("Monthly retention cohorts", help=views.COHORTS)
-    result = data.retention_cohorts(source)
+    result = data.retention_cohorts(source, data.today(source))
     loaded.append(result.loaded_at)
     grid = result.value
     if grid:
@@ -175,6 +175,8 @@ with data.section("Retention cohorts"):
                  file="cohorts")
         st.caption(views.COHORTS)
         st.vega_lite_chart(spec=views.cohort_heatmap(grid), key="customers_cohorts", width="stretch")
+        if note := views.partial_note(grid):
+            st.caption(note)
         with st.expander("Cohorts as a table", icon=":material/table:"):
             st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, width="stretch",
                          height="content", column_config={c: st.column_config.NumberColumn(format="percent")
