@@ -256,7 +256,7 @@ def discount_text(row: dict[str, Any]) -> str:
         return f"{float(row['percent_off']):g}% off"
     if row.get("amount_off_usd") is not None:
         return f"{fmt.money(row['amount_off_usd'])} off"
-    return "-"
+    return fmt.EMPTY
 
 
 def code_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
@@ -272,7 +272,7 @@ def code_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
                 "Cleared": int(r["cleared"]),
                 "Failed": int(r["failed"]),
                 "Discount given (USD)": _float(r["discount_usd"]),
-                "Active": "yes" if r["active"] else ("no" if r["active"] is not None else "-"),
+                "Active": "yes" if r["active"] else ("no" if r["active"] is not None else fmt.EMPTY),
                 "Created": fmt.local_time(r["created_at"], tz),
                 "Expires": fmt.local_time(r["expires_at"], tz) if r["expires_at"] else "never",
             }
@@ -354,7 +354,7 @@ def cohort_heatmap(grid: list[dict[str, Any]]) -> dict[str, Any]:
     values = [
         {"cohort": f"{r['cohort_month']:%Y-%m}", "months_since": r["months_since"], "share": r["share"],
          "active": r["active_customers"], "size": r["cohort_customers"], "partial": bool(r.get("partial")),
-         "label": f"{r['share']:.0%}" + (PARTIAL_MARK if r.get("partial") else ""),
+         "label": fmt.percent(r["share"]) + (PARTIAL_MARK if r.get("partial") else ""),
          "month": "this month so far" if r.get("partial") else "whole month"}
         for r in grid
     ]
@@ -362,7 +362,7 @@ def cohort_heatmap(grid: list[dict[str, Any]]) -> dict[str, Any]:
                {"field": "months_since", "title": "Months since"},
                {"field": "active", "title": "Active customers", "format": ","},
                {"field": "size", "title": "Customers in the cohort", "format": ","},
-               {"field": "share", "title": "Share", "format": ".1%"},
+               {"field": "share", "title": "Share", "format": fmt.VEGA_PERCENT},
                {"field": "month", "title": "Month"}]
     encoding = {
         "x": {"field": "months_since", "type": "ordinal", "title": "Months since the first successful payment", "axis": {"labelAngle": 0}},
@@ -375,11 +375,11 @@ def cohort_heatmap(grid: list[dict[str, Any]]) -> dict[str, Any]:
         "layer": [
             {"mark": {"type": "rect"},
              "encoding": {"color": {"field": "share", "type": "quantitative", "title": "Share active",
-                                    "scale": {"scheme": "blues", "domain": [0, 1]}, "legend": {"format": ".0%"}},
+                                    "scale": {"scheme": "blues", "domain": [0, 1]}, "legend": {"format": fmt.VEGA_PERCENT_AXIS}},
                           "stroke": {"condition": {"test": "datum.partial", "value": "#555"}, "value": None},
                           "strokeDash": {"condition": {"test": "datum.partial", "value": [4, 3]}, "value": [1, 0]},
                           "tooltip": tooltip}},
-            {"mark": {"type": "text", "baseline": "middle"},
+            {"mark": {"type": "text", "baseline": "middle", "fontSize": 13},
              "encoding": {"text": {"field": "label", "type": "nominal"},
                           "color": {"condition": {"test": "datum.share > 0.5", "value": "white"}, "value": "black"},
                           "tooltip": tooltip}},

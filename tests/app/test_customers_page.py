@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from paydash.app import customer_views as views
 from paydash.app import data
+from paydash.app import format as fmt
 from paydash.queries import customers as cq
 from paydash.queries.dates import today_in
 from paydash.settings import Settings
@@ -31,11 +32,11 @@ def shown(at):  # noqa: ANN001, ANN201
 
 
 def summary(at) -> list[str]:  # noqa: ANN001
-    return [m.value for m in at.markdown if m.value.endswith(" customers") or m.value.startswith("Page ")]
+    return [m.value for m in at.markdown if m.value.endswith((" customers", " customer")) or m.value.startswith("Page ")]
 
 
 def assert_shows(at, want, page: int = 1) -> None:  # noqa: ANN001
-    assert summary(at) == [f"**{want.total:,}** customers", f"Page {page:,} of {want.pages:,}"]
+    assert summary(at) == [f"**{want.total:,}** {fmt.plural(want.total, 'customer')}", f"Page {page:,} of {want.pages:,}"]
     assert shown(at).to_dict("records") == views.customer_rows(want.rows, "UTC").to_dict("records")
 
 
@@ -49,6 +50,11 @@ def heatmap(at):  # noqa: ANN001, ANN201
         if getattr(element, "type", "") == "vega_lite_chart":
             return json.loads(element.proto.spec), pa.ipc.open_stream(element.proto.data.data).read_all().to_pylist()
     return None
+
+
+def grid_now(warehouse) -> list[dict]:  # noqa: ANN001
+    with warehouse.read() as conn:
+        return cq.retention_cohorts(conn, warehouse.marts, "UTC", "UTC", today=today_in("UTC"))
 
 
 def test_the_list_shows_the_query_layers_rows_and_the_cohorts(page, warehouse) -> None:  # noqa: ANN001
@@ -71,7 +77,8 @@ def test_the_list_shows_the_query_layers_rows_and_the_cohorts(page, warehouse) -
     assert partial and all(v["label"].endswith("*") for v in partial)
     assert {v["cohort"] for v in values if v["months_since"] == 0 and v["partial"]} == {this_month}
     assert not any(v["label"].endswith("*") for v in values if not v["partial"])
-    assert any(c.value.startswith(f"* {today_in('UTC'):%B %Y} is not over") for c in at.caption)
+    assert fmt.md_escape(views.partial_note(grid_now(warehouse))) in [c.value for c in at.caption]
+    assert f"{today_in('UTC'):%B %Y} is not over" in views.partial_note(grid_now(warehouse))
     assert spec["height"] >= 44 * len({v["cohort"] for v in values})
     assert any(c.value.startswith("Data loaded") for c in at.caption)
 
@@ -183,5 +190,5 @@ def test_without_the_customers_mart_the_list_still_works(page, env, tmp_path) ->
     assert "no\\_customers\\_here" in info or "no_customers_here" in info
     assert "PAYDASH_CUSTOMERS_TABLE" in info.replace("\\", "") and "paydash sync" in info
     rows = shown(at)
-    assert len(rows) == 50 and set(rows["Name"]) == {"-"}
+    assert len(rows) == 50 and set(rows["Name"]) == {fmt.EMPTY}
     clear_data_caches()

@@ -90,9 +90,9 @@ with data.section("Customers"):
     loaded.append(result.loaded_at)
     found = result.value
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-    count_col.markdown(f"**{fmt.count(found.total)}** customers")
+    count_col.markdown(f"**{fmt.count(found.total)}** {fmt.plural(found.total, 'customer')}")
     if found.total:
-        download(export_col, f"Download CSV ({fmt.count(found.total)} customers)", found.total, "customers", "customers",
+        download(export_col, f"Download CSV ({fmt.quantity(found.total, 'customer')})", found.total, "customers", "customers",
                  state.search, key="customers_export", file="customers")
     if found.rows:
         table_key = f"customers_table_{len(keys)}_{abs(hash(state.search))}"
@@ -102,7 +102,7 @@ with data.section("Customers"):
             on_select=lambda: select_customer(table_key, ids), selection_mode="single-row",
             column_config={
                 "Revenue (USD)": st.column_config.NumberColumn(format="dollar", help=views.REVENUE),
-                "Failure rate": st.column_config.NumberColumn(format="percent", help=views.FAILURE_RATE),
+                "Failure rate": st.column_config.NumberColumn(**fmt.PERCENT_COLUMN, help=views.FAILURE_RATE),
                 "Payments": st.column_config.NumberColumn(help=views.PAYMENTS),
                 "Attempts": st.column_config.NumberColumn(help=views.ATTEMPTS),
                 "First payment": st.column_config.TextColumn(f"First payment ({tz})", help=views.FIRST_LAST),
@@ -176,10 +176,10 @@ with data.section("Retention cohorts"):
         st.caption(views.COHORTS)
         st.vega_lite_chart(spec=views.cohort_heatmap(grid), key="customers_cohorts", width="stretch")
         if note := views.partial_note(grid):
-            st.caption(note)
+            st.caption(fmt.md_escape(note))
         with st.expander("Cohorts as a table", icon=":material/table:"):
             st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, width="stretch",
-                         height="content", column_config={c: st.column_config.NumberColumn(format="percent")
+                         height="content", column_config={c: st.column_config.NumberColumn(**fmt.PERCENT_COLUMN)
                                                           for c in views.cohort_table(grid).columns if c.startswith("Month")})
     else:
         st.info("No successful payments yet, so no cohorts.")

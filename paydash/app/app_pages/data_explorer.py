@@ -46,7 +46,7 @@ with data.section("Tables and columns"):
     tables_col, columns_col = st.columns([2, 3])
     with tables_col:
         st.dataframe(tables, key="explorer_tables", hide_index=True, width="stretch")
-        st.caption(f"{fmt.count(len(tables))} tables and views (information_schema). Loaded {fmt.loaded_at(loaded.loaded_at, tz)}")
+        st.caption(f"{fmt.quantity(len(tables), 'table or view', 'tables and views')} (information_schema). Loaded {fmt.loaded_at(loaded.loaded_at, tz)}")
         csv_download(tables, "tables", "explorer_tables_csv")
     with columns_col:
         names = [f"{s}.{t}" for s, t in zip(tables["Schema"], tables["Table"])]
@@ -84,7 +84,7 @@ with data.section("Saved queries"):
                 st.info("The statement ran and returned no table.")
             else:
                 df = admin_tables.query_result(result.columns, result.rows)
-                st.markdown(f"**{fmt.count(len(result.rows))}** rows in {result.elapsed_ms:.0f} ms")
+                st.markdown(f"**{fmt.count(len(result.rows))}** {fmt.plural(len(result.rows), 'row')} in {result.elapsed_ms:.0f} ms")
                 if result.truncated:
                     st.warning(f"Only the first {fmt.count(result.max_rows)} rows are shown: the query has more. "
                                "Narrow it, or raise PAYDASH_EXPLORER_MAX_ROWS.", icon=":material/content_cut:")

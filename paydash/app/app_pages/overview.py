@@ -98,21 +98,22 @@ with donut_col, data.section("Failures by category"):
     else:
         st.info("No failed payments in this range.")
 
-recovery_col, reasons_col = st.columns([2, 3])
-with recovery_col, data.section("Recovery"):
+with data.section("Recovery"):
     st.subheader("Recovery through retries", help=definitions.RECOVERY_RATE)
     result = data.recovery_trend(source, rng.start, rng.end, funnel)
     loaded.append(result.loaded_at)
     recovered = result.value
-    rate, acceptance = st.columns(2)
+    numbers_col, trend_col = st.columns([2, 3])
+    rate, acceptance = numbers_col.columns(2)
     rate.metric("Recovery rate", fmt.percent(recovered["recovery_rate"]), help=definitions.RECOVERY_RATE)
     acceptance.metric("Payment acceptance", fmt.percent(recovered["payment_acceptance"]), help=definitions.ACCEPTANCE)
-    won, lost = st.columns(2)
+    won, lost = numbers_col.columns(2)
     won.metric("Recovered revenue", fmt.money_compact(recovered["recovered_usd"]), help=definitions.RECOVERED)
     lost.metric("Unrecovered amount", fmt.money_compact(recovered["unrecovered_usd"]), help=definitions.UNRECOVERED)
-    st.vega_lite_chart(spec=charts.recovery_trend(recovered["by_day"]), key="overview_recovery", width="stretch")
+    trend_col.vega_lite_chart(spec=charts.recovery_trend(recovered["by_day"]), key="overview_recovery", width="stretch")
 
-with reasons_col, data.section("Top failure reasons"):
+# the whole width, rows tall enough to wrap: the meaning and the action are read, not cut
+with data.section("Top failure reasons"):
     st.subheader("Top failure reasons", help=definitions.TOP_REASONS)
     result = data.failure_breakdown(source, rng.start, rng.end, funnel)
     top_reasons = tables.top_failure_reasons(result.value["by_code"])
@@ -122,11 +123,15 @@ with reasons_col, data.section("Top failure reasons"):
         hide_index=True,
         width="stretch",
         height="content",
+        row_height=tables.WRAPPING_ROW_HEIGHT,
         column_config={
-            "Failures": st.column_config.NumberColumn(format="localized"),
-            "Lost amount (USD)": st.column_config.NumberColumn(format="dollar"),
-            "Share": st.column_config.NumberColumn(format="percent"),
-            "Meaning": st.column_config.TextColumn(width="large"),
+            "Failure reason": st.column_config.TextColumn(width=170),
+            "Category": st.column_config.TextColumn(width=150),
+            "Failures": st.column_config.NumberColumn(format="localized", width=70),
+            "Lost amount (USD)": st.column_config.NumberColumn(format="dollar", width=120),
+            "Share": st.column_config.NumberColumn(**fmt.PERCENT_COLUMN, width=60),
+            "Recommended action": st.column_config.TextColumn(width=150),
+            "Meaning": st.column_config.TextColumn(width=230),
         },
     )
     downloads.frame_download(st, top_reasons, "Download CSV", "top-failure-reasons", "overview_reasons_csv")

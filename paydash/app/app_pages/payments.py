@@ -91,7 +91,7 @@ with data.section("Payments"):
         found = result.value
 
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-    count_col.markdown(f"**{fmt.count(found.total)}** matching payments")
+    count_col.markdown(f"**{fmt.count(found.total)}** {fmt.plural(found.total, 'matching payment')}")
     with export_col:
         if found.total > settings.export_max_rows:
             st.button("Download CSV", key="payments_export_disabled", disabled=True, icon=":material/download:")

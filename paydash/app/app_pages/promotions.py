@@ -81,9 +81,9 @@ if ready:
         loaded.append(result.loaded_at)
         codes = result.value
         count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-        count_col.markdown(f"**{fmt.count(codes.total)}** promotion codes")
+        count_col.markdown(f"**{fmt.count(codes.total)}** {fmt.plural(codes.total, 'promotion code')}")
         if codes.total:
-            download(export_col, f"Download CSV ({fmt.count(codes.total)} codes)", codes.total, "codes", "promotion_codes",
+            download(export_col, f"Download CSV ({fmt.quantity(codes.total, 'code')})", codes.total, "codes", "promotion_codes",
                      key="promotions_codes_export", file="promotion-codes")
             table_key = f"promotions_codes_table_{page}"
             code_ids = [r["promotion_code_id"] for r in codes.rows]
@@ -137,9 +137,9 @@ if ready and state.code:
             result = data.promotion_customers(source, state.code, people_page)
             people = result.value
             people_count, people_export = st.columns([3, 2], vertical_alignment="bottom")
-            people_count.markdown(f"**{fmt.count(people.total)}** customers used or tried it")
+            people_count.markdown(f"**{fmt.count(people.total)}** {fmt.plural(people.total, 'customer')} used or tried it")
             if people.total:
-                download(people_export, f"Download CSV ({fmt.count(people.total)} customers)", people.total, "customers",
+                download(people_export, f"Download CSV ({fmt.quantity(people.total, 'customer')})", people.total, "customers",
                          "promotion_customers", state.code, key="promotions_customers_export", file="promotion-customers")
                 st.dataframe(views.code_customer_rows(people.rows, tz), key="promotions_customers", hide_index=True,
                              width="stretch", height="content" if len(people.rows) < 12 else 420,
