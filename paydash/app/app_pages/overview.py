@@ -125,13 +125,13 @@ with data.section("Top failure reasons"):
         height="content",
         row_height=tables.WRAPPING_ROW_HEIGHT,
         column_config={
-            "Failure reason": st.column_config.TextColumn(width=170),
-            "Category": st.column_config.TextColumn(width=150),
+            "Failure reason": st.column_config.TextColumn(width=165),
+            "Category": st.column_config.TextColumn(width=140),
             "Failures": st.column_config.NumberColumn(format="localized", width=70),
-            "Lost amount (USD)": st.column_config.NumberColumn(format="dollar", width=120),
+            "Lost amount (USD)": st.column_config.NumberColumn(format="dollar", width=115),
             "Share": st.column_config.NumberColumn(**fmt.PERCENT_COLUMN, width=60),
-            "Recommended action": st.column_config.TextColumn(width=150),
-            "Meaning": st.column_config.TextColumn(width=230),
+            "Recommended action": st.column_config.TextColumn(width=145),
+            "Meaning": st.column_config.TextColumn(width=220),
         },
     )
     downloads.frame_download(st, top_reasons, "Download CSV", "top-failure-reasons", "overview_reasons_csv")
