@@ -17,8 +17,15 @@ loaded = []
 st.title("Overview")
 
 # -- the URL is the shareable view: read it when it changed outside this page --------------------
+def touched() -> None:
+    # a choice made on the page wins over the URL of the same run, which can still be the one
+    # before the last choice (the browser had not applied the last URL change yet)
+    st.session_state["overview_touched"] = True
+
+
 url = {key: st.query_params[key] for key in ranges.URL_KEYS if key in st.query_params}
-if st.session_state.get("overview_url") != url or "overview_view" not in st.session_state:
+choice_made = st.session_state.pop("overview_touched", False)
+if "overview_view" not in st.session_state or (st.session_state.get("overview_url") != url and not choice_made):
     view, notes = ranges.view_from_params(url, tz)
     st.session_state["overview_preset"] = view.preset
     st.session_state["overview_custom"] = view.custom
@@ -32,12 +39,13 @@ for note in st.session_state["overview_notes"]:
 # -- what to look at --------------------------------------------------------------------------
 range_col, funnel_col, refresh_col = st.columns([3, 2, 2], vertical_alignment="bottom")
 with range_col:
-    preset = st.segmented_control("Date range", list(ranges.PRESETS), key="overview_preset", help=definitions.RANGE)
+    preset = st.segmented_control("Date range", list(ranges.PRESETS), key="overview_preset", help=definitions.RANGE,
+                                  on_change=touched)
     custom = None
     if preset == "Custom":
         if "overview_custom" not in st.session_state:  # Streamlit forgets a widget's value while it is hidden
             st.session_state["overview_custom"] = st.session_state["overview_view"].custom
-        custom = st.date_input("Custom range", key="overview_custom", format="YYYY-MM-DD")
+        custom = st.date_input("Custom range", key="overview_custom", format="YYYY-MM-DD", on_change=touched)
 with funnel_col:
     funnels = []
     with data.section("Funnels"):
@@ -46,7 +54,7 @@ with funnel_col:
     current_funnel = st.session_state["overview_funnel"]
     # a funnel from a shared link stays selectable even when the data no longer has it
     funnel_choices = [ranges.ALL_FUNNELS, *funnels, *([current_funnel] if current_funnel not in (ranges.ALL_FUNNELS, *funnels) else [])]
-    funnel = st.selectbox("Funnel", funnel_choices, key="overview_funnel")
+    funnel = st.selectbox("Funnel", funnel_choices, key="overview_funnel", on_change=touched)
     funnel = None if funnel == ranges.ALL_FUNNELS else funnel
 with refresh_col:
     st.button("Refresh", key="overview_refresh", on_click=data.refresh_overview, icon=":material/refresh:",
