@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, Select, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
@@ -65,15 +65,17 @@ def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
 def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str):
     """(day, attempts, successful, failed, revenue, failed_amount) per day present."""
     if not uses_daily_mart(rng, mart_tz):
-        return _charge_rows(conn, marts, rng, funnel)
+        return conn.execute(_charge_days(marts, rng, funnel)).all()
     partial = rng.partial_day
     if partial is None:
-        return _mart_rows(conn, marts, rng.start, rng.end, funnel)
-    whole = _mart_rows(conn, marts, rng.start, partial - timedelta(days=1), funnel) if partial > rng.start else []
-    return [*whole, *_charge_rows(conn, marts, DateRange(partial, partial, rng.tz, rng.until), funnel)]
+        return conn.execute(_mart_days(marts, rng.start, rng.end, funnel)).all()
+    # whole days from the daily mart and the partial day from the charge mart, in one statement
+    day = DateRange(partial, partial, rng.tz, rng.until)
+    return conn.execute(union_all(_mart_days(marts, rng.start, partial - timedelta(days=1), funnel),
+                                  _charge_day(marts, day, funnel))).all()
 
 
-def _mart_rows(conn: Connection, marts: Marts, start: date, end: date, funnel: str | None):
+def _mart_days(marts: Marts, start: date, end: date, funnel: str | None) -> Select:
     """Whole days from the daily mart (its dates are days in the reporting timezone)."""
     d = marts.daily.c
     stmt = (
@@ -88,18 +90,16 @@ def _mart_rows(conn: Connection, marts: Marts, start: date, end: date, funnel: s
         .where(d.date >= start, d.date <= end)
         .group_by(d.date)
     )
-    if funnel:
-        stmt = stmt.where(d.funnel_name == funnel)
-    return conn.execute(stmt).all()
+    return stmt.where(d.funnel_name == funnel) if funnel else stmt
 
 
-def _charge_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None):
-    """The same per local day from the charge mart (any timezone, and a cut range's last day)."""
+def _charge_days(marts: Marts, rng: DateRange, funnel: str | None) -> Select:
+    """The same per local day from the charge mart (any timezone)."""
     p = marts.payments.c
     where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
     # the local day is computed once in a subquery, so its timezone is bound once
     rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
-    stmt = select(
+    return select(
         rows.c.day,
         func.count(),
         count_if(rows.c.status == "succeeded"),
@@ -107,7 +107,20 @@ def _charge_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | N
         sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
         sum_if(rows.c.amount_usd, rows.c.status == "failed"),
     ).group_by(rows.c.day)
-    return conn.execute(stmt).all()
+
+
+def _charge_day(marts: Marts, day: DateRange, funnel: str | None) -> Select:
+    """One (partial) day from the charge mart: a narrow created_at range, no grouping."""
+    p = marts.payments.c
+    where = [in_range(p.created_at, day)] + ([p.funnel_name == funnel] if funnel else [])
+    return select(
+        literal(day.start, Date).label("day"),
+        func.count(),
+        count_if(p.status == "succeeded"),
+        count_if(p.status == "failed"),
+        sum_if(p.amount_usd, p.status == "succeeded"),
+        sum_if(p.amount_usd, p.status == "failed"),
+    ).where(*where)
 
 
 def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> PeriodTotals:
