@@ -98,7 +98,7 @@ with data.section("Customers"):
         table_key = f"customers_table_{len(keys)}_{abs(hash(state.search))}"
         ids = [r["customer_id"] for r in found.rows]
         st.dataframe(
-            views.customer_rows(found.rows, tz), key=table_key, hide_index=True, width="stretch", height=600,
+            views.customer_rows(found.rows, tz), key=table_key, hide_index=True, placeholder=fmt.EMPTY, width="stretch", height=600,
             on_select=lambda: select_customer(table_key, ids), selection_mode="single-row",
             column_config={
                 "Revenue (USD)": st.column_config.NumberColumn(format="dollar", help=views.REVENUE),
@@ -138,13 +138,13 @@ if state.customer:
             payments.metric("Payments", fmt.count(totals["payments"]), help=views.PAYMENTS)
             attempts.metric("Attempts", fmt.count(totals["attempts"]), help=views.ATTEMPTS)
             failure.metric("Failure rate", fmt.percent(totals["failure_rate"]), help=views.FAILURE_RATE)
-            st.dataframe(views.profile_fields(detail, tz), key="customers_fields", hide_index=True, width="stretch",
+            st.dataframe(views.profile_fields(detail, tz), key="customers_fields", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
                          height="content")
             timeline_head, timeline_export = st.columns([3, 2], vertical_alignment="bottom")
             timeline_head.markdown("**Payments**, newest first, each with its attempts (retries) in order")
             download(timeline_export, "Download CSV (all attempts)", totals["attempts"], "attempts", "customer_timeline",
                      state.customer, key="customers_timeline_export", file="customer-payments")
-            st.dataframe(views.timeline_rows(detail["timeline"], tz), key="customers_timeline", hide_index=True,
+            st.dataframe(views.timeline_rows(detail["timeline"], tz), key="customers_timeline", hide_index=True, placeholder=fmt.EMPTY,
                          width="stretch", height="content" if len(detail["timeline"]) < 12 else 420,
                          column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar"),
                                         "Time": st.column_config.TextColumn(f"Time ({tz})")})
@@ -156,7 +156,7 @@ if state.customer:
                 usage_head.markdown("**Promotion codes** used by this customer (latest first)")
                 download(usage_export, "Download CSV (all uses)", len(detail["promotion_usage"]), "uses", "customer_usage",
                          state.customer, key="customers_usage_export", file="customer-promotions")
-                st.dataframe(views.customer_usage_rows(detail["promotion_usage"], tz), key="customers_usage", hide_index=True,
+                st.dataframe(views.customer_usage_rows(detail["promotion_usage"], tz), key="customers_usage", hide_index=True, placeholder=fmt.EMPTY,
                              width="stretch", height="content",
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
             st.caption("Link to this customer:")
@@ -178,7 +178,7 @@ with data.section("Retention cohorts"):
         if note := views.partial_note(grid):
             st.caption(fmt.md_escape(note))
         with st.expander("Cohorts as a table", icon=":material/table:"):
-            st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, width="stretch",
+            st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
                          height="content", column_config={c: st.column_config.NumberColumn(**fmt.PERCENT_COLUMN)
                                                           for c in views.cohort_table(grid).columns if c.startswith("Month")})
     else:

@@ -128,7 +128,7 @@ with data.section("Top failure reasons"):
     st.dataframe(
         top_reasons,
         key="overview_reasons",
-        hide_index=True,
+        hide_index=True, placeholder=fmt.EMPTY,
         width="stretch",
         height="content",
         row_height=tables.WRAPPING_ROW_HEIGHT,

@@ -116,7 +116,7 @@ with data.section("Payments"):
         st.dataframe(
             tables.payment_rows(found.rows, tz),
             key=table_key,
-            hide_index=True,
+            hide_index=True, placeholder=fmt.EMPTY,
             width="stretch",
             height=600,
             on_select=lambda: open_selected(table_key, charge_ids),
@@ -155,11 +155,11 @@ if state.charge:
             outcome.metric("Outcome of the payment", fmt.text(detail["payment_outcome"]),
                            help="How its payment intent stands after all attempts: succeeded, recovered (a retry won), failed or pending.")
             attempts.metric("Attempts", fmt.count(len(detail["retry_history"])))
-            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, width="stretch",
+            st.dataframe(tables.payment_fields(detail, tz), key="payments_fields", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
                          height="content")
             st.markdown("**Retry history** of its payment intent")
             history = tables.retry_history(detail["retry_history"], tz)
-            st.dataframe(history, key="payments_history", hide_index=True,
+            st.dataframe(history, key="payments_history", hide_index=True, placeholder=fmt.EMPTY,
                          width="stretch", height="content", column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar")})
             downloads.frame_download(st, history, "Download CSV (retry history)", "retry-history",
                                      "payments_history_csv")
