@@ -75,7 +75,7 @@ def live() -> None:
         rate = snap["checkout_success_rate_15m"]
         tiles[0].metric("Checkout success (15 min)", fmt.percent(rate),
                         None if rate is None else f"{(rate - TARGET) * 100:+.1f} pp vs 97% target", help=view.SUCCESS_RATE)
-        tiles[0].caption(f"{fmt.count(snap['checkouts_completed_15m'])} completed checkouts")
+        tiles[0].caption(fmt.quantity(snap['checkouts_completed_15m'], 'completed checkout'))
         tiles[1].metric("Sessions active", fmt.count(snap["active_sessions"]), help=view.ACTIVE)
         tiles[2].metric("Sessions pending", fmt.count(snap["pending_sessions"]), help=view.PENDING)
         slo = panels["slo"]

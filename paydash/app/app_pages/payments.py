@@ -100,7 +100,7 @@ with data.section("Payments"):
             st.code(explorer.export_command(state.filters), language="bash")
         elif found.total:
             st.download_button(
-                f"Download CSV ({fmt.count(found.total)} payments)",
+                f"Download CSV ({fmt.quantity(found.total, 'payment')})",
                 data=data.csv_export(source, state.filters, on_done=admin_data.export_recorder(
                     settings, user.username, f"payments CSV, {found.total} rows, filters {explorer.state_to_params(state) or 'none'}")),
                 file_name=f"payments-{date.today():%Y%m%d}.csv",

@@ -177,7 +177,7 @@ if ready and state.code:
             count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
             count_col.markdown(f"**{fmt.count(history.total)}** matching uses")
             if history.total:
-                download(export_col, f"Download CSV ({fmt.count(history.total)} uses)", history.total, "uses", "promotion_usage",
+                download(export_col, f"Download CSV ({fmt.quantity(history.total, 'use')})", history.total, "uses", "promotion_usage",
                          filters, key="promotions_usage_export", file="promotion-usage")
                 st.dataframe(views.usage_rows(history.rows, tz), key=f"promotions_usage_{state.page}", hide_index=True, placeholder=fmt.EMPTY,
                              width="stretch", height="content",

@@ -200,7 +200,7 @@ with data.section("Audit log"):
         admin_data.record(settings, user.username, AUDIT.EXPORT, f"audit log CSV, {found.total} entries")
         return body
 
-    export_col.download_button(f"Download CSV ({fmt.count(found.total)} entries)", data=admin_data.deferred_csv(audit_csv, "audit log"),
+    export_col.download_button(f"Download CSV ({fmt.quantity(found.total, 'entry', 'entries')})", data=admin_data.deferred_csv(audit_csv, "audit log"),
                                file_name=f"paydash-audit-{date.today():%Y%m%d}.csv", mime="text/csv", key="system_audit_csv",
                                on_click="ignore", icon=":material/download:", disabled=not found.total)
     st.caption(f"Sign-ins, failed sign-ins, exports and admin actions, newest first; times in {tz}. "
