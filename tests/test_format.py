@@ -135,3 +135,11 @@ def test_the_heatmap_is_tall_enough_and_marks_the_month_so_far() -> None:
 
 def test_local_time_is_unchanged() -> None:
     assert fmt.local_time(datetime(2026, 3, 10, 16, 0), "America/New_York") == "2026-03-10 12:00:00"
+
+
+def test_the_daily_chart_marks_today_so_far() -> None:
+    series = [{"date": d, "revenue_usd": Decimal("1"), "success_rate": 0.5} for d in ("2026-03-09", "2026-03-10")]
+    spec = charts.daily_revenue(series, "2026-03-10")
+    assert [(v["so_far"], v["day"]) for v in spec["data"]["values"]] == [(False, "whole day"), (True, "today so far")]
+    assert spec["layer"][0]["encoding"]["opacity"]["condition"]["test"] == "datum.so_far"
+    assert not any(v["so_far"] for v in charts.daily_revenue(series)["data"]["values"])

@@ -17,9 +17,15 @@ RECOVERY = "#F58518"
 HEIGHT = 320
 
 
-def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """Revenue per day as bars, success rate as a line on a second axis."""
-    values = [{"date": r["date"], "revenue_usd": float(r["revenue_usd"]), "success_rate": r["success_rate"]} for r in series]
+def daily_revenue(series: list[dict[str, Any]], partial_day: str | None = None) -> dict[str, Any]:
+    """Revenue per day as bars, success rate as a line on a second axis.
+
+    `partial_day` (ISO date): the day that is not over (today so far), drawn paler and said
+    so in its tooltip.
+    """
+    values = [{"date": r["date"], "revenue_usd": float(r["revenue_usd"]), "success_rate": r["success_rate"],
+               "so_far": r["date"] == partial_day, "day": "today so far" if r["date"] == partial_day else "whole day"}
+              for r in series]
     x = {"field": "date", "type": "temporal", "title": None, "axis": {"format": "%b %d"}}
     return {
         "height": HEIGHT,
@@ -30,9 +36,11 @@ def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
                 "mark": {"type": "bar"},
                 "encoding": {
                     "color": {"value": REVENUE},
+                    "opacity": {"condition": {"test": "datum.so_far", "value": 0.45}, "value": 1},
                     "y": {"field": "revenue_usd", "type": "quantitative", "title": "Revenue (USD)", "axis": fmt.VEGA_MONEY_AXIS},
                     "tooltip": [{"field": "date", "type": "temporal", "title": "Day"},
-                                {"field": "revenue_usd", "type": "quantitative", "title": "Revenue", "format": "$,.2f"}],
+                                {"field": "revenue_usd", "type": "quantitative", "title": "Revenue", "format": "$,.2f"},
+                                {"field": "day", "title": "Counted"}],
                 },
             },
             {

@@ -109,6 +109,7 @@ def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -
     assert [r["date"] for r in rows] == [d["date"] for d in numbers["daily"]]
     assert [r["revenue_usd"] for r in rows] == [float(d["revenue_usd"]) for d in numbers["daily"]]
     assert [r["success_rate"] for r in rows] == [d["success_rate"] for d in numbers["daily"]]
+    assert [r["date"] for r in rows if r["so_far"]] == [today_in("UTC").isoformat()]  # today's bar is today so far
 
     spec, rows = chart(at, "donut")
     assert spec["mark"]["innerRadius"] > 0

@@ -94,7 +94,9 @@ with daily_col, data.section("Daily revenue and success rate"):
     st.subheader("Revenue and success rate by day")
     result = data.daily_series(source, rng.start, rng.end, funnel)
     loaded.append(result.loaded_at)
-    st.vega_lite_chart(spec=charts.daily_revenue(result.value), key="overview_daily", width="stretch")
+    partial_day = rng.so_far(now).partial_day
+    st.vega_lite_chart(spec=charts.daily_revenue(result.value, partial_day and partial_day.isoformat()),
+                       key="overview_daily", width="stretch")
 
 with donut_col, data.section("Failures by category"):
     st.subheader("Failures by category", help=definitions.FAILED)
