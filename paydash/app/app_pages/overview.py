@@ -67,9 +67,9 @@ rng, range_note = ranges.chosen_range(preset, custom, tz)
 if range_note:
     st.info(range_note)
 # a range that holds today is today so far: both periods are cut at this minute (the cache key)
-now = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
-until = rng.so_far(now).until
-st.caption(ranges.comparison_caption(rng, now))
+as_of = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+until, partial_day = rng.so_far(as_of).until, rng.so_far(as_of).partial_day
+st.caption(ranges.comparison_caption(rng, as_of))
 
 # -- the four cards -----------------------------------------------------------------------------
 with data.section("Totals"):
@@ -94,7 +94,6 @@ with daily_col, data.section("Daily revenue and success rate"):
     st.subheader("Revenue and success rate by day")
     result = data.daily_series(source, rng.start, rng.end, funnel)
     loaded.append(result.loaded_at)
-    partial_day = rng.so_far(now).partial_day
     st.vega_lite_chart(spec=charts.daily_revenue(result.value, partial_day and partial_day.isoformat()),
                        key="overview_daily", width="stretch")
 
