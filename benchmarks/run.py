@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, time as clock, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,7 @@ def ensure_database(url: str, size: int, end: date, rebuild: bool) -> tuple[Ware
 
 def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
     rng = DateRange(end - timedelta(days=29), end, "UTC")
+    noon = datetime.combine(end, clock(12))  # "today so far": the range and its previous period cut at 12:00 UTC
     m = wh.marts
     out: dict[str, float] = {}
     with wh.read() as conn:
@@ -84,7 +85,7 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         adjusted = {"with_refunds": True, "with_disputes": True}
 
         def overview_page() -> None:
-            overview.overview(conn, m, rng, mart_tz="UTC", **adjusted)
+            overview.overview(conn, m, rng, mart_tz="UTC", now=noon, **adjusted)
             overview.daily_series(conn, m, rng, mart_tz="UTC")
             failures.failure_breakdown(conn, m, rng)
             recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC")
@@ -92,13 +93,16 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
 
         def overview_funnel() -> None:
-            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", **adjusted)
+            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", now=noon, **adjusted)
             overview.daily_series(conn, m, rng, "mobile_app", mart_tz="UTC")
             failures.failure_breakdown(conn, m, rng, "mobile_app")
             recovery.recovery(conn, m, rng, "mobile_app", precomputed=True, mart_tz="UTC")
 
         out["overview: all queries, one funnel"] = timed(overview_funnel, repeat)
-        out["overview: totals (current + previous)"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: totals (current + previous), today so far"] = timed(
+            lambda: overview.overview(conn, m, rng, mart_tz="UTC", now=noon), repeat
+        )
+        out["overview: totals (current + previous), whole days"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
         out["overview: totals with refunds and disputes"] = timed(
             lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted), repeat)
         out["overview: refunds and disputes alone (current + previous)"] = timed(

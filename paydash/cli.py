@@ -312,9 +312,12 @@ def _range_command(name: str, doc: str, compute) -> None:  # noqa: ANN001
 
 
 def _overview(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
+    from datetime import datetime, timezone
+
     from paydash.queries.overview import overview
 
-    return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone,
+    # a range that holds today is today so far, compared with the same hours back then (as_of)
+    return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone, now=datetime.now(timezone.utc),
                     with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes))
 
 
@@ -338,7 +341,8 @@ def _recovery(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
                     mart_tz=wh.settings.timezone)
 
 
-_range_command("overview", "Revenue, attempts, failures and success rate of a range and of its previous period.", _overview)
+_range_command("overview", "Revenue, attempts, failures and success rate of a range and of its previous period "
+               "(a range ending today is compared up to the same time of day: as_of).", _overview)
 _range_command("daily", "Revenue, attempts and success rate per day.", _daily)
 _range_command("failures", "Failed attempts by category and by decline code, with the recommended action.", _failures)
 _range_command("recovery", "Recovery rate, recovered revenue and payment-level acceptance, by day of first failure.", _recovery)

@@ -69,10 +69,12 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- an independent computation --------------------------------------------------------
-def independent_totals(db: str, start: date, end: date, tz: str = "UTC", funnel: str | None = None) -> dict:
-    """Period totals straight from the charge mart, by SQL written here, not by paydash."""
+def independent_totals(db: str, start: date, end: date, tz: str = "UTC", funnel: str | None = None,
+                       until: datetime | None = None) -> dict:
+    """Period totals straight from the charge mart, by SQL written here, not by paydash (up to `until`, naive UTC)."""
     lo = datetime.combine(start, time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
     hi = datetime.combine(end + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
+    hi = min(hi, until) if until else hi
     sql = (
         "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'), "
         "coalesce(sum(amount_usd) FILTER (WHERE status = 'succeeded'), 0), "
@@ -99,10 +101,12 @@ def independent_totals(db: str, start: date, end: date, tz: str = "UTC", funnel:
             "failed_amount_usd": Decimal(failed_amount).quantize(Decimal("0.01"))}
 
 
-def independent_adjustments(db: str, start: date, end: date, tz: str = "UTC", funnel: str | None = None) -> dict:
-    """Refunds and disputes created in the period straight from their marts, by SQL written here."""
+def independent_adjustments(db: str, start: date, end: date, tz: str = "UTC", funnel: str | None = None,
+                            until: datetime | None = None) -> dict:
+    """Refunds and disputes created in the period straight from their marts, by SQL written here (up to `until`)."""
     lo = datetime.combine(start, time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
     hi = datetime.combine(end + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(timezone.utc).replace(tzinfo=None)
+    hi = min(hi, until) if until else hi
     of_funnel = " AND charge_id IN (SELECT charge_id FROM mart_stripe_payments WHERE funnel_name = {p})" if funnel else ""
     queries = {
         "refunds": "SELECT count(*), coalesce(sum(amount_usd), 0) FROM mart_stripe_refunds WHERE created_at >= {p} "
@@ -131,9 +135,10 @@ def cents(value: float) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-def assert_period_agrees(period: dict, db: str, tz: str = "UTC", funnel: str | None = None) -> None:
+def assert_period_agrees(period: dict, db: str, tz: str = "UTC", funnel: str | None = None,
+                         until: datetime | None = None) -> None:
     assert PERIOD_KEYS <= set(period)
-    want = independent_totals(db, date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), tz, funnel)
+    want = independent_totals(db, date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), tz, funnel, until)
     got = {k: period[k] for k in ("attempts", "successful", "failed")}
     got |= {k: cents(period[k]) for k in ("revenue_usd", "failed_amount_usd")}
     assert got == want
@@ -143,7 +148,8 @@ def assert_period_agrees(period: dict, db: str, tz: str = "UTC", funnel: str | N
         assert period["success_rate"] == pytest.approx(want["successful"] / want["attempts"])
     else:
         assert period["success_rate"] is None
-    adjusted = independent_adjustments(db, date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), tz, funnel)
+    adjusted = independent_adjustments(db, date.fromisoformat(period["from"]), date.fromisoformat(period["to"]), tz, funnel,
+                                       until)
     assert {k: period[k] for k in ("refunds", "disputes")} == {k: adjusted[k] for k in ("refunds", "disputes")}
     assert (cents(period["refunded_usd"]), cents(period["disputed_usd"])) == (adjusted["refunded_usd"], adjusted["disputed_usd"])
     assert cents(period["net_revenue_usd"]) == want["revenue_usd"] - adjusted["refunded_usd"]
@@ -168,10 +174,16 @@ RANGES = {
 def test_query_overview_agrees_to_the_cent(demo_db, back) -> None:
     start, end = today() - timedelta(days=back[0]), today() - timedelta(days=back[1])
     result = run_json("query", "overview", "--from", start.isoformat(), "--to", end.isoformat(), "--db", demo_db)
-    assert {"from", "to", "current", "previous"} <= set(result)
+    assert {"from", "to", "current", "previous", "as_of"} <= set(result)
     assert (result["from"], result["to"]) == (start.isoformat(), end.isoformat())
-    assert_period_agrees(result["current"], demo_db)
-    assert_period_agrees(result["previous"], demo_db)
+    as_of = previous_cut = None
+    if end == today():  # today so far, against the same hours of the previous period's last day
+        as_of = datetime.fromisoformat(result["as_of"].removesuffix("Z"))
+        previous_cut = as_of - timedelta(days=(end - start).days + 1)  # UTC has no DST
+    else:
+        assert result["as_of"] is None
+    assert_period_agrees(result["current"], demo_db, until=as_of)
+    assert_period_agrees(result["previous"], demo_db, until=previous_cut)
     days = (end - start).days + 1
     assert result["previous"]["to"] == (start - timedelta(days=1)).isoformat()
     assert result["previous"]["from"] == (start - timedelta(days=days)).isoformat()
@@ -380,6 +392,25 @@ def _entry_point(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "paydash.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_")}
     return subprocess.run([*command, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_query_overview_as_of_through_the_installed_command(demo_db, tmp_path) -> None:
+    """A range ending today carries as_of, the moment (UTC, ISO 8601) both periods are cut at."""
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    done = _entry_point(tmp_path, "query", "overview", "--from", (today() - timedelta(days=6)).isoformat(),
+                        "--db", demo_db, "--json")
+    after = datetime.now(timezone.utc)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["as_of"].endswith("Z")
+    as_of = datetime.fromisoformat(result["as_of"])
+    assert before <= as_of <= after
+    assert result["to"] == as_of.date().isoformat()
+    assert_period_agrees(result["previous"], demo_db, until=as_of.replace(tzinfo=None) - timedelta(days=7))
+
+    past = _entry_point(tmp_path, "query", "overview", "--from", "2024-01-01", "--to", "2024-01-07", "--db", demo_db, "--json")
+    assert past.returncode == 0, past.stderr
+    assert json.loads(past.stdout)["as_of"] is None
 
 
 def test_the_installed_command_prints_one_line_and_debug_prints_the_traceback(tmp_path) -> None:

@@ -237,6 +237,20 @@ def test_cohorts_by_hand(databases, totals: bool) -> None:  # noqa: ANN001
     assert cohorts(wh, "Pacific/Auckland", "UTC") == AUCKLAND_COHORTS
 
 
+def test_the_cells_of_the_current_month_are_partial(databases) -> None:  # noqa: ANN001
+    wh = build(databases, payments(), totals=True)
+
+    def partial(today):  # noqa: ANN001, ANN202
+        with wh.read() as conn:
+            rows = cq.retention_cohorts(conn, wh.marts, "UTC", "UTC", precomputed=True, today=today)
+        return [(r["cohort_month"], r["months_since"]) for r in rows if r["partial"]]
+
+    assert partial(date(2026, 3, 15)) == [(date(2026, 1, 1), 2)]  # January's cohort, two months on: March
+    assert partial(date(2026, 2, 1)) == [(date(2026, 1, 1), 1), (date(2026, 2, 1), 0)]
+    assert partial(date(2026, 4, 30)) == [(date(2026, 2, 1), 2)]
+    assert partial(date(2027, 1, 1)) == partial(None) == []
+
+
 @pytest.mark.parametrize("totals", [True, False], ids=["totals-mart", "charge-mart"])
 def test_cohorts_from_a_mart_built_in_the_reporting_timezone(databases, totals: bool) -> None:  # noqa: ANN001
     wh = build(databases, payments(tz="Pacific/Auckland"), totals=totals)

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from paydash.app import format as fmt
+
 REVENUE = "#4C78A8"
 SUCCESS = "#54A24B"
 RECOVERY = "#F58518"
 HEIGHT = 320
 
 
-def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """Revenue per day as bars, success rate as a line on a second axis."""
-    values = [{"date": r["date"], "revenue_usd": float(r["revenue_usd"]), "success_rate": r["success_rate"]} for r in series]
+def daily_revenue(series: list[dict[str, Any]], partial_day: str | None = None) -> dict[str, Any]:
+    """Revenue per day as bars, success rate as a line on a second axis.
+
+    `partial_day` (ISO date): the day that is not over (today so far), drawn paler and said
+    so in its tooltip.
+    """
+    values = [{"date": r["date"], "revenue_usd": float(r["revenue_usd"]), "success_rate": r["success_rate"],
+               "so_far": r["date"] == partial_day, "day": "today so far" if r["date"] == partial_day else "whole day"}
+              for r in series]
     x = {"field": "date", "type": "temporal", "title": None, "axis": {"format": "%b %d"}}
     return {
         "height": HEIGHT,
@@ -28,9 +36,11 @@ def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
                 "mark": {"type": "bar"},
                 "encoding": {
                     "color": {"value": REVENUE},
-                    "y": {"field": "revenue_usd", "type": "quantitative", "title": "Revenue (USD)", "axis": {"format": "$~s"}},
+                    "opacity": {"condition": {"test": "datum.so_far", "value": 0.45}, "value": 1},
+                    "y": {"field": "revenue_usd", "type": "quantitative", "title": "Revenue (USD)", "axis": fmt.VEGA_MONEY_AXIS},
                     "tooltip": [{"field": "date", "type": "temporal", "title": "Day"},
-                                {"field": "revenue_usd", "type": "quantitative", "title": "Revenue", "format": "$,.2f"}],
+                                {"field": "revenue_usd", "type": "quantitative", "title": "Revenue", "format": "$,.2f"},
+                                {"field": "day", "title": "Counted"}],
                 },
             },
             {
@@ -38,9 +48,9 @@ def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
                 "encoding": {
                     "color": {"value": SUCCESS},
                     "y": {"field": "success_rate", "type": "quantitative", "title": "Success rate",
-                          "axis": {"format": ".0%", "orient": "right"}, "scale": {"domain": [0, 1]}},
+                          "axis": {"format": fmt.VEGA_PERCENT_AXIS, "orient": "right"}, "scale": {"domain": [0, 1]}},
                     "tooltip": [{"field": "date", "type": "temporal", "title": "Day"},
-                                {"field": "success_rate", "type": "quantitative", "title": "Success rate", "format": ".1%"}],
+                                {"field": "success_rate", "type": "quantitative", "title": "Success rate", "format": fmt.VEGA_PERCENT}],
                 },
             },
         ],
@@ -49,20 +59,21 @@ def daily_revenue(series: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def failure_donut(by_category: list[dict[str, Any]]) -> dict[str, Any]:
-    """Failed attempts by failure category."""
-    values = [{"category": str(c["failure_category"]), "failures": c["failures"], "share": c["share"]} for c in by_category]
+    """Failed attempts by failure category (the legend in words; `category` keeps the value itself)."""
+    values = [{"category": str(c["failure_category"]), "label": fmt.words(c["failure_category"]), "failures": c["failures"],
+               "share": c["share"]} for c in by_category]
     return {
         "height": HEIGHT,
         "data": {"values": values},
         "mark": {"type": "arc", "innerRadius": 55},
         "encoding": {
             "theta": {"field": "failures", "type": "quantitative", "stack": True},
-            "color": {"field": "category", "type": "nominal", "title": "Category", "sort": None,
+            "color": {"field": "label", "type": "nominal", "title": "Category", "sort": None,
                       "legend": {"orient": "bottom", "columns": 2, "labelLimit": 180}},
             "order": {"field": "failures", "type": "quantitative", "sort": "descending"},
-            "tooltip": [{"field": "category", "title": "Category"},
+            "tooltip": [{"field": "label", "title": "Category"},
                         {"field": "failures", "type": "quantitative", "title": "Failures", "format": ","},
-                        {"field": "share", "type": "quantitative", "title": "Share", "format": ".1%"}],
+                        {"field": "share", "type": "quantitative", "title": "Share", "format": fmt.VEGA_PERCENT}],
         },
     }
 
@@ -79,9 +90,9 @@ def recovery_trend(by_day: list[dict[str, Any]]) -> dict[str, Any]:
             "color": {"value": RECOVERY},
             "x": {"field": "date", "type": "temporal", "title": None, "axis": {"format": "%b %d"}},
             "y": {"field": "recovery_rate", "type": "quantitative", "title": "Recovered / first attempt failed",
-                  "axis": {"format": ".0%"}},
+                  "axis": {"format": fmt.VEGA_PERCENT_AXIS}},
             "tooltip": [{"field": "date", "type": "temporal", "title": "First failure"},
-                        {"field": "recovery_rate", "type": "quantitative", "title": "Recovery rate", "format": ".1%"},
+                        {"field": "recovery_rate", "type": "quantitative", "title": "Recovery rate", "format": fmt.VEGA_PERCENT},
                         {"field": "recovered", "type": "quantitative", "title": "Recovered"},
                         {"field": "first_failed", "type": "quantitative", "title": "First attempt failed"}],
         },

@@ -258,7 +258,7 @@ def discount_text(row: dict[str, Any]) -> str:
         return f"{float(row['percent_off']):g}% off"
     if row.get("amount_off_usd") is not None:
         return f"{fmt.money(row['amount_off_usd'])} off"
-    return "-"
+    return fmt.EMPTY
 
 
 def code_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
@@ -274,7 +274,7 @@ def code_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
                 "Cleared": int(r["cleared"]),
                 "Failed": int(r["failed"]),
                 "Discount given (USD)": _float(r["discount_usd"]),
-                "Active": "yes" if r["active"] else ("no" if r["active"] is not None else "-"),
+                "Active": "yes" if r["active"] else ("no" if r["active"] is not None else fmt.EMPTY),
                 "Created": fmt.local_time(r["created_at"], tz),
                 "Expires": fmt.local_time(r["expires_at"], tz) if r["expires_at"] else "never",
             }
@@ -346,36 +346,57 @@ def usage_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
 
 
 # -- the cohort heatmap (Vega-Lite, like paydash/app/charts.py) --------------------------------------------
+PARTIAL_MARK = "*"
+ROW_HEIGHT = 44  # px per cohort: the share printed in each cell stays readable
+MIN_HEIGHT = 240
+
+
 def cohort_heatmap(grid: list[dict[str, Any]]) -> dict[str, Any]:
+    """The grid as a heatmap; a cell of the month not over yet carries PARTIAL_MARK and a dashed edge."""
     values = [
         {"cohort": f"{r['cohort_month']:%Y-%m}", "months_since": r["months_since"], "share": r["share"],
-         "active": r["active_customers"], "size": r["cohort_customers"]}
+         "active": r["active_customers"], "size": r["cohort_customers"], "partial": bool(r.get("partial")),
+         "label": fmt.percent(r["share"]) + (PARTIAL_MARK if r.get("partial") else ""),
+         "month": "this month so far" if r.get("partial") else "whole month"}
         for r in grid
     ]
     tooltip = [{"field": "cohort", "title": "Cohort (first successful payment)"},
                {"field": "months_since", "title": "Months since"},
                {"field": "active", "title": "Active customers", "format": ","},
                {"field": "size", "title": "Customers in the cohort", "format": ","},
-               {"field": "share", "title": "Share", "format": ".1%"}]
+               {"field": "share", "title": "Share", "format": fmt.VEGA_PERCENT},
+               {"field": "month", "title": "Month"}]
     encoding = {
         "x": {"field": "months_since", "type": "ordinal", "title": "Months since the first successful payment", "axis": {"labelAngle": 0}},
         "y": {"field": "cohort", "type": "ordinal", "title": "Cohort", "sort": "descending"},
     }
     return {
-        "height": max(120, 34 * len({v["cohort"] for v in values})),
+        "height": max(MIN_HEIGHT, ROW_HEIGHT * len({v["cohort"] for v in values})),
         "data": {"values": values},
         "encoding": encoding,
         "layer": [
             {"mark": {"type": "rect"},
              "encoding": {"color": {"field": "share", "type": "quantitative", "title": "Share active",
-                                    "scale": {"scheme": "blues", "domain": [0, 1]}, "legend": {"format": ".0%"}},
+                                    "scale": {"scheme": "blues", "domain": [0, 1]}, "legend": {"format": fmt.VEGA_PERCENT_AXIS}},
+                          "stroke": {"condition": {"test": "datum.partial", "value": "#555"}, "value": None},
+                          "strokeDash": {"condition": {"test": "datum.partial", "value": [4, 3]}, "value": [1, 0]},
                           "tooltip": tooltip}},
-            {"mark": {"type": "text", "baseline": "middle"},
-             "encoding": {"text": {"field": "share", "type": "quantitative", "format": ".0%"},
+            {"mark": {"type": "text", "baseline": "middle", "fontSize": 13},
+             "encoding": {"text": {"field": "label", "type": "nominal"},
                           "color": {"condition": {"test": "datum.share > 0.5", "value": "white"}, "value": "black"},
                           "tooltip": tooltip}},
         ],
     }
+
+
+def partial_note(grid: list[dict[str, Any]]) -> str | None:
+    """What the mark on the current month's cells means, when there are any."""
+    months = {(r["cohort_month"].year * 12 + r["cohort_month"].month - 1 + r["months_since"]) for r in grid if r.get("partial")}
+    if not months:
+        return None
+    month = next(iter(months))
+    return (f"{PARTIAL_MARK} {date(month // 12, month % 12 + 1, 1):%B %Y} is not over: its cells count the month so far, "
+            "so they read low against whole months.")
 
 
 def cohort_table(grid: list[dict[str, Any]]) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from paydash.app import format as fmt
 from paydash.app.format import md_escape
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.queries import customers, failures, operations, overview, payments, promotions, recovery
-from paydash.queries.dates import DateRange
+from paydash.queries.dates import DateRange, today_in
 from paydash.queries.filters import PaymentFilters
 from paydash.queries.system import table_name
 from paydash.settings import BY_NAME, SETTINGS, Settings, load_settings
@@ -152,11 +152,12 @@ def _read(source: Source) -> Iterator[tuple[Warehouse, Any]]:
 
 # -- Overview ---------------------------------------------------------------------------
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
-def overview_totals(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+def overview_totals(source: Source, start: date, end: date, funnel: str | None, until: datetime | None = None) -> Loaded:
+    """The range and its previous period; `until` (naive UTC, in the range) cuts both: today so far."""
     with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
         present = optional_marts(source)
-        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone,
+        return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone, now=until,
                                          with_refunds=present["refunds"], with_disputes=present["disputes"]))
 
 
@@ -366,12 +367,18 @@ def customer_detail(source: Source, customer_id: str) -> Loaded:
                                                  with_usage=present["promotion_usage"]))
 
 
+def today(source: Source) -> date:
+    """Today in the reporting timezone (read by the page, passed to the queries)."""
+    return today_in(source.timezone)
+
+
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
-def retention_cohorts(source: Source) -> Loaded:
+def retention_cohorts(source: Source, today: date | None = None) -> Loaded:
+    """The cohort grid; the cells of `today`'s month are marked partial."""
     precomputed = optional_marts(source)["customer_months"]
     with _read(source) as (wh, conn):
         return _loaded(customers.retention_cohorts(conn, wh.marts, source.timezone, mart_tz=source.timezone,
-                                                   precomputed=precomputed))
+                                                   precomputed=precomputed, today=today))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)

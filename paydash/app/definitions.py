@@ -2,7 +2,8 @@
 
 RANGE = (
     "Whole calendar days in the reporting timezone, both ends included. Changes compare with the "
-    "previous period: the same number of days, ending the day before the range starts."
+    "previous period: the same number of days, ending the day before the range starts. A range "
+    "ending today is today so far: the previous period is cut at the same time of day."
 )
 REVENUE = "Sum of amount_usd over successful attempts in the range."
 SUCCESS_RATE = "Successful attempts / all attempts in the range. The change is in percentage points (pp)."

@@ -58,9 +58,9 @@ def success_rate(series: list[dict[str, Any]], tz: str, target: float) -> dict[s
         "layer": [
             {"data": {"values": values}, "mark": {"type": "line", "point": False, "color": BLUE},
              "encoding": {"x": _x(), "y": {"field": "rate", "type": "quantitative", "title": "Success rate (15 min)",
-                                           "axis": {"format": ".1%"}, "scale": {"zero": False, "domainMax": 1}},
+                                           "axis": {"format": fmt.VEGA_PERCENT}, "scale": {"zero": False, "domainMax": 1}},
                           "tooltip": [{"field": "at", "type": "temporal", "title": "Window ending", "format": "%b %d %H:%M"},
-                                      {"field": "rate", "type": "quantitative", "title": "Success rate", "format": ".1%"},
+                                      {"field": "rate", "type": "quantitative", "title": "Success rate", "format": fmt.VEGA_PERCENT},
                                       {"field": "completed", "type": "quantitative", "title": "Completed checkouts"}]}},
             {"data": {"values": [{"target": target}]}, "mark": {"type": "rule", "color": BAD, "strokeDash": [6, 4]},
              "encoding": {"y": {"field": "target", "type": "quantitative"}}},
@@ -115,10 +115,10 @@ def retries(hours: list[dict[str, Any]], tz: str) -> dict[str, Any]:
              "encoding": {"x": x, "y": {"field": "attempts", "type": "quantitative", "title": "Retries per hour", "axis": COUNT_AXIS}}},
             {"mark": {"type": "line", "color": GOOD, "point": True},
              "encoding": {"x": x, "y": {"field": "rate", "type": "quantitative", "title": "Retry success rate",
-                                        "axis": {"format": ".0%", "orient": "right"}, "scale": {"domain": [0, 1]}},
+                                        "axis": {"format": fmt.VEGA_PERCENT_AXIS, "orient": "right"}, "scale": {"domain": [0, 1]}},
                           "tooltip": [{"field": "at", "type": "temporal", "title": "Hour", "format": "%b %d %H:00"},
                                       {"field": "attempts", "type": "quantitative", "title": "Retries"},
-                                      {"field": "rate", "type": "quantitative", "title": "Success rate", "format": ".1%"}]}},
+                                      {"field": "rate", "type": "quantitative", "title": "Success rate", "format": fmt.VEGA_PERCENT}]}},
         ],
         "resolve": {"scale": {"y": "independent"}},
     }
@@ -222,9 +222,9 @@ def overrides_table(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
 
 def seconds(value: float | None) -> str:
     if value is None:
-        return "-"
+        return fmt.EMPTY
     return f"{value:,.1f} s" if value < 120 else f"{value / 60:,.1f} min"
 
 
 def milliseconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
+    return fmt.EMPTY if value is None else f"{value:,.0f} ms"

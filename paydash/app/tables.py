@@ -10,6 +10,10 @@ from paydash.app import format as fmt
 from paydash.decline_codes import CATEGORIES, DECLINE_CODES
 
 
+# st.dataframe(row_height=...): Streamlit wraps a cell's text only in rows taller than 4rem (64 px)
+WRAPPING_ROW_HEIGHT = 66
+
+
 def top_failure_reasons(by_code: list[dict[str, Any]], limit: int = 10) -> pd.DataFrame:
     rows = []
     for r in by_code[:limit]:
@@ -50,7 +54,7 @@ def payment_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
                 "Status": fmt.text(r["status"]),
                 "Failure": fmt.text(r.get("failure_code") or r.get("failure_category") or ""),
                 "Funnel": fmt.text(r.get("funnel_name")),
-                "Card": card or "-",
+                "Card": card or fmt.EMPTY,
                 "Customer": fmt.text(r.get("customer_id")),
             }
         )
@@ -59,10 +63,10 @@ def payment_rows(rows: list[dict[str, Any]], tz: str) -> pd.DataFrame:
 
 def original_amount(detail: dict[str, Any]) -> str:
     """'≈ 39.99 CAD': the amount in the charge's own currency ('≈': converted back from amount_usd), or
-    '-' when no rate is known."""
+    fmt.EMPTY when no rate is known."""
     own = detail.get("original_amount")
     if not own:
-        return "-"
+        return fmt.EMPTY
     return ("≈ " if own.get("approximate") else "") + f"{own['amount']:,} {own['currency'].upper()}"
 
 

@@ -326,8 +326,12 @@ def _shares(grid: sa.Subquery) -> sa.Select:
 
 
 def retention_cohorts(conn: Connection, marts: Marts, tz: str, mart_tz: str | None = None, since: date | None = None,
-                      precomputed: bool = False) -> list[dict[str, Any]]:
-    """The cohort grid, oldest cohort first, months since in order."""
+                      precomputed: bool = False, today: date | None = None) -> list[dict[str, Any]]:
+    """The cohort grid, oldest cohort first, months since in order.
+
+    `partial` marks the cells of the month `today` falls in (in `tz`): that month is not
+    over, so its share counts only the days so far and reads low against whole months.
+    """
     inner = cohorts_select(marts, tz, mart_tz, since, precomputed).subquery("cohorts")
     stmt = select(inner).order_by(inner.c.cohort_month, inner.c.months_since)
     out = []
@@ -336,6 +340,8 @@ def retention_cohorts(conn: Connection, marts: Marts, tz: str, mart_tz: str | No
         cohort = row["cohort_month"]
         row["cohort_month"] = cohort.date() if isinstance(cohort, datetime) else cohort
         row["months_since"] = int(row["months_since"])
+        months = row["cohort_month"].year * 12 + row["cohort_month"].month - 1 + row["months_since"]
+        row["partial"] = today is not None and months == today.year * 12 + today.month - 1
         out.append(row)
     return out
 

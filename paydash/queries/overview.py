@@ -13,17 +13,22 @@ Refunds and disputes (optional marts) are counted by their own created_at in the
 refunds that failed or were canceled are left out. Net revenue is revenue minus refunds
 created in the range; the dispute rate is disputes created / successful attempts.
 Without a mart its fields are None (the page says which mart to add).
+
+Today so far: given `now`, a range that holds today stops at now and its previous period
+at the same local time of the matching day (`DateRange.so_far`, `previous`). The daily
+mart has whole days only, so the two partial days come from the charge mart (one day
+each, a narrow created_at range) and every other day from the daily mart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import Date, Select, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
@@ -141,36 +146,63 @@ def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
 
 def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str):
     """(day, attempts, successful, failed, revenue, failed_amount) per day present."""
-    if uses_daily_mart(rng, mart_tz):
-        d = marts.daily.c
-        stmt = (
-            select(
-                d.date.label("day"),
-                func.coalesce(func.sum(d.total_attempts), 0),
-                func.coalesce(func.sum(d.successful_payments), 0),
-                func.coalesce(func.sum(d.failed_payments), 0),
-                func.coalesce(func.sum(d.gross_revenue_usd), 0),
-                func.coalesce(func.sum(d.failed_revenue_usd), 0),
-            )
-            .where(d.date >= rng.start, d.date <= rng.end)
-            .group_by(d.date)
+    if not uses_daily_mart(rng, mart_tz):
+        return conn.execute(_charge_days(marts, rng, funnel)).all()
+    partial = rng.partial_day
+    if partial is None:
+        return conn.execute(_mart_days(marts, rng.start, rng.end, funnel)).all()
+    # whole days from the daily mart and the partial day from the charge mart, in one statement
+    day = DateRange(partial, partial, rng.tz, rng.until)
+    return conn.execute(union_all(_mart_days(marts, rng.start, partial - timedelta(days=1), funnel),
+                                  _charge_day(marts, day, funnel))).all()
+
+
+def _mart_days(marts: Marts, start: date, end: date, funnel: str | None) -> Select:
+    """Whole days from the daily mart (its dates are days in the reporting timezone)."""
+    d = marts.daily.c
+    stmt = (
+        select(
+            d.date.label("day"),
+            func.coalesce(func.sum(d.total_attempts), 0),
+            func.coalesce(func.sum(d.successful_payments), 0),
+            func.coalesce(func.sum(d.failed_payments), 0),
+            func.coalesce(func.sum(d.gross_revenue_usd), 0),
+            func.coalesce(func.sum(d.failed_revenue_usd), 0),
         )
-        if funnel:
-            stmt = stmt.where(d.funnel_name == funnel)
-    else:
-        p = marts.payments.c
-        where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
-        # the local day is computed once in a subquery, so its timezone is bound once
-        rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
-        stmt = select(
-            rows.c.day,
-            func.count(),
-            count_if(rows.c.status == "succeeded"),
-            count_if(rows.c.status == "failed"),
-            sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
-            sum_if(rows.c.amount_usd, rows.c.status == "failed"),
-        ).group_by(rows.c.day)
-    return conn.execute(stmt).all()
+        .where(d.date >= start, d.date <= end)
+        .group_by(d.date)
+    )
+    return stmt.where(d.funnel_name == funnel) if funnel else stmt
+
+
+def _charge_days(marts: Marts, rng: DateRange, funnel: str | None) -> Select:
+    """The same per local day from the charge mart (any timezone)."""
+    p = marts.payments.c
+    where = [in_range(p.created_at, rng)] + ([p.funnel_name == funnel] if funnel else [])
+    # the local day is computed once in a subquery, so its timezone is bound once
+    rows = select(local_date(p.created_at, rng.tz, rng).label("day"), p.status, p.amount_usd).where(*where).subquery()
+    return select(
+        rows.c.day,
+        func.count(),
+        count_if(rows.c.status == "succeeded"),
+        count_if(rows.c.status == "failed"),
+        sum_if(rows.c.amount_usd, rows.c.status == "succeeded"),
+        sum_if(rows.c.amount_usd, rows.c.status == "failed"),
+    ).group_by(rows.c.day)
+
+
+def _charge_day(marts: Marts, day: DateRange, funnel: str | None) -> Select:
+    """One (partial) day from the charge mart: a narrow created_at range, no grouping."""
+    p = marts.payments.c
+    where = [in_range(p.created_at, day)] + ([p.funnel_name == funnel] if funnel else [])
+    return select(
+        literal(day.start, Date).label("day"),
+        func.count(),
+        count_if(p.status == "succeeded"),
+        count_if(p.status == "failed"),
+        sum_if(p.amount_usd, p.status == "succeeded"),
+        sum_if(p.amount_usd, p.status == "failed"),
+    ).where(*where)
 
 
 def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
@@ -185,18 +217,26 @@ def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | 
 
 
 def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
-             with_refunds: bool = False, with_disputes: bool = False) -> dict[str, Any]:
-    """Totals of the range and of its previous period (same length, ending the day before)."""
+             with_refunds: bool = False, with_disputes: bool = False, now: datetime | None = None) -> dict[str, Any]:
+    """Totals of the range and of its previous period (same length, ending the day before).
+
+    With `now` (aware, or naive UTC) inside the range, the range is today so far and the
+    previous period is cut at the same local time; `as_of` is then that moment in UTC
+    (ISO 8601), else None (whole days on both sides). Refunds and disputes use the same bounds.
+    """
+    if now is not None:
+        rng = rng.so_far(now)
     current = period_totals(conn, marts, rng, funnel, mart_tz)
     previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz)
     # refunds and disputes of both periods in one read
-    now, before = adjustments_of(conn, marts, [rng, rng.previous()], funnel, with_refunds, with_disputes)
-    current, previous = replace(current, adjustments=now), replace(previous, adjustments=before)
+    these, those = adjustments_of(conn, marts, [rng, rng.previous()], funnel, with_refunds, with_disputes)
+    current, previous = replace(current, adjustments=these), replace(previous, adjustments=those)
     return {
         "from": rng.start.isoformat(),
         "to": rng.end.isoformat(),
         "tz": rng.tz,
         "funnel": funnel,
+        "as_of": utc_iso(rng.until),
         "current": current.as_dict(),
         "previous": previous.as_dict(),
         "change": changes(current, previous),
@@ -257,3 +297,8 @@ def funnels(conn: Connection, marts: Marts) -> list[str]:
     rows = conn.execute(select(d.funnel_name).where(d.funnel_name.is_not(None)).distinct().order_by(d.funnel_name))
     return [r[0] for r in rows]
 
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """A naive UTC moment as ISO 8601 with its zone ("2026-03-10T16:00:00Z"), None stays None."""
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from paydash.app import customer_views as views
 from paydash.app import data
+from paydash.app import format as fmt
 from paydash.queries import customers as cq
+from paydash.queries.dates import today_in
 from paydash.settings import Settings
 
 from conftest import clear_data_caches
@@ -30,11 +32,11 @@ def shown(at):  # noqa: ANN001, ANN201
 
 
 def summary(at) -> list[str]:  # noqa: ANN001
-    return [m.value for m in at.markdown if m.value.endswith(" customers") or m.value.startswith("Page ")]
+    return [m.value for m in at.markdown if m.value.endswith((" customers", " customer")) or m.value.startswith("Page ")]
 
 
 def assert_shows(at, want, page: int = 1) -> None:  # noqa: ANN001
-    assert summary(at) == [f"**{want.total:,}** customers", f"Page {page:,} of {want.pages:,}"]
+    assert summary(at) == [f"**{want.total:,}** {fmt.plural(want.total, 'customer')}", f"Page {page:,} of {want.pages:,}"]
     assert shown(at).to_dict("records") == views.customer_rows(want.rows, "UTC").to_dict("records")
 
 
@@ -48,6 +50,11 @@ def heatmap(at):  # noqa: ANN001, ANN201
         if getattr(element, "type", "") == "vega_lite_chart":
             return json.loads(element.proto.spec), pa.ipc.open_stream(element.proto.data.data).read_all().to_pylist()
     return None
+
+
+def grid_now(warehouse) -> list[dict]:  # noqa: ANN001
+    with warehouse.read() as conn:
+        return cq.retention_cohorts(conn, warehouse.marts, "UTC", "UTC", today=today_in("UTC"))
 
 
 def test_the_list_shows_the_query_layers_rows_and_the_cohorts(page, warehouse) -> None:  # noqa: ANN001
@@ -64,6 +71,15 @@ def test_the_list_shows_the_query_layers_rows_and_the_cohorts(page, warehouse) -
     assert sorted((v["cohort"], v["months_since"], v["active"]) for v in values) == sorted(
         (f"{g['cohort_month']:%Y-%m}", g["months_since"], g["active_customers"]) for g in grid)
     assert any(c.value == views.COHORTS for c in at.caption)  # the definition is on the page
+    # the month not over yet (the demo runs up to today) is marked: a dashed cell, a starred share, a note
+    this_month = f"{today_in('UTC'):%Y-%m}"
+    partial = [v for v in values if v["partial"]]
+    assert partial and all(v["label"].endswith("*") for v in partial)
+    assert {v["cohort"] for v in values if v["months_since"] == 0 and v["partial"]} == {this_month}
+    assert not any(v["label"].endswith("*") for v in values if not v["partial"])
+    assert fmt.md_escape(views.partial_note(grid_now(warehouse))) in [c.value for c in at.caption]
+    assert f"{today_in('UTC'):%B %Y} is not over" in views.partial_note(grid_now(warehouse))
+    assert spec["height"] >= 44 * len({v["cohort"] for v in values})
     assert any(c.value.startswith("Data loaded") for c in at.caption)
 
 
@@ -174,5 +190,5 @@ def test_without_the_customers_mart_the_list_still_works(page, env, tmp_path) ->
     assert "no\\_customers\\_here" in info or "no_customers_here" in info
     assert "PAYDASH_CUSTOMERS_TABLE" in info.replace("\\", "") and "paydash sync" in info
     rows = shown(at)
-    assert len(rows) == 50 and set(rows["Name"]) == {"-"}
+    assert len(rows) == 50 and set(rows["Name"]) == {fmt.EMPTY}
     clear_data_caches()

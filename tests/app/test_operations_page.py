@@ -84,7 +84,7 @@ def test_tiles_are_the_queries_numbers_as_of_the_latest_event(ops_page, ops_db) 
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns[:1]) == ["Reason"] and len(t) > 0 for t in tables)
     receipts = next(t for t in tables if "Edge location" in t.columns)
-    assert len(receipts) == 20 and receipts["Download status"].ne("-").all()
+    assert len(receipts) == 20 and receipts["Download status"].ne(fmt.EMPTY).all()
 
 
 def test_switching_auto_refresh_off_keeps_the_page(ops_page) -> None:

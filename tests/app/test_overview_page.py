@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pyarrow as pa
 import pytest
@@ -13,16 +14,27 @@ from streamlit.proto.Metric_pb2 import Metric
 from paydash.app import format as fmt
 from paydash.app import tables
 from paydash.queries import failures, overview, recovery
-from paydash.queries.dates import DateRange, last_n_days
+from paydash.queries.dates import DateRange, last_n_days, today_in
 
 from dashboard_db import HOSTILE_CODE, HOSTILE_FUNNEL, SCRIPT
 
 
-def expected(warehouse, rng: DateRange, funnel: str | None = None) -> dict:  # noqa: ANN001
+def page_now(at) -> datetime | None:  # noqa: ANN001
+    """The minute the page cut today at, read from what it says ("today so far, compared up to HH:MM")."""
+    for caption in at.caption:
+        found = re.search(r"today so far, compared up to (\d\d):(\d\d)", caption.value)
+        if found:
+            return datetime.combine(today_in("UTC"), time(int(found[1]), int(found[2])))
+    return None
+
+
+def expected(warehouse, rng: DateRange, funnel: str | None = None, at=None) -> dict:  # noqa: ANN001
+    """The query layer's numbers for the range, cut where the page `at` says it cut today."""
+    now = page_now(at) if at is not None else None
     with warehouse.read() as conn:
         return {
             "totals": overview.overview(conn, warehouse.marts, rng, funnel, mart_tz="UTC", with_refunds=True,
-                                        with_disputes=True),
+                                        with_disputes=True, now=now),
             "daily": overview.daily_series(conn, warehouse.marts, rng, funnel, mart_tz="UTC"),
             "failures": failures.failure_breakdown(conn, warehouse.marts, rng, funnel),
             "recovery": recovery.recovery(conn, warehouse.marts, rng, funnel),
@@ -87,7 +99,8 @@ def chart(at, name: str) -> tuple[dict, list[dict]]:  # noqa: ANN001
 def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -> None:  # noqa: ANN001
     at = page("overview").run()
     assert not at.exception and not at.error
-    numbers = expected(warehouse, last_n_days(30, "UTC"))
+    numbers = expected(warehouse, last_n_days(30, "UTC"), at=at)
+    assert page_now(at) is not None  # the range ends today: today so far
     assert numbers["totals"]["current"]["attempts"] > 1000  # the data is there, the test can fail
     assert cards(at) == expected_cards(numbers)
     captions = [c.value for c in at.caption]
@@ -101,6 +114,7 @@ def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -
     assert [r["date"] for r in rows] == [d["date"] for d in numbers["daily"]]
     assert [r["revenue_usd"] for r in rows] == [float(d["revenue_usd"]) for d in numbers["daily"]]
     assert [r["success_rate"] for r in rows] == [d["success_rate"] for d in numbers["daily"]]
+    assert [r["date"] for r in rows if r["so_far"]] == [today_in("UTC").isoformat()]  # today's bar is today so far
 
     spec, rows = chart(at, "donut")
     assert spec["mark"]["innerRadius"] > 0
@@ -146,7 +160,7 @@ def test_range_presets_change_the_numbers(page, warehouse, preset: str, days: in
     default_cards = cards(at)
     at.button_group(key="overview_preset").set_value(preset).run()
     assert not at.error
-    numbers = expected(warehouse, last_n_days(days, "UTC"))
+    numbers = expected(warehouse, last_n_days(days, "UTC"), at=at)
     assert cards(at) == expected_cards(numbers)
     assert cards(at)["Attempts"] != default_cards["Attempts"]
     assert len(chart(at, "daily")[1]) == days
@@ -160,7 +174,8 @@ def test_custom_range(page, warehouse) -> None:  # noqa: ANN001
     start = end - timedelta(days=9)
     at.date_input(key="overview_custom").set_value((start, end)).run()
     assert not at.info and not at.error
-    assert cards(at) == expected_cards(expected(warehouse, DateRange(start, end, "UTC")))
+    assert page_now(at) is None  # a range in the past: whole days
+    assert cards(at) == expected_cards(expected(warehouse, DateRange(start, end, "UTC"), at=at))
     assert chart(at, "daily")[1][0]["date"] == start.isoformat()
 
 
@@ -169,8 +184,8 @@ def test_funnel_filter_changes_the_numbers(page, warehouse) -> None:  # noqa: AN
     options = at.selectbox(key="overview_funnel").options
     assert options[0] == "All funnels" and "mobile_app" in options
     at.selectbox(key="overview_funnel").select("mobile_app").run()
-    numbers = expected(warehouse, last_n_days(30, "UTC"), "mobile_app")
-    all_funnels = expected(warehouse, last_n_days(30, "UTC"))
+    numbers = expected(warehouse, last_n_days(30, "UTC"), "mobile_app", at=at)
+    all_funnels = expected(warehouse, last_n_days(30, "UTC"), at=at)
     assert cards(at) == expected_cards(numbers)
     assert numbers["totals"]["current"]["attempts"] < all_funnels["totals"]["current"]["attempts"]
 
@@ -226,7 +241,11 @@ def test_a_missing_table_names_the_table_and_the_setting(page, env) -> None:  # 
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
     assert "no\\_such\\_mart" in errors and "PAYDASH\\_PAYMENTS\\_TABLE" in errors
-    # the cards come from the daily mart, which is still there
+    # a range in the past is whole days: its cards come from the daily mart, which is still there
+    # (today so far needs the charge mart for the partial days)
+    end = last_n_days(1, "UTC").end - timedelta(days=3)
+    at.button_group(key="overview_preset").set_value("Custom").run()
+    at.date_input(key="overview_custom").set_value((end - timedelta(days=6), end)).run()
     assert at.metric[0].label == "Revenue"
 
 
@@ -253,13 +272,14 @@ def test_without_refund_and_dispute_marts_the_cards_say_what_to_add(page, env, w
     assert not at.exception and not at.error
     shown = cards(at)
     assert {name: shown[name] for name in ("Net revenue", "Refunds", "Disputes", "Dispute rate")} == {
-        "Net revenue": ("-", None), "Refunds": ("-", None), "Disputes": ("-", None), "Dispute rate": ("-", None)}
+        "Net revenue": (fmt.EMPTY, None), "Refunds": (fmt.EMPTY, None), "Disputes": (fmt.EMPTY, None),
+        "Dispute rate": (fmt.EMPTY, None)}
     captions = " ".join(c.value for c in at.caption)
     assert "no_refunds_here" in captions and "PAYDASH_REFUNDS_TABLE" in captions
     assert "no_disputes_here" in captions and "PAYDASH_DISPUTES_TABLE" in captions
     assert "docs/data-contract.md" in captions
     # everything else works: the cards from the charge and daily marts are the query layer's
-    numbers = expected(warehouse, last_n_days(30, "UTC"))
+    numbers = expected(warehouse, last_n_days(30, "UTC"), at=at)
     assert shown["Revenue"] == expected_cards(numbers)["Revenue"]
 
 
@@ -270,3 +290,68 @@ def test_refund_and_dispute_cards_carry_their_definitions(page) -> None:  # noqa
     helps = {m.label: m.help for m in at.metric}
     assert helps["Net revenue"] == definitions.NET_REVENUE and helps["Dispute rate"] == definitions.DISPUTE_RATE
     assert helps["Refunds"] == definitions.REFUNDS and helps["Disputes"] == definitions.DISPUTES
+
+
+# -- the view lives in the URL -----------------------------------------------------------------
+def test_range_and_funnel_go_into_the_url_and_a_link_reopens_them(page, warehouse) -> None:  # noqa: ANN001
+    at = page("overview").run()
+    assert at.query_params == {}  # the default view is the bare page
+    at.button_group(key="overview_preset").set_value("Last 7 days").run()
+    at.selectbox(key="overview_funnel").select("mobile_app").run()
+    assert at.query_params == {"range": "7d", "funnel": "mobile_app"}
+    shown = cards(at)
+
+    # the link opened afresh (a new session) shows the same view and the same numbers
+    again = page("overview")
+    again.query_params.update(dict(at.query_params))
+    again.run()
+    assert not again.exception and not again.error and not again.warning
+    assert again.button_group(key="overview_preset").value == "Last 7 days"
+    assert again.selectbox(key="overview_funnel").value == "mobile_app"
+    assert cards(again) == shown == expected_cards(expected(warehouse, last_n_days(7, "UTC"), "mobile_app", at=again))
+    assert again.query_params == {"range": "7d", "funnel": "mobile_app"}
+
+
+def test_a_custom_range_round_trips_through_the_url(page, warehouse) -> None:  # noqa: ANN001
+    end = last_n_days(1, "UTC").end - timedelta(days=3)
+    start = end - timedelta(days=9)
+    at = page("overview").run()
+    at.button_group(key="overview_preset").set_value("Custom").run()
+    at.date_input(key="overview_custom").set_value((start, end)).run()
+    assert at.query_params == {"from": start.isoformat(), "to": end.isoformat()}
+
+    again = page("overview")
+    again.query_params.update({"from": start.isoformat(), "to": end.isoformat()})
+    again.run()
+    assert not again.info and not again.warning
+    assert again.button_group(key="overview_preset").value == "Custom"
+    assert again.date_input(key="overview_custom").value == (start, end)
+    assert cards(again) == expected_cards(expected(warehouse, DateRange(start, end, "UTC")))
+    again.button_group(key="overview_preset").set_value("Last 30 days").run()
+    assert again.query_params == {}
+
+
+def test_a_bad_link_is_ignored_with_a_note(page, warehouse) -> None:  # noqa: ANN001
+    at = page("overview")
+    at.query_params.update({"range": "forever", "funnel": "x" * 500})
+    at.run()
+    assert not at.exception and not at.error
+    notes = " ".join(w.value for w in at.warning)
+    assert "range" in notes and "7d" in notes and "funnel" in notes
+    assert at.button_group(key="overview_preset").value == "Last 30 days"
+    assert cards(at) == expected_cards(expected(warehouse, last_n_days(30, "UTC"), at=at))
+    assert at.query_params == {}
+
+    swapped = page("overview")
+    swapped.query_params.update({"from": "2026-03-10", "to": "2026-03-01"})
+    swapped.run()
+    assert "swap" in " ".join(w.value for w in swapped.warning)
+
+
+def test_a_funnel_from_a_link_that_the_data_lacks_stays_chosen(page) -> None:  # noqa: ANN001
+    at = page("overview")
+    at.query_params.update({"funnel": "retired_funnel"})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="overview_funnel").value == "retired_funnel"
+    assert cards(at)["Attempts"][0] == "0"

@@ -31,12 +31,12 @@ def shown_rows(at):  # noqa: ANN001, ANN201
 
 
 def summary(at) -> list[str]:  # noqa: ANN001
-    return [m.value for m in at.markdown if "matching payments" in m.value or m.value.startswith("Page ")]
+    return [m.value for m in at.markdown if "matching payment" in m.value or m.value.startswith("Page ")]
 
 
 def assert_shows(at, warehouse, filters: PaymentFilters, page: int = 1) -> None:  # noqa: ANN001
     want = expected_page(warehouse, filters, page)
-    assert summary(at) == [f"**{fmt.count(want.total)}** matching payments", f"Page {fmt.count(page)} of {fmt.count(want.pages)}"]
+    assert summary(at) == [f"**{fmt.count(want.total)}** {fmt.plural(want.total, 'matching payment')}", f"Page {fmt.count(page)} of {fmt.count(want.pages)}"]
     assert shown_rows(at).to_dict("records") == tables.payment_rows(want.rows, "UTC").to_dict("records")
 
 

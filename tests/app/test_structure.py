@@ -65,3 +65,12 @@ def test_no_dialect_branches_in_the_app() -> None:
     for path in APP.rglob("*.py"):
         text = path.read_text()
         assert "dialect ==" not in text and "dialect !=" not in text, f"{path.relative_to(APP)} branches on the dialect"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_table_shows_nothing_the_same_way(page: Path) -> None:
+    # a missing value reads as format.EMPTY in every table, as in cards and details
+    for node in ast.walk(ast.parse(page.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "dataframe":
+            given = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            assert given.get("placeholder") == "fmt.EMPTY", f"{page.name}:{node.lineno} st.dataframe without placeholder=fmt.EMPTY"

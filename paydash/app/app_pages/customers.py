@@ -90,19 +90,19 @@ with data.section("Customers"):
     loaded.append(result.loaded_at)
     found = result.value
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-    count_col.markdown(f"**{fmt.count(found.total)}** customers")
+    count_col.markdown(f"**{fmt.count(found.total)}** {fmt.plural(found.total, 'customer')}")
     if found.total:
-        download(export_col, f"Download CSV ({fmt.count(found.total)} customers)", found.total, "customers", "customers",
+        download(export_col, f"Download CSV ({fmt.quantity(found.total, 'customer')})", found.total, "customers", "customers",
                  state.search, key="customers_export", file="customers")
     if found.rows:
         table_key = f"customers_table_{len(keys)}_{abs(hash(state.search))}"
         ids = [r["customer_id"] for r in found.rows]
         st.dataframe(
-            views.customer_rows(found.rows, tz), key=table_key, hide_index=True, width="stretch", height=600,
+            views.customer_rows(found.rows, tz), key=table_key, hide_index=True, placeholder=fmt.EMPTY, width="stretch", height=600,
             on_select=lambda: select_customer(table_key, ids), selection_mode="single-row",
             column_config={
                 "Revenue (USD)": st.column_config.NumberColumn(format="dollar", help=views.REVENUE),
-                "Failure rate": st.column_config.NumberColumn(format="percent", help=views.FAILURE_RATE),
+                "Failure rate": st.column_config.NumberColumn(**fmt.PERCENT_COLUMN, help=views.FAILURE_RATE),
                 "Payments": st.column_config.NumberColumn(help=views.PAYMENTS),
                 "Attempts": st.column_config.NumberColumn(help=views.ATTEMPTS),
                 "First payment": st.column_config.TextColumn(f"First payment ({tz})", help=views.FIRST_LAST),
@@ -138,13 +138,13 @@ if state.customer:
             payments.metric("Payments", fmt.count(totals["payments"]), help=views.PAYMENTS)
             attempts.metric("Attempts", fmt.count(totals["attempts"]), help=views.ATTEMPTS)
             failure.metric("Failure rate", fmt.percent(totals["failure_rate"]), help=views.FAILURE_RATE)
-            st.dataframe(views.profile_fields(detail, tz), key="customers_fields", hide_index=True, width="stretch",
+            st.dataframe(views.profile_fields(detail, tz), key="customers_fields", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
                          height="content")
             timeline_head, timeline_export = st.columns([3, 2], vertical_alignment="bottom")
             timeline_head.markdown("**Payments**, newest first, each with its attempts (retries) in order")
             download(timeline_export, "Download CSV (all attempts)", totals["attempts"], "attempts", "customer_timeline",
                      state.customer, key="customers_timeline_export", file="customer-payments")
-            st.dataframe(views.timeline_rows(detail["timeline"], tz), key="customers_timeline", hide_index=True,
+            st.dataframe(views.timeline_rows(detail["timeline"], tz), key="customers_timeline", hide_index=True, placeholder=fmt.EMPTY,
                          width="stretch", height="content" if len(detail["timeline"]) < 12 else 420,
                          column_config={"Amount (USD)": st.column_config.NumberColumn(format="dollar"),
                                         "Time": st.column_config.TextColumn(f"Time ({tz})")})
@@ -156,7 +156,7 @@ if state.customer:
                 usage_head.markdown("**Promotion codes** used by this customer (latest first)")
                 download(usage_export, "Download CSV (all uses)", len(detail["promotion_usage"]), "uses", "customer_usage",
                          state.customer, key="customers_usage_export", file="customer-promotions")
-                st.dataframe(views.customer_usage_rows(detail["promotion_usage"], tz), key="customers_usage", hide_index=True,
+                st.dataframe(views.customer_usage_rows(detail["promotion_usage"], tz), key="customers_usage", hide_index=True, placeholder=fmt.EMPTY,
                              width="stretch", height="content",
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
             st.caption("Link to this customer:")
@@ -167,7 +167,7 @@ with data.section("Retention cohorts"):
     st.divider()
     head, export = st.columns([3, 2], vertical_alignment="bottom")
     head.subheader("Monthly retention cohorts", help=views.COHORTS)
-    result = data.retention_cohorts(source)
+    result = data.retention_cohorts(source, data.today(source))
     loaded.append(result.loaded_at)
     grid = result.value
     if grid:
@@ -175,9 +175,11 @@ with data.section("Retention cohorts"):
                  file="cohorts")
         st.caption(views.COHORTS)
         st.vega_lite_chart(spec=views.cohort_heatmap(grid), key="customers_cohorts", width="stretch")
+        if note := views.partial_note(grid):
+            st.caption(fmt.md_escape(note))
         with st.expander("Cohorts as a table", icon=":material/table:"):
-            st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, width="stretch",
-                         height="content", column_config={c: st.column_config.NumberColumn(format="percent")
+            st.dataframe(views.cohort_table(grid), key="customers_cohort_table", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
+                         height="content", column_config={c: st.column_config.NumberColumn(**fmt.PERCENT_COLUMN)
                                                           for c in views.cohort_table(grid).columns if c.startswith("Month")})
     else:
         st.info("No successful payments yet, so no cohorts.")

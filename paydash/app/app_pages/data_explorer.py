@@ -45,8 +45,8 @@ with data.section("Tables and columns"):
     tables = admin_tables.catalog_tables(columns)
     tables_col, columns_col = st.columns([2, 3])
     with tables_col:
-        st.dataframe(tables, key="explorer_tables", hide_index=True, width="stretch")
-        st.caption(f"{fmt.count(len(tables))} tables and views (information_schema). Loaded {fmt.loaded_at(loaded.loaded_at, tz)}")
+        st.dataframe(tables, key="explorer_tables", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
+        st.caption(f"{fmt.quantity(len(tables), 'table or view', 'tables and views')} (information_schema). Loaded {fmt.loaded_at(loaded.loaded_at, tz)}")
         csv_download(tables, "tables", "explorer_tables_csv")
     with columns_col:
         names = [f"{s}.{t}" for s, t in zip(tables["Schema"], tables["Table"])]
@@ -54,7 +54,7 @@ with data.section("Tables and columns"):
         if chosen:
             schema, table = chosen.split(".", 1)
             table_columns = admin_tables.catalog_columns(columns, schema, table)
-            st.dataframe(table_columns, key="explorer_columns", hide_index=True, width="stretch")
+            st.dataframe(table_columns, key="explorer_columns", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
             csv_download(table_columns, f"columns-{table}", "explorer_columns_csv")
 
 # -- saved queries -----------------------------------------------------------------------------
@@ -84,9 +84,9 @@ with data.section("Saved queries"):
                 st.info("The statement ran and returned no table.")
             else:
                 df = admin_tables.query_result(result.columns, result.rows)
-                st.markdown(f"**{fmt.count(len(result.rows))}** rows in {result.elapsed_ms:.0f} ms")
+                st.markdown(f"**{fmt.count(len(result.rows))}** {fmt.plural(len(result.rows), 'row')} in {result.elapsed_ms:.0f} ms")
                 if result.truncated:
                     st.warning(f"Only the first {fmt.count(result.max_rows)} rows are shown: the query has more. "
                                "Narrow it, or raise PAYDASH_EXPLORER_MAX_ROWS.", icon=":material/content_cut:")
-                st.dataframe(df, key="explorer_result_table", hide_index=True, width="stretch")
+                st.dataframe(df, key="explorer_result_table", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
                 csv_download(df, f"query-{query.name}", "explorer_result_csv")

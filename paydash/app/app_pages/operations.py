@@ -75,7 +75,7 @@ def live() -> None:
         rate = snap["checkout_success_rate_15m"]
         tiles[0].metric("Checkout success (15 min)", fmt.percent(rate),
                         None if rate is None else f"{(rate - TARGET) * 100:+.1f} pp vs 97% target", help=view.SUCCESS_RATE)
-        tiles[0].caption(f"{fmt.count(snap['checkouts_completed_15m'])} completed checkouts")
+        tiles[0].caption(fmt.quantity(snap['checkouts_completed_15m'], 'completed checkout'))
         tiles[1].metric("Sessions active", fmt.count(snap["active_sessions"]), help=view.ACTIVE)
         tiles[2].metric("Sessions pending", fmt.count(snap["pending_sessions"]), help=view.PENDING)
         slo = panels["slo"]
@@ -117,7 +117,7 @@ def live() -> None:
 
         st.subheader("Top 10 failure reasons, last 24 hours", help=view.REASONS)
         reasons = view.reasons_table(panels["reasons"], tz)
-        st.dataframe(reasons, key="operations_reasons", hide_index=True, width="stretch", height="content")
+        st.dataframe(reasons, key="operations_reasons", hide_index=True, placeholder=fmt.EMPTY, width="stretch", height="content")
         downloads.frame_download(st, reasons, "Download CSV", "failure-reasons-24h", "operations_reasons_csv")
 
         left, right = st.columns(2)
@@ -130,12 +130,12 @@ def live() -> None:
                                width="stretch")
             if panels["receipt_errors"]:
                 errors = view.receipt_errors_table(panels["receipt_errors"], tz)
-                st.dataframe(errors, key="operations_receipt_error_table", hide_index=True, width="stretch", height="content")
+                st.dataframe(errors, key="operations_receipt_error_table", hide_index=True, placeholder=fmt.EMPTY, width="stretch", height="content")
                 downloads.frame_download(st, errors, "Download CSV", "receipt-errors", "operations_receipt_errors_csv")
 
         st.subheader("Recent receipts")
         receipts = view.receipts_table(panels["receipts"], tz)
-        st.dataframe(receipts, key="operations_receipts", hide_index=True, width="stretch", height="content")
+        st.dataframe(receipts, key="operations_receipts", hide_index=True, placeholder=fmt.EMPTY, width="stretch", height="content")
         downloads.frame_download(st, receipts, "Download CSV", "recent-receipts", "operations_receipts_csv")
 
         st.subheader("Webhook processing lag", help=view.LAG)
@@ -147,7 +147,7 @@ def live() -> None:
         if panels["overrides"]:
             with st.expander(f"Manual overrides in this range ({len(panels['overrides'])})"):
                 overrides = view.overrides_table(panels["overrides"], tz)
-                st.dataframe(overrides, key="operations_overrides", hide_index=True, width="stretch")
+                st.dataframe(overrides, key="operations_overrides", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
                 downloads.frame_download(st, overrides, "Download CSV", "manual-overrides", "operations_overrides_csv")
 
     # -- alert state and history: filled in by the alert runner (data.alert_state) -------------------
@@ -157,9 +157,9 @@ def live() -> None:
         if alerts is None:
             st.caption("Alert state and history appear here once the alert runner (`paydash alerts watch`) is set up.")
         else:
-            st.dataframe(alerts.value.get("rules", []), key="operations_alert_rules", hide_index=True, width="stretch")
+            st.dataframe(alerts.value.get("rules", []), key="operations_alert_rules", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
             downloads.frame_download(st, alerts.value.get("rules", []), "Download CSV", "alert-rules", "operations_alert_rules_csv")
-            st.dataframe(alerts.value.get("history", []), key="operations_alert_history", hide_index=True, width="stretch")
+            st.dataframe(alerts.value.get("history", []), key="operations_alert_history", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
             downloads.frame_download(st, alerts.value.get("history", []), "Download CSV", "alert-history",
                                      "operations_alert_history_csv")
 

@@ -104,7 +104,7 @@ with data.section("Payments"):
         found = result.value
 
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-    count_col.markdown(f"**{fmt.count(found.total)}** matching payments")
+    count_col.markdown(f"**{fmt.count(found.total)}** {fmt.plural(found.total, 'matching payment')}")
     with export_col:
         if found.total > settings.export_max_rows:
             st.button("Download CSV", key="payments_export_disabled", disabled=True, icon=":material/download:")
@@ -113,7 +113,7 @@ with data.section("Payments"):
             st.code(explorer.export_command(state.filters, admin_data.today(source)), language="bash")
         elif found.total:
             st.download_button(
-                f"Download CSV ({fmt.count(found.total)} payments)",
+                f"Download CSV ({fmt.quantity(found.total, 'payment')})",
                 data=data.csv_export(source, state.filters, on_done=admin_data.export_recorder(
                     settings, user.username, f"payments CSV, {found.total} rows, filters {explorer.state_to_params(state) or 'none'}")),
                 file_name=explorer.export_file_name(state.filters, admin_data.today(source)),
@@ -129,7 +129,7 @@ with data.section("Payments"):
         st.dataframe(
             tables.payment_rows(found.rows, tz),
             key=table_key,
-            hide_index=True,
+            hide_index=True, placeholder=fmt.EMPTY,
             width="stretch",
             height=600,
             on_select=lambda: open_selected(table_key, charge_ids),

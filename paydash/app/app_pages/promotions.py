@@ -81,13 +81,13 @@ if ready:
         loaded.append(result.loaded_at)
         codes = result.value
         count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
-        count_col.markdown(f"**{fmt.count(codes.total)}** promotion codes")
+        count_col.markdown(f"**{fmt.count(codes.total)}** {fmt.plural(codes.total, 'promotion code')}")
         if codes.total:
-            download(export_col, f"Download CSV ({fmt.count(codes.total)} codes)", codes.total, "codes", "promotion_codes",
+            download(export_col, f"Download CSV ({fmt.quantity(codes.total, 'code')})", codes.total, "codes", "promotion_codes",
                      key="promotions_codes_export", file="promotion-codes")
             table_key = f"promotions_codes_table_{page}"
             code_ids = [r["promotion_code_id"] for r in codes.rows]
-            st.dataframe(views.code_rows(codes.rows, tz), key=table_key, hide_index=True, width="stretch", height="content",
+            st.dataframe(views.code_rows(codes.rows, tz), key=table_key, hide_index=True, placeholder=fmt.EMPTY, width="stretch", height="content",
                          on_select=lambda: open_code(table_key, code_ids), selection_mode="single-row",
                          column_config={"Discount given (USD)": st.column_config.NumberColumn(format="dollar"),
                                         "Created": st.column_config.TextColumn(f"Created ({tz})"),
@@ -127,7 +127,7 @@ if ready and state.code:
             customers_card.metric("Customers", fmt.count(code["customers"]), help=views.USES)
             failed.metric("Failed tries", fmt.count(code["failed"]))
             discount.metric("Discount given", fmt.money(code["discount_usd"]))
-            st.dataframe(views.code_fields(code, tz), key="promotions_fields", hide_index=True, width="stretch", height="content")
+            st.dataframe(views.code_fields(code, tz), key="promotions_fields", hide_index=True, placeholder=fmt.EMPTY, width="stretch", height="content")
 
             st.markdown("**Customers** of this code, most uses first")
             if st.session_state.get("promotions_people_code") != state.code:
@@ -137,11 +137,11 @@ if ready and state.code:
             result = data.promotion_customers(source, state.code, people_page)
             people = result.value
             people_count, people_export = st.columns([3, 2], vertical_alignment="bottom")
-            people_count.markdown(f"**{fmt.count(people.total)}** customers used or tried it")
+            people_count.markdown(f"**{fmt.count(people.total)}** {fmt.plural(people.total, 'customer')} used or tried it")
             if people.total:
-                download(people_export, f"Download CSV ({fmt.count(people.total)} customers)", people.total, "customers",
+                download(people_export, f"Download CSV ({fmt.quantity(people.total, 'customer')})", people.total, "customers",
                          "promotion_customers", state.code, key="promotions_customers_export", file="promotion-customers")
-                st.dataframe(views.code_customer_rows(people.rows, tz), key="promotions_customers", hide_index=True,
+                st.dataframe(views.code_customer_rows(people.rows, tz), key="promotions_customers", hide_index=True, placeholder=fmt.EMPTY,
                              width="stretch", height="content" if len(people.rows) < 12 else 420,
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar")})
             if people.pages > 1:
@@ -177,9 +177,9 @@ if ready and state.code:
             count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
             count_col.markdown(f"**{fmt.count(history.total)}** matching uses")
             if history.total:
-                download(export_col, f"Download CSV ({fmt.count(history.total)} uses)", history.total, "uses", "promotion_usage",
+                download(export_col, f"Download CSV ({fmt.quantity(history.total, 'use')})", history.total, "uses", "promotion_usage",
                          filters, key="promotions_usage_export", file="promotion-usage")
-                st.dataframe(views.usage_rows(history.rows, tz), key=f"promotions_usage_{state.page}", hide_index=True,
+                st.dataframe(views.usage_rows(history.rows, tz), key=f"promotions_usage_{state.page}", hide_index=True, placeholder=fmt.EMPTY,
                              width="stretch", height="content",
                              column_config={"Discount (USD)": st.column_config.NumberColumn(format="dollar"),
                                             "Time": st.column_config.TextColumn(f"Time ({tz})")})

@@ -82,7 +82,7 @@ st.header("Tables")
 with data.section("Row counts"):
     counts = admin_data.table_counts(source)
     df = admin_tables.table_counts(counts.value)
-    st.dataframe(df, key="system_tables", hide_index=True, width="stretch",
+    st.dataframe(df, key="system_tables", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
                  column_config={"Rows": st.column_config.NumberColumn(format="localized")})
     estimated = [c for c in counts.value if c.present and not c.exact]
     st.caption(f"Every table paydash reads. Counts are exact" + (
@@ -118,14 +118,14 @@ with data.section("Data-quality checks"):
     q = admin_data.quality(source, today, days)
     checks = q.value
     df = admin_tables.quality_checks(checks)
-    st.dataframe(df, key="system_quality", hide_index=True, width="stretch")
+    st.dataframe(df, key="system_quality", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
     st.caption(f"Checked the charge attempts of the last {checks.days} day(s), since {checks.since} ({tz}), so the checks stay "
                f"fast on large marts; pick a longer window above. Loaded {fmt.loaded_at(q.loaded_at, tz)}")
     csv_download(df, "data-quality", "system_quality_csv")
     if checks.daily_mismatches:
         st.subheader("Dates where the daily mart disagrees with the charge mart")
         mismatches = admin_tables.daily_mismatches(checks.daily_mismatches)
-        st.dataframe(mismatches, key="system_mismatches", hide_index=True, width="stretch")
+        st.dataframe(mismatches, key="system_mismatches", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
         st.caption("Rebuild the daily mart from the charge mart (dbt run, or `paydash demo` for demo data).")
         csv_download(mismatches, "daily-mismatches", "system_mismatches_csv")
 
@@ -134,11 +134,11 @@ st.header("Versions and environment")
 versions_col, env_col = st.columns([1, 2])
 with versions_col:
     df = admin_tables.key_values(admin_data.versions(db), "Component", "Version")
-    st.dataframe(df, key="system_versions", hide_index=True, width="stretch")
+    st.dataframe(df, key="system_versions", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
     csv_download(df, "versions", "system_versions_csv")
 with env_col:
     df = admin_tables.environment(admin_data.health.environment(settings))
-    st.dataframe(df, key="system_environment", hide_index=True, width="stretch")
+    st.dataframe(df, key="system_environment", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
     st.caption("Secrets show only whether they are set; URLs hide their password.")
     csv_download(df, "environment", "system_environment_csv")
 
@@ -146,7 +146,7 @@ with env_col:
 st.header("Slowest recent queries")
 slow = admin_data.slowest_queries()
 df = admin_tables.slow_queries(slow, tz)
-st.dataframe(df, key="system_slow", hide_index=True, width="stretch")
+st.dataframe(df, key="system_slow", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
 st.caption("Timed by the query layer in this server process (the last 500 statements, parameters left out).")
 csv_download(df, "slow-queries", "system_slow_csv")
 
@@ -187,7 +187,7 @@ with data.section("Audit log"):
     )
     found = log.page(audit_filter, st.session_state.get(PAGE, 1))
     st.markdown(f"**{fmt.count(found.total)}** entries")
-    st.dataframe(admin_tables.audit_entries(found.entries, tz), key="system_audit", hide_index=True, width="stretch")
+    st.dataframe(admin_tables.audit_entries(found.entries, tz), key="system_audit", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
     prev_col, pos_col, next_col, export_col = st.columns([1, 2, 1, 2], vertical_alignment="center")
     prev_col.button("Previous", key="system_audit_previous", disabled=found.page <= 1, on_click=audit_page,
                     args=(found.page - 1,), icon=":material/chevron_left:")
@@ -200,7 +200,7 @@ with data.section("Audit log"):
         admin_data.record(settings, user.username, AUDIT.EXPORT, f"audit log CSV, {found.total} entries")
         return body
 
-    export_col.download_button(f"Download CSV ({fmt.count(found.total)} entries)", data=admin_data.deferred_csv(audit_csv, "audit log"),
+    export_col.download_button(f"Download CSV ({fmt.quantity(found.total, 'entry', 'entries')})", data=admin_data.deferred_csv(audit_csv, "audit log"),
                                file_name=f"paydash-audit-{date.today():%Y%m%d}.csv", mime="text/csv", key="system_audit_csv",
                                on_click="ignore", icon=":material/download:", disabled=not found.total)
     st.caption(f"Sign-ins, failed sign-ins, exports and admin actions, newest first; times in {tz}. "
