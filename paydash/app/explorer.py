@@ -180,6 +180,14 @@ def export_command(filters: PaymentFilters) -> str:
     return shlex.join(args)
 
 
-def explorer_link(**params: str) -> str:
-    """A relative link to the explorer with these filters (`failure_category=...`), every value URL-encoded."""
-    return link("/payments", {k: v for k, v in params.items() if v})
+def failures_link(rng: DateRange, funnel: str | None, failure_category: str | None = None,
+                  failure_code: str | None = None) -> str | None:
+    """The explorer (a relative link) showing the failed payments of a range behind a failure
+    category or code: what the Overview's failure reasons and donut lead to. None for a
+    category the explorer cannot filter by (not one of paydash's, e.g. from a dbt mart)."""
+    try:
+        filters = PaymentFilters(status="failed", date_range=rng, funnel=funnel, failure_category=failure_category,
+                                 failure_code=failure_code)
+    except InvalidInput:
+        return None
+    return link("/payments", filters_to_params(filters))
