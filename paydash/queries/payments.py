@@ -239,23 +239,23 @@ def payments_page(
     offset = (page - 1) * page_size
     if filters.search:
         total, rows = _search_page(conn, t, where, sort, offset, page_size)
+    elif sort.key == "amount":
+        total, rows = _amount_page(conn, marts, where, offset, page_size, sort)
     elif offset < DIRECT_OFFSET:
         # near the top a plain top-N is cheapest, and the count is one aggregate
         total = count_payments(conn, marts, filters, mart_tz, scope)
         rows = _rows(conn.execute(_select_page(t.c, where, sort, offset, page_size))) if offset < total else []
     else:
-        days = _day_counts(conn, marts, filters, mart_tz, where, sort.ascending) if sort.key == "created" else None
-        total = sum(n for _, _, n in days) if days is not None else count_payments(conn, marts, filters, mart_tz, scope)
+        days = _day_counts(conn, marts, filters, mart_tz, where, sort.ascending)
+        total = sum(n for _, _, n in days)
         if offset >= total:
             rows = []
         elif total - offset <= DIRECT_OFFSET:
             # near the far end: the reverse order's first rows, read backwards
             end = min(offset + page_size, total)
             rows = _rows(conn.execute(_select_page(t.c, where, sort, total - end, end - offset, reverse=True)))[::-1]
-        elif sort.key == "created":
-            rows = _time_seek(conn, t, where, days, offset, page_size, sort)
         else:
-            rows = _amount_seek(conn, marts, where, offset, page_size, sort)
+            rows = _time_seek(conn, t, where, days, offset, page_size, sort)
     return PaymentsPage(total, page, max(1, math.ceil(total / page_size)), rows)
 
 
@@ -321,42 +321,58 @@ def _time_seek(conn: Connection, t: sa.Table, where, days, offset: int, page_siz
     return _rows(conn.execute(_select_page(t.c, [*where, *window], time_sort, local_offset, limit)))
 
 
-def _amount_seek(conn: Connection, marts: Marts, where, offset: int, page_size: int, sort: PaymentSort) -> list[dict[str, Any]]:  # noqa: ANN001
-    """The rows at `offset` in amount order: matches counted per amount, a running sum in
-    the database returns the amounts the page spans, and the page reads only those."""
+def _amount_page(conn: Connection, marts: Marts, where, offset: int, page_size: int,  # noqa: ANN001
+                 sort: PaymentSort) -> tuple[int, list[dict[str, Any]]]:
+    """(total, the rows at `offset` in amount order).
+
+    Matches are counted per amount in one aggregate; a running sum in the database returns
+    the total and only the amounts the page spans. The page query then reads just those
+    amounts (a small sort instead of ordering every match); a page that starts deep inside
+    one amount (a popular price) reads it by time as the time order does.
+    """
     t = marts.payments
     groups = select(t.c.amount_usd.label("amount"), func.count().label("n")).where(*where).group_by(t.c.amount_usd).subquery()
-    amount_key = groups.c.amount.asc() if sort.ascending else groups.c.amount.desc()
-    running = select(groups.c.amount, groups.c.n, func.sum(groups.c.n).over(order_by=amount_key.nulls_last()).label("upto")).subquery()
+    amount_key = (groups.c.amount.asc() if sort.ascending else groups.c.amount.desc()).nulls_last()
+    running = select(groups.c.amount, groups.c.n, func.sum(groups.c.n).over(order_by=amount_key).label("upto"),
+                     func.sum(groups.c.n).over().label("total")).subquery()
     spanned = conn.execute(
-        select(running.c.amount, running.c.n, running.c.upto)
-        .where(running.c.upto > offset, running.c.upto - running.c.n < offset + page_size)
+        select(running.c.amount, running.c.n, running.c.upto, running.c.total)
+        .where(sa.or_(running.c.upto > offset, running.c.upto == running.c.total),
+               running.c.upto - running.c.n < offset + page_size)
         .order_by(running.c.upto)
     ).all()
     if not spanned:
-        return []
-    first_amount, first_n, first_upto = spanned[0]
-    local_offset = offset - (int(first_upto) - int(first_n))
+        return 0, []
+    total = int(spanned[0].total)
+    spanned = [g for g in spanned if g.upto > offset]
+    if not spanned:
+        return total, []
+    first = spanned[0]
+    local_offset = offset - (int(first.upto) - int(first.n))
     amount = t.c.amount_usd
 
-    def same(value) -> sa.ColumnElement[bool]:  # noqa: ANN001
-        return amount.is_(None) if value is None else amount == value
+    def within(values: list) -> sa.ColumnElement[bool]:  # noqa: ANN001
+        known = [v for v in values if v is not None]
+        spans = [amount.between(min(known), max(known))] if known else []
+        return sa.or_(*spans, *([amount.is_(None)] if None in values else []))
 
     if local_offset < DIRECT_OFFSET:
-        known = [a for a, _, _ in spanned if a is not None]
-        spans = [amount.between(min(known), max(known))] if known else []
-        if any(a is None for a, _, _ in spanned):
-            spans.append(amount.is_(None))
-        return _rows(conn.execute(_select_page(t.c, [*where, sa.or_(*spans)], sort, local_offset, page_size)))
-    # deep inside one amount: by time within it, then the next amounts from their start
-    inside = [*where, same(first_amount)]
-    days = _day_counts(conn, marts, None, None, inside, sort.ascending)
-    rows = _time_seek(conn, t, inside, days, local_offset, page_size, sort)
-    if len(rows) < page_size and len(spanned) > 1 and first_amount is not None:
-        beyond = amount > first_amount if sort.ascending else amount < first_amount
-        rest = [*where, sa.or_(beyond, amount.is_(None))]
+        stmt = _select_page(t.c, [*where, within([g.amount for g in spanned])], sort, local_offset, page_size)
+        return total, _rows(conn.execute(stmt))
+    # deep inside one amount: its rows at local_offset by time, then the next amounts from their start
+    inside = [*where, within([first.amount])]
+    take = min(page_size, int(first.n) - local_offset)
+    if int(first.n) - local_offset - take < DIRECT_OFFSET:
+        # near the end of this amount: its last rows, read backwards
+        stmt = _select_page(t.c, inside, sort, int(first.n) - local_offset - take, take, reverse=True)
+        rows = _rows(conn.execute(stmt))[::-1]
+    else:
+        days = _day_counts(conn, marts, None, None, inside, sort.ascending)
+        rows = _time_seek(conn, t, inside, days, local_offset, take, sort)
+    if len(rows) < page_size and len(spanned) > 1:
+        rest = [*where, within([g.amount for g in spanned[1:]])]
         rows += _rows(conn.execute(_select_page(t.c, rest, sort, 0, page_size - len(rows))))
-    return rows
+    return total, rows
 
 
 def payments_after(
