@@ -75,10 +75,12 @@ SCOPE = SearchScope(card_last4=True)
 
 # -- the reference: what the explorer must return, computed in Python ------------------------
 def _text_matches(row: dict, text: str) -> bool:
+    """An id equal to the text, if any row has one; else from 4 characters any id containing it, any case."""
     cols = search_columns(text)
-    if len(text) >= MIN_FRAGMENT:
-        return any(row[c] is not None and text.lower() in row[c].lower() for c in cols)
-    return any(row[c] == text for c in cols)
+    exact = [c for c in cols if any(r[c] == text for r in ROWS)]
+    if exact or len(text) < MIN_FRAGMENT:
+        return any(row[c] == text for c in exact)
+    return any(row[c] is not None and text.lower() in row[c].lower() for c in cols)
 
 
 def _term_matches(row: dict, term) -> bool:  # noqa: ANN001

@@ -210,11 +210,12 @@ search_texts = st.one_of(
 
 
 def _matches(row: dict, needle: str) -> bool:
-    """The search's free text: an exact id, or from 4 characters any part of one, ignoring case."""
+    """The search's free text: an id equal to it if one exists, else from 4 characters any id containing it, any case."""
     columns = search_columns(needle)
-    if len(needle) >= MIN_FRAGMENT:
-        return any(needle.lower() in row[c].lower() for c in columns)
-    return needle in (row[c] for c in columns)
+    exact = [c for c in columns if any(r[c] == needle for r in ROWS)]
+    if exact or len(needle) < MIN_FRAGMENT:
+        return needle in (row[c] for c in exact)
+    return any(needle.lower() in row[c].lower() for c in columns)
 
 
 def _check_search(wh, text: str) -> None:

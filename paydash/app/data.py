@@ -236,7 +236,10 @@ def csv_export(source: Source, filters: PaymentFilters, on_done: Callable[[], No
     Its error messages reach the browser: only PaydashError's user-facing text passes.
     """
     wh = warehouse(source)
-    return _csv_builder(wh, payments.export_select(wh.marts, filters, scope=search_scope(wh)), on_done)
+    scope = search_scope(wh)
+    with _read(source) as (wh, conn):
+        filters = payments.resolve_search(conn, wh.marts, filters, scope)  # exact id or fragment, as the page
+    return _csv_builder(wh, payments.export_select(wh.marts, filters, scope=scope), on_done)
 
 
 def _csv_builder(wh: Warehouse, stmt, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:  # noqa: ANN001

@@ -79,7 +79,8 @@ def state_from_params(params: Mapping[str, Any], tz: str) -> tuple[ExplorerState
     """The explorer state a URL asks for, and a note for each value that had to be dropped."""
     notes: list[str] = []
     good: dict[str, str] = {}
-    groups = [(key,) for key in FILTER_KEYS if key not in ("from", "to")] + [("from", "to")]
+    pairs = [("from", "to"), ("min_amount", "max_amount")]  # checked together: an end before the start
+    groups = [(key,) for key in FILTER_KEYS if not any(key in pair for pair in pairs)] + pairs
     for keys in groups:
         part = {k: _one(params.get(k)) for k in keys if _one(params.get(k)) is not None}
         if not part:

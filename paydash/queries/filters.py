@@ -49,6 +49,9 @@ class PaymentFilters:
     max_amount: Decimal | None = None  # USD, included
     # the id columns the free text is compared with; None: decided from the text (search_columns)
     search_in: tuple[str, ...] | None = None
+    # how (resolve_search): "exact" (an id equal to the text exists), "fragment" (ids containing
+    # it, any case); None: exact below MIN_FRAGMENT characters, else ids equal to or containing it
+    search_match: str | None = None
     # customer ids whose email or name starts with the free text (resolve_search); None: not looked up
     search_customers: tuple[str, ...] | None = None
 
@@ -113,7 +116,8 @@ def text_condition(f: PaymentFilters, c, customers: sa.Table | None = None) -> s
     or (with `customers`, or ids resolved by resolve_search) the start of a customer's email or name."""
     text = f.parsed_search().text
     cols = f.search_in if f.search_in is not None else search_columns(text)
-    if len(text) >= MIN_FRAGMENT:
+    fragment = f.search_match == "fragment" or (f.search_match is None and len(text) >= MIN_FRAGMENT)
+    if fragment:
         matches = [icontains(c[name], text) for name in cols]
     else:
         matches = [c[name] == text for name in cols]

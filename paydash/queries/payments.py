@@ -38,7 +38,7 @@ from paydash.queries.dates import local_midnight_utc
 from paydash.queries.filters import PaymentFilters, PaymentSort, conditions, profile_matches, search_columns
 from paydash.queries.search import MIN_FRAGMENT
 from paydash.warehouse.expressions import formula_safe, iso_utc
-from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts, category_count_column, display_name
+from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts, display_name
 
 PAGE_SIZE = 50
 # Offsets below this (from either end) are read with a plain ORDER BY ... LIMIT/OFFSET.
@@ -112,17 +112,16 @@ def _where(filters: PaymentFilters, marts: Marts, scope: SearchScope | None) -> 
 def _daily_mart_count(filters: PaymentFilters, marts: Marts, mart_tz: str | None) -> sa.ColumnElement | None:
     """The daily-mart expression counting these filters' matches, or None if it cannot.
 
-    The daily mart knows attempts per local day, funnel and status, and failed attempts per
-    failure category; it answers when the filters use nothing else and the range is in the
-    timezone its days are in.
+    The daily mart knows attempts per local day, funnel and status; it answers when the
+    filters use nothing else and the range is in the timezone its days are in. (Its
+    per-category counts are paydash's own, not the contract's: a dbt mart may lack them.)
     """
     f = filters.normalized()
-    others = (f.search, f.card_brand, f.failure_code, f.currency, f.card_country, f.min_amount, f.max_amount)
+    others = (f.search, f.card_brand, f.failure_category, f.failure_code, f.currency, f.card_country, f.min_amount,
+              f.max_amount)
     if mart_tz is None or any(v is not None for v in others) or (f.date_range is not None and f.date_range.tz != mart_tz):
         return None
     d = marts.daily.c
-    if f.failure_category:
-        return d[category_count_column(f.failure_category)] if f.status in (None, "failed") else None
     return {
         None: d.total_attempts,
         "succeeded": d.successful_payments,
@@ -161,6 +160,7 @@ def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz
 def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None = None,
                    scope: SearchScope | None = None) -> int:
     """How many payments match; from the daily mart when it can answer (`mart_tz` given)."""
+    filters = resolve_search(conn, marts, filters, scope)
     where = _where(filters, marts, scope)
     if _daily_mart_count(filters, marts, mart_tz) is not None:
         return sum(n for _, _, n in _day_counts(conn, marts, filters, mart_tz, where))
@@ -173,9 +173,11 @@ def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters, scop
 
     - a term the warehouse cannot answer (`last4:` without card_last4, `email:` without the
       customers mart) is refused with what to add;
-    - a short exact id without a Stripe prefix may be any of the four ids: one indexed
-      lookup per column finds which (usually one, often none), so the page and count
-      queries compare a single column instead of OR-ing four, which no index serves;
+    - an id equal to the text is looked for first, one indexed lookup per id column (one
+      column with a Stripe prefix): found, the search is that exact id (a pasted id reads
+      its few rows through the index, never the whole mart); else, from MIN_FRAGMENT
+      characters, every id containing the text, ignoring case (a scan on DuckDB, the
+      trigram indexes on PostgreSQL);
     - the customers whose email or name starts with the text are looked up once
       (up to MAX_PROFILE_IDS; more stay a subquery).
     """
@@ -199,18 +201,23 @@ def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters, scop
     text = search.text
     if text is None:
         return f
-    columns = f.search_in if f.search_in is not None else search_columns(text)
+    columns, match = f.search_in, f.search_match
     t = marts.payments
-    if f.search_in is None and len(columns) > 1 and len(text) < MIN_FRAGMENT:
-        columns = tuple(
+    if columns is None or match is None:
+        columns = search_columns(text)
+        exact = tuple(
             name for name in columns
             if conn.execute(select(sa.literal(1)).select_from(t).where(t.c[name] == text).limit(1)).first()
         )
+        if exact or len(text) < MIN_FRAGMENT:
+            columns, match = exact, "exact"
+        else:
+            match = "fragment"
     customers = f.search_customers
     if customers is None and scope.customers and not text.lower().startswith(("ch_", "py_", "pi_", "cus_")):
         found = [r[0] for r in conn.execute(profile_matches(marts.customers, text).limit(MAX_PROFILE_IDS + 1))]
         customers = tuple(found) if len(found) <= MAX_PROFILE_IDS else None
-    return replace(f, search_in=columns, search_customers=customers)
+    return replace(f, search_in=columns, search_match=match, search_customers=customers)
 
 
 def _rows(result) -> list[dict[str, Any]]:

@@ -277,3 +277,14 @@ def test_an_unreachable_database_is_said_once_and_the_page_still_renders(page, e
     assert len(errors) == 1 and errors[0].startswith("**The database is unreachable**"), errors
     assert at.title[0].value == "Payments"
     assert at.text_input(key="payments_search")  # the filters still render
+
+
+def test_a_link_with_an_amount_range_backwards_or_a_bad_search_is_noted(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments")
+    at.query_params.update({"min_amount": "50", "max_amount": "10", "search": "colour:red", "currency": "eur",
+                            "sort": "price"})
+    at.run()
+    assert not at.exception and not at.error
+    notes = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "min_amount and max_amount" in notes and "search" in notes and "sort" in notes
+    assert_shows(at, warehouse, PaymentFilters(currency="eur"))
