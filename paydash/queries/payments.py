@@ -244,7 +244,8 @@ def payments_page(
     filters = resolve_search(conn, marts, filters, scope)
     where = _where(filters, marts, scope)
     offset = (page - 1) * page_size
-    if filters.search:
+    if filters.search and filters.parsed_search().text is not None:
+        # an id, part of one, an email or a name: few matches (field terms alone are filters)
         total, rows = _search_page(conn, t, where, sort, offset, page_size)
     elif sort.key == "amount":
         total, rows = _amount_page(conn, marts, where, offset, page_size, sort)
