@@ -217,8 +217,8 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
 
     DuckDB: ART indexes on `id_columns` (its zone maps already serve the date ranges,
     since rows are stored in time order, and any id that sorts with time). PostgreSQL:
-    B-trees on every id, on (created_at, charge_id) for paging, on the daily mart's
-    (date, funnel_name), the partial covering indexes above and the trigram indexes of
+    B-trees on every id and card_last4, on (created_at, charge_id) for paging, on the daily
+    mart's (date, funnel_name), the partial covering indexes above and the trigram indexes of
     fragment search (FRAGMENT_INDEX_DDL); then VACUUM ANALYZE.
     """
     p, d = wh.marts.payments, wh.marts.daily
@@ -229,6 +229,7 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
         wanted += [
             (p, f"ix_{p.name}_created", ["created_at DESC", "charge_id DESC"], [], None),
             (d, f"ix_{d.name}_date_funnel", ["date", "funnel_name"], [], None),
+            (p, f"ix_{p.name}_card_last4", ["card_last4"], [], None),  # the search's last4:
         ]
         wanted += [(p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
         f = wh.marts.first_failures
