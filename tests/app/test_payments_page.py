@@ -132,6 +132,10 @@ def test_new_filters_and_sort_go_into_the_url_and_sort_every_page(page, warehous
     assert max(shown_rows(at)["Amount (USD)"]) <= min(rows["Amount (USD)"])
     at.button(key="payments_first").click().run()
     assert_shows(at, warehouse, filters, sort=largest)
+    # clearing the filters keeps the order
+    at.button(key="payments_clear").click().run()
+    assert_shows(at, warehouse, PaymentFilters(), sort=largest)
+    assert at.query_params == {"sort": "amount"}
 
 
 def test_jump_to_a_page_number(page, warehouse) -> None:  # noqa: ANN001

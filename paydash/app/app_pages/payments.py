@@ -42,7 +42,8 @@ def show_state(state: explorer.ExplorerState) -> None:
 
 
 def clear_filters() -> None:
-    show_state(explorer.ExplorerState())
+    # the filters only: the chosen order stays
+    show_state(replace(st.session_state[STATE], filters=explorer.PaymentFilters()))
 
 
 # -- the URL is the shareable state: read it when it changed outside this page -----------------
