@@ -30,7 +30,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from paydash.queries import failures, overview, payments, recovery  # noqa: E402
 from paydash.queries.dates import DateRange  # noqa: E402
-from paydash.queries.filters import PaymentFilters  # noqa: E402
+from paydash.queries.filters import PaymentFilters, PaymentSort  # noqa: E402
 from paydash.settings import Settings  # noqa: E402
 from paydash.sources.demo import DemoSpec, build_demo_database  # noqa: E402
 from paydash.warehouse.engine import Warehouse  # noqa: E402
@@ -68,6 +68,13 @@ def ensure_database(url: str, size: int, end: date, rebuild: bool) -> tuple[Ware
         build_seconds = time.perf_counter() - started
     writer.dispose()
     return Warehouse(url, settings, read_only=True), build_seconds
+
+
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages: the machine is shared, the figures depend on it."""
+    import os
+
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
@@ -133,6 +140,41 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         out["search: exact profile id"] = timed(
             lambda: payments.payments_page(conn, m, PaymentFilters(search=failed["profile_id"]), 1), repeat
         )
+        # issue 11: the Stripe-like search and the explorer's sorting (the page's own scope:
+        # the customers mart's emails and names when it exists, card_last4)
+        scope = payments.SearchScope(customers=wh.has_table(m.customers), card_last4=wh.has_column(m.payments, "card_last4"))
+        ids_only = payments.SearchScope(card_last4=scope.card_last4)
+        fragment = failed["payment_intent_id"][-7:-1].swapcase()  # 6 characters, the case changed
+        out["search: id fragment, any case (+ email/name start)"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(search=fragment), 1, scope=scope), repeat
+        )
+        out["search: id fragment, any case (ids only)"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(search=fragment), 1, scope=ids_only), repeat
+        )
+        if scope.card_last4:
+            out["search: last4: + amount:>100"] = timed(
+                lambda: payments.payments_page(conn, m, PaymentFilters(search="last4:4242 amount:>100"), 1, scope=scope), repeat
+            )
+        largest = PaymentSort("amount")
+        for label, flt in (("failed", PaymentFilters(status="failed")),
+                           ("failed, 30 days", PaymentFilters(status="failed", date_range=rng))):
+            for number in (1, 1000):
+                out[f"payments: {label}, largest amount first, page {number}"] = timed(
+                    lambda flt=flt, number=number: payments.payments_page(conn, m, flt, number, mart_tz="UTC", sort=largest),
+                    repeat,
+                )
+        out["payments: all, smallest amount first, page 1000"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(), 1000, mart_tz="UTC", sort=PaymentSort("amount", True)),
+            repeat,
+        )
+        out["payments: all, oldest first, page 1000"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(), 1000, mart_tz="UTC", sort=PaymentSort("created", True)),
+            repeat,
+        )
+        out["payments: category + currency, page 1000"] = timed(
+            lambda: payments.payments_page(conn, m, PaymentFilters(failure_category="insufficient_funds", currency="usd"),
+                                           1000, mart_tz="UTC"), repeat,
+        )
         out["detail: payment + retry history"] = timed(lambda: payments.payment_detail(conn, m, retried), repeat)
         disputed = conn.execute(sa.select(m.disputes.c.charge_id).order_by(m.disputes.c.created_at.desc()).limit(1)).scalar_one()
         out["detail: + refunds, disputes, customer, timeline"] = timed(
@@ -183,7 +225,9 @@ def main() -> None:
                 _create_pg_database(url)
             wh, build = ensure_database(url, size, end, args.rebuild)
             run = {"engine": engine, "payments": size, "build_seconds": None if build is None else round(build, 1)}
+            run["load_before"] = _load()
             run["queries_ms"] = {k: round(v, 1) for k, v in run_queries(wh, end, args.repeat).items()}
+            run["load_after"] = _load()
             wh.dispose()
             if not args.no_export:
                 run.update(export_million(url, size, end))

@@ -348,19 +348,32 @@ _range_command("failures", "Failed attempts by category and by decline code, wit
 _range_command("recovery", "Recovery rate, recovered revenue and payment-level acceptance, by day of first failure.", _recovery)
 
 
-def _filters(status, funnel, card_brand, search, start, end, tz):  # noqa: ANN001, ANN202
+def _filters(start, end, tz, **values):  # noqa: ANN001, ANN202
     from paydash.queries.filters import filters_from_params
 
     start, end = _day(start, "--from"), _day(end, "--to")
-    params = {"status": status, "funnel": funnel, "card_brand": card_brand, "search": search, "from": start, "to": end}
-    return filters_from_params(params, _tz(tz))
+    return filters_from_params({"from": start, "to": end, **values}, _tz(tz))
+
+
+def _search_scope(wh):  # noqa: ANN001, ANN202
+    """What the warehouse has that a search can use (the customers mart, card_last4)."""
+    from paydash.queries.payments import SearchScope
+
+    return SearchScope(customers=wh.has_table(wh.marts.customers), card_last4=wh.has_column(wh.marts.payments, "card_last4"))
 
 
 StatusOption = typer.Option(None, "--status", help="succeeded, failed or pending.")
 BrandOption = typer.Option(None, "--card-brand", help="visa, mastercard, ...")
-SearchOption = typer.Option(None, "--search", help="Exact charge, payment intent, customer or profile id.")
+SearchOption = typer.Option(None, "--search", help="An id or part of one (4+ characters), the start of an email or name, "
+                            "and field terms: email: last4: amount:>100 currency: country: code: category: status:.")
 PFromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD.")
 PToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included.")
+CategoryOption = typer.Option(None, "--failure-category", help="card_declined, insufficient_funds, ... (docs/decline-codes.md).")
+CodeOption = typer.Option(None, "--failure-code", help="A decline or failure code, e.g. insufficient_funds.")
+CurrencyOption = typer.Option(None, "--currency", help="The charge's currency, e.g. eur.")
+CountryOption = typer.Option(None, "--card-country", help="The card's country, e.g. DE.")
+MinAmountOption = typer.Option(None, "--min-amount", help="Smallest amount in USD, included.")
+MaxAmountOption = typer.Option(None, "--max-amount", help="Largest amount in USD, included.")
 
 
 @query_app.command("payments")
@@ -369,20 +382,33 @@ def query_payments(
     funnel: Optional[str] = FunnelOption,
     card_brand: Optional[str] = BrandOption,
     search: Optional[str] = SearchOption,
+    failure_category: Optional[str] = CategoryOption,
+    failure_code: Optional[str] = CodeOption,
+    currency: Optional[str] = CurrencyOption,
+    card_country: Optional[str] = CountryOption,
+    min_amount: Optional[str] = MinAmountOption,
+    max_amount: Optional[str] = MaxAmountOption,
     start: Optional[str] = PFromOption,
     end: Optional[str] = PToOption,
+    sort: str = typer.Option("created", "--sort", help="created (time) or amount."),
+    asc: bool = typer.Option(False, "--asc", help="Oldest or smallest first (default: newest or largest first)."),
     page: int = typer.Option(1, "--page", help="Page number (50 payments a page)."),
     tz: Optional[str] = TzOption,
     as_json: bool = JsonOption,
     db: Optional[str] = DbOption,
 ) -> None:
-    """A page of matching payments, newest first, with the total count."""
+    """A page of matching payments, newest first (or as --sort says), with the total count."""
+    from paydash.queries.filters import sort_from_params
     from paydash.queries.payments import PAGE_SIZE, payments_page
 
+    filters = _filters(start, end, tz, status=status, funnel=funnel, card_brand=card_brand, search=search,
+                       failure_category=failure_category, failure_code=failure_code, currency=currency,
+                       card_country=card_country, min_amount=min_amount, max_amount=max_amount)
+    order = sort_from_params({"sort": sort, "asc": "1" if asc else ""})
     wh = _warehouse(db)
-    filters = _filters(status, funnel, card_brand, search, start, end, tz)
+    scope = _search_scope(wh)
     with wh.read() as conn:
-        result = payments_page(conn, wh.marts, filters, page, mart_tz=wh.settings.timezone)
+        result = payments_page(conn, wh.marts, filters, page, mart_tz=wh.settings.timezone, sort=order, scope=scope)
     if page > result.pages:
         raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
                            f"payment{'' if result.total == 1 else 's'}, {PAGE_SIZE} a page)")
@@ -406,8 +432,9 @@ def query_payment(
     present = {"with_refunds": wh.has_table(marts.refunds), "with_disputes": wh.has_table(marts.disputes),
                "with_customer": wh.has_table(marts.customers)}
     rates = wh.conversion_rates()
+    card_last4 = wh.has_column(marts.payments, "card_last4")
     with wh.read() as conn:
-        detail = payment_detail(conn, marts, charge_id.strip(), fx_rates=rates, **present)
+        detail = payment_detail(conn, marts, charge_id.strip(), fx_rates=rates, card_last4=card_last4, **present)
     if detail is None:
         raise InvalidInput(f"no payment with charge id {charge_id!r} in {wh.display_url}")
     _emit(detail, as_json)
@@ -432,16 +459,24 @@ def export_payments(
     funnel: Optional[str] = FunnelOption,
     card_brand: Optional[str] = BrandOption,
     search: Optional[str] = SearchOption,
+    failure_category: Optional[str] = CategoryOption,
+    failure_code: Optional[str] = CodeOption,
+    currency: Optional[str] = CurrencyOption,
+    card_country: Optional[str] = CountryOption,
+    min_amount: Optional[str] = MinAmountOption,
+    max_amount: Optional[str] = MaxAmountOption,
     start: Optional[str] = PFromOption,
     end: Optional[str] = PToOption,
     tz: Optional[str] = TzOption,
     db: Optional[str] = DbOption,
 ) -> None:
-    """The whole filtered result as CSV, streamed in chunks."""
+    """The whole filtered result as CSV, newest first, streamed in chunks."""
     from paydash.queries.payments import export_selects
 
+    filters = _filters(start, end, tz, status=status, funnel=funnel, card_brand=card_brand, search=search,
+                       failure_category=failure_category, failure_code=failure_code, currency=currency,
+                       card_country=card_country, min_amount=min_amount, max_amount=max_amount)
     wh = _warehouse(db, duckdb_memory_limit="128MB")
-    filters = _filters(status, funnel, card_brand, search, start, end, tz)
     to_stdout = str(out) == "-"
     target = sys.stdout.buffer if to_stdout else _open_out(out)
     written = 0
@@ -451,10 +486,12 @@ def export_payments(
         written += len(data)
         target.write(data)
 
+    scope = _search_scope(wh)
     done = False
     try:
         with wh.read() as conn:
-            for index, stmt in enumerate(export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone)):
+            selects = export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone, scope=scope)
+            for index, stmt in enumerate(selects):
                 wh.copy_csv(conn, stmt, write, header=index == 0)
         done = True
     finally:

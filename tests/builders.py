@@ -43,6 +43,8 @@ PAYMENT_ARROW_SCHEMA = pa.schema(
         ("card_country", pa.string()),
     ]
 )
+# the optional card_last4 column, added when a row sets it (charge(..., card_last4="4242"))
+OPTIONAL_ARROW_FIELDS = (pa.field("card_last4", pa.string()),)
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -99,7 +101,7 @@ def charge(
         "card_brand": card_brand,
         "card_country": card_country,
     }
-    unknown = set(overrides) - set(row)
+    unknown = set(overrides) - set(row) - {f.name for f in OPTIONAL_ARROW_FIELDS}
     if unknown:
         raise TypeError(f"charge() got unknown columns {sorted(unknown)}")
     row.update(overrides)
@@ -107,7 +109,12 @@ def charge(
 
 
 def rows_to_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=PAYMENT_ARROW_SCHEMA)
+    rows = list(rows)
+    schema = PAYMENT_ARROW_SCHEMA
+    for optional in OPTIONAL_ARROW_FIELDS:
+        if any(optional.name in r for r in rows):
+            schema = schema.append(optional)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def pg_execute(url: str, *statements: str) -> None:

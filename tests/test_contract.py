@@ -14,6 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from builders import charge
 from paydash.queries.dates import DateRange
@@ -187,3 +188,47 @@ def test_check_reports_an_unreachable_database(tmp_path) -> None:
     assert report.lines()[0].endswith("NOT REACHABLE")
     assert "paydash demo" in report.lines()[1]
     assert not (tmp_path / "nope.duckdb").exists()  # checking must not create the file
+
+
+def test_check_says_what_the_search_needs_on_dbt_marts(dbt_database, databases) -> None:
+    """No card_last4 and (on PostgreSQL) no trigram indexes: the contract is met, and `check`
+    says what to add; once added, the notes go."""
+    from paydash.warehouse import load
+
+    wh = databases.track(dbt_database.warehouse())
+    report = check_contract(wh)
+    text = "\n".join(report.lines())
+    assert report.ok and "the data contract is met" in text
+    assert "note: " in text and "no card_last4 (optional)" in text and "last4:" in text
+    if dbt_database.kind == "postgres":
+        assert "no trigram index on charge_id, payment_intent_id, customer_id, profile_id" in text
+        statements = [line for line in text.splitlines() if "gin_trgm_ops" in line][0].split("post-hooks): ")[1].split("; ")
+        assert statements[0] == "CREATE EXTENSION IF NOT EXISTS pg_trgm"
+        dbt_database.execute(*statements)  # as a dbt post-hook would run them
+        assert load.missing_fragment_indexes(wh) == []
+    wh.dispose()  # DuckDB: let the plain SQL open the file
+    dbt_database.execute(f"ALTER TABLE {dbt_database.qualified('mart_stripe_payments')} ADD COLUMN card_last4 text")
+    assert "note: " not in "\n".join(check_contract(wh).lines())
+
+
+def test_paydash_built_marts_serve_fragment_search_from_an_index(make_warehouse, charge) -> None:
+    from paydash.queries.filters import PaymentFilters, conditions
+    from paydash.warehouse import load
+
+    wh = make_warehouse([charge(f"ch_{i:04d}AbCd", "2024-03-04 10:00") for i in range(50)])
+    writer = type(wh)(wh.url, wh.settings, read_only=False)
+    try:
+        load.create_indexes(writer)
+        assert load.missing_fragment_indexes(writer) == []
+        if writer.dialect != "postgresql":
+            return  # DuckDB scans: there is no index to use
+        stmt = sa.select(sa.func.count()).select_from(wh.marts.payments).where(
+            *conditions(PaymentFilters(search="0042abcd"), wh.marts.payments))
+        with writer.write() as conn:
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a tiny table: make the planner show its choice
+            compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(r[0] for r in conn.execute(sa.text(f"EXPLAIN {compiled}")))
+            assert conn.execute(stmt).scalar_one() == 1
+        assert "_charge_id_trgm" in plan, plan
+    finally:
+        writer.dispose()

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import charge
+from paydash.decline_codes import FAILURE_CATEGORIES
 from paydash.errors import InvalidInput
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
@@ -305,4 +306,8 @@ def test_filter_options(explorer) -> None:
         "status": ["failed", "pending", "succeeded"],
         "funnel": sorted(FUNNELS),
         "card_brand": ["amex", "mastercard", "visa"],  # no null
+        "failure_category": list(FAILURE_CATEGORIES),
+        "failure_code": ["do_not_honor", "insufficient_funds"],
+        "currency": ["usd"],
+        "card_country": ["US"],
     }

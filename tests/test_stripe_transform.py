@@ -125,6 +125,13 @@ def test_card_brand_and_country_from_payment_method_details() -> None:
     assert (row["card_brand"], row["card_country"]) == (None, None)
 
 
+def test_card_last4_from_payment_method_details() -> None:
+    charge = stripe_charge("ch_1", "2024-03-04 10:00")
+    charge["payment_method_details"]["card"]["last4"] = "0341"
+    assert mart_row(charge)["card_last4"] == "0341"
+    assert mart_row(stripe_charge("ch_2", "2024-03-04 10:00", brand=None, country=None))["card_last4"] is None
+
+
 def test_expanded_ids_are_read_as_ids() -> None:
     ch = stripe_charge("ch_1", "2024-03-04 10:00", payment_intent="pi_1", customer={"id": "cus_X", "object": "customer"})
     ch["payment_intent"] = {"id": "pi_1", "object": "payment_intent"}
@@ -457,5 +464,29 @@ def test_stripe_marts_get_the_customer_summaries_and_keep_them_current(new_datab
             months = conn.execute(sa.select(sa.func.count()).select_from(wh.marts.customer_months)
                                   .where(wh.marts.customer_months.c.customer_id == "cus_sum")).scalar_one()
         assert totals["revenue_usd"] == Decimal("12.00") and months == 1  # one month with a success
+    finally:
+        wh.dispose()
+
+
+def test_marts_built_before_card_last4_gain_it_and_refreshes_fill_it(new_database) -> None:
+    db, wh, raw = _writer(new_database)
+    try:
+        payments_table = db.qualified("mart_stripe_payments")
+        wh.dispose()
+        schema = f"{db.schema}." if db.schema else ""
+        indexes = [f"DROP INDEX IF EXISTS {schema}ix_mart_stripe_payments_{c}" for c in ("charge_id", "payment_intent_id",
+                                                                                       "customer_id", "profile_id")]
+        # as an older paydash made it (DuckDB alters no table with indexes; prepare_database leaves them)
+        db.execute(*indexes, f"ALTER TABLE {payments_table} DROP COLUMN card_last4")
+        raw = prepare_database(wh)  # what `paydash sync` / the receiver run at start
+        assert wh.has_column(wh.marts.payments, "card_last4", max_age=0)
+        charge = stripe_charge("ch_1", "2024-03-04 10:00")
+        charge["payment_method_details"]["card"]["last4"] = "1881"
+        with wh.write() as conn:
+            upsert_charge(conn, raw, charge, state_ts=100)
+            refresh_charges(conn, wh.marts, raw, ["ch_1"], TransformOptions())
+        with wh.read() as conn:
+            p = wh.marts.payments.c
+            assert conn.execute(sa.select(p.card_last4).where(p.charge_id == "ch_1")).scalar_one() == "1881"
     finally:
         wh.dispose()

@@ -7,7 +7,7 @@ Streamlit's Vega-Lite bundle is a sixth of that. Vega draws labels as text, neve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from paydash.app import format as fmt
 
@@ -58,19 +58,22 @@ def daily_revenue(series: list[dict[str, Any]], partial_day: str | None = None) 
     }
 
 
-def failure_donut(by_category: list[dict[str, Any]]) -> dict[str, Any]:
-    """Failed attempts by failure category (the legend in words; `category` keeps the value itself)."""
+def failure_donut(by_category: list[dict[str, Any]], link: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """Failed attempts by failure category (the legend in words; `category` keeps the value itself); with
+    `link(category)`, each arc links to its payments."""
     values = [{"category": str(c["failure_category"]), "label": fmt.words(c["failure_category"]), "failures": c["failures"],
-               "share": c["share"]} for c in by_category]
+               "share": c["share"], **({"href": link(c["failure_category"])} if link is not None else {})}
+              for c in by_category]
     return {
         "height": HEIGHT,
         "data": {"values": values},
-        "mark": {"type": "arc", "innerRadius": 55},
+        "mark": {"type": "arc", "innerRadius": 55, **({"cursor": "pointer"} if link is not None else {})},
         "encoding": {
             "theta": {"field": "failures", "type": "quantitative", "stack": True},
             "color": {"field": "label", "type": "nominal", "title": "Category", "sort": None,
                       "legend": {"orient": "bottom", "columns": 2, "labelLimit": 180}},
             "order": {"field": "failures", "type": "quantitative", "sort": "descending"},
+            **({"href": {"field": "href", "type": "nominal"}} if link is not None else {}),
             "tooltip": [{"field": "label", "title": "Category"},
                         {"field": "failures", "type": "quantitative", "title": "Failures", "format": ","},
                         {"field": "share", "type": "quantitative", "title": "Share", "format": fmt.VEGA_PERCENT}],

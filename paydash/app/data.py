@@ -34,7 +34,7 @@ from paydash.app.format import md_escape
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.queries import customers, failures, operations, overview, payments, promotions, recovery
 from paydash.queries.dates import DateRange, today_in
-from paydash.queries.filters import PaymentFilters
+from paydash.queries.filters import PaymentFilters, PaymentSort
 from paydash.queries.system import table_name
 from paydash.settings import BY_NAME, SETTINGS, Settings, load_settings
 from paydash.warehouse.engine import Warehouse
@@ -204,10 +204,17 @@ def filter_options(source: Source) -> Loaded:
         return _loaded(payments.filter_options(conn, wh.marts))
 
 
+def search_scope(wh: Warehouse) -> payments.SearchScope:
+    """What this warehouse has that a search can use (looked up at most once a minute)."""
+    return payments.SearchScope(customers=wh.has_table(wh.marts.customers),
+                                card_last4=wh.has_column(wh.marts.payments, "card_last4"))
+
+
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
-def payments_page(source: Source, filters: PaymentFilters, page: int) -> Loaded:
+def payments_page(source: Source, filters: PaymentFilters, page: int, sort: PaymentSort = PaymentSort()) -> Loaded:
+    scope = search_scope(_open(source))
     with _read(source) as (wh, conn):
-        return _loaded(payments.payments_page(conn, wh.marts, filters, page, mart_tz=source.timezone))
+        return _loaded(payments.payments_page(conn, wh.marts, filters, page, mart_tz=source.timezone, sort=sort, scope=scope))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
@@ -217,10 +224,11 @@ def payment_detail(source: Source, charge_id: str) -> Loaded:
     marts were converted at."""
     present = optional_marts(source)
     rates = _conversion_rates(source)
+    card_last4 = search_scope(_open(source)).card_last4
     with _read(source) as (wh, conn):
         return _loaded(payments.payment_detail(conn, wh.marts, charge_id, with_refunds=present["refunds"],
                                                with_disputes=present["disputes"], with_customer=present["customers"],
-                                               fx_rates=rates))
+                                               fx_rates=rates, card_last4=card_last4))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=10)
@@ -243,7 +251,10 @@ def csv_export(source: Source, filters: PaymentFilters, on_done: Callable[[], No
     Its error messages reach the browser: only PaydashError's user-facing text passes.
     """
     wh = warehouse(source)
-    return _csv_builder(wh, payments.export_select(wh.marts, filters), on_done)
+    scope = search_scope(wh)
+    with _read(source) as (wh, conn):
+        filters = payments.resolve_search(conn, wh.marts, filters, scope)  # exact id or fragment, as the page
+    return _csv_builder(wh, payments.export_select(wh.marts, filters, scope=scope), on_done)
 
 
 def _csv_builder(wh: Warehouse, stmt, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:  # noqa: ANN001

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -14,7 +14,9 @@ from paydash.decline_codes import CATEGORIES, DECLINE_CODES
 WRAPPING_ROW_HEIGHT = 66
 
 
-def top_failure_reasons(by_code: list[dict[str, Any]], limit: int = 10) -> pd.DataFrame:
+def top_failure_reasons(by_code: list[dict[str, Any]], limit: int = 10,
+                        link: Callable[[str | None], str] | None = None) -> pd.DataFrame:
+    """The top reasons; with `link(code)`, a last column linking to the explorer filtered to them."""
     rows = []
     for r in by_code[:limit]:
         code = r["failure_code"]
@@ -29,12 +31,11 @@ def top_failure_reasons(by_code: list[dict[str, Any]], limit: int = 10) -> pd.Da
                 "Share": r["share"],
                 "Recommended action": fmt.text(r["recovery_action"]),
                 "Meaning": fmt.text(meaning),
+                **({"Payments": link(code)} if link is not None else {}),
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=["Failure reason", "Category", "Failures", "Lost amount (USD)", "Share", "Recommended action", "Meaning"],
-    )
+    columns = ["Failure reason", "Category", "Failures", "Lost amount (USD)", "Share", "Recommended action", "Meaning"]
+    return pd.DataFrame(rows, columns=columns + (["Payments"] if link is not None else []))
 
 
 PAYMENT_COLUMNS = ["Charge", "Time", "Amount (USD)", "Currency", "Status", "Failure", "Funnel", "Card", "Customer"]

@@ -1,12 +1,21 @@
 """The Payments explorer: pages of matching charges, one payment's detail, filter options, export.
 
-Paging is newest first (created_at, then charge_id, descending). A deep page is found
-without OFFSET over the whole result: matches are counted per day (from the daily mart
-when the filters allow, which also gives the total), then per hour inside the day where
-the page starts, and the page query reads a bounded window below the end of that hour.
-With rows stored in time order DuckDB skips everything else through its zone maps;
-PostgreSQL walks its (created_at, charge_id) index. The 1000th page costs about what the
-first does. Next/previous from a known row can also seek by key (`payments_after`).
+Order: newest first by default (created_at, then charge_id, descending), or oldest first,
+or by amount (amount_usd, then created_at and charge_id, the same way; unknown amounts
+last either way) over the whole result. A page near either end is a plain ORDER BY ...
+LIMIT/OFFSET (from the far end: the reverse order, read backwards). A deep page is found
+without OFFSET over the whole result:
+
+- by time: matches are counted per day (from the daily mart when the filters allow, which
+  also gives the total), then per hour inside the day where the page starts, and the page
+  query reads a bounded time window. With rows stored in time order DuckDB skips
+  everything else through its zone maps; PostgreSQL walks its (created_at, charge_id) index.
+- by amount: matches are counted per amount (one aggregate; a running sum in the database
+  returns only the amounts the page spans); the page query reads those amounts, and a
+  page deep inside one amount (a popular price) seeks by time inside it as above.
+
+The 1000th page costs about what the first does. Next/previous from a known row can also
+seek by key (`payments_after`). A search reads its (few) matches once, sorts and counts them.
 
 Export: `export_selects` cuts the result into sorted time windows and the warehouse
 streams each as CSV, so memory stays flat.
@@ -25,15 +34,19 @@ from sqlalchemy import Date, cast, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from paydash.currencies import minor_unit_divisor
+from paydash.decline_codes import FAILURE_CATEGORIES
 from paydash.errors import InvalidInput
 from paydash.queries.dates import local_midnight_utc
-from paydash.queries.filters import PaymentFilters, conditions, search_columns
+from paydash.queries.filters import PaymentFilters, PaymentSort, conditions, profile_matches, search_columns
+from paydash.queries.search import MIN_FRAGMENT
 from paydash.warehouse.expressions import formula_safe, iso_utc
-from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts
+from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts, display_name
 
 PAGE_SIZE = 50
-# Offsets below this are read with a plain ORDER BY ... LIMIT/OFFSET (a top-N heap this big).
+# Offsets below this (from either end) are read with a plain ORDER BY ... LIMIT/OFFSET.
 DIRECT_OFFSET = 2_000
+# An email or name start naming more customers than this is compared as a subquery.
+MAX_PROFILE_IDS = 1_000
 
 LIST_COLUMNS = (
     "charge_id",
@@ -57,6 +70,15 @@ HISTORY_COLUMNS = ("charge_id", "attempt_number", "created_at", "status", "amoun
 
 
 @dataclass(frozen=True)
+class SearchScope:
+    """What the warehouse has that a search can use: the customers mart (emails and names)
+    and the charge mart's optional card_last4 column. The caller asks the warehouse."""
+
+    customers: bool = False
+    card_last4: bool = False
+
+
+@dataclass(frozen=True)
 class PaymentsPage:
     total: int
     page: int
@@ -72,18 +94,34 @@ def _hour(created_at: sa.ColumnElement) -> sa.ColumnElement:
     return func.date_trunc(sa.literal_column("'hour'"), created_at)
 
 
-def _order(table: sa.Table) -> list[sa.ColumnElement]:
-    return [table.c.created_at.desc(), table.c.charge_id.desc()]
+def _order(c, sort: PaymentSort = PaymentSort(), reverse: bool = False) -> list[sa.ColumnElement]:  # noqa: ANN001
+    """ORDER BY keys of `sort` over columns `c`; `reverse` is the exact opposite order."""
+    ascending = sort.ascending != reverse
+
+    def way(col):  # noqa: ANN001, ANN202
+        return col.asc() if ascending else col.desc()
+
+    keys = []
+    if sort.key == "amount":
+        keys.append(way(c.amount_usd).nulls_first() if reverse else way(c.amount_usd).nulls_last())
+    return keys + [way(c.created_at), way(c.charge_id)]
+
+
+def _where(filters: PaymentFilters, marts: Marts, scope: SearchScope | None) -> list[sa.ColumnElement[bool]]:
+    return conditions(filters, marts.payments, marts.customers if scope is not None and scope.customers else None)
 
 
 def _daily_mart_count(filters: PaymentFilters, marts: Marts, mart_tz: str | None) -> sa.ColumnElement | None:
     """The daily-mart expression counting these filters' matches, or None if it cannot.
 
     The daily mart knows attempts per local day, funnel and status; it answers when the
-    filters use nothing else and the range is in the timezone its days are in.
+    filters use nothing else and the range is in the timezone its days are in. (Its
+    per-category counts are paydash's own, not the contract's: a dbt mart may lack them.)
     """
     f = filters.normalized()
-    if mart_tz is None or f.search or f.card_brand or (f.date_range is not None and f.date_range.tz != mart_tz):
+    others = (f.search, f.card_brand, f.failure_category, f.failure_code, f.currency, f.card_country, f.min_amount,
+              f.max_amount)
+    if mart_tz is None or any(v is not None for v in others) or (f.date_range is not None and f.date_range.tz != mart_tz):
         return None
     d = marts.daily.c
     return {
@@ -94,17 +132,18 @@ def _daily_mart_count(filters: PaymentFilters, marts: Marts, mart_tz: str | None
     }[f.status]
 
 
-def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None) -> list[tuple[datetime, datetime, int]]:
-    """Matches per day, newest first: (UTC start, UTC stop, count), days without matches left out.
+def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None,
+                where: list[sa.ColumnElement[bool]], ascending: bool = False) -> list[tuple[datetime, datetime, int]]:
+    """Matches of `where` per day in walk order: (UTC start, UTC stop, count), days without matches left out.
 
-    From the daily mart when it can answer (cheap on any engine), else counted per UTC
-    day in the charge mart.
+    From the daily mart when it can answer for `filters` (cheap on any engine; pass
+    filters=None when `where` adds more), else counted per UTC day in the charge mart.
     """
-    f = filters.normalized()
-    measure = _daily_mart_count(f, marts, mart_tz)
+    measure = _daily_mart_count(filters, marts, mart_tz) if filters is not None else None
     if measure is not None:
+        f = filters.normalized()
         d = marts.daily.c
-        stmt = select(d.date, func.sum(measure)).group_by(d.date).order_by(d.date.desc())
+        stmt = select(d.date, func.sum(measure)).group_by(d.date).order_by(d.date.asc() if ascending else d.date.desc())
         if f.date_range is not None:
             stmt = stmt.where(d.date >= f.date_range.start, d.date <= f.date_range.end)
         if f.funnel:
@@ -116,123 +155,234 @@ def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz
         ]
     t = marts.payments
     day = cast(t.c.created_at, Date)
-    rows = conn.execute(select(day, func.count()).where(*conditions(f, t)).group_by(day).order_by(day.desc()))
+    rows = conn.execute(select(day, func.count()).where(*where).group_by(day).order_by(day.asc() if ascending else day.desc()))
     return [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), int(n)) for d, n in rows]
 
 
-def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None = None) -> int:
+def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None = None,
+                   scope: SearchScope | None = None) -> int:
     """How many payments match; from the daily mart when it can answer (`mart_tz` given)."""
-    measure = _daily_mart_count(filters, marts, mart_tz)
-    if measure is not None:
-        return sum(n for _, _, n in _day_counts(conn, marts, filters, mart_tz))
+    filters = resolve_search(conn, marts, filters, scope)
+    where = _where(filters, marts, scope)
+    if _daily_mart_count(filters, marts, mart_tz) is not None:
+        return sum(n for _, _, n in _day_counts(conn, marts, filters, mart_tz, where))
     t = marts.payments
-    return int(conn.execute(select(func.count()).select_from(t).where(*conditions(filters, t))).scalar_one())
+    return int(conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one())
 
 
-def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters) -> PaymentFilters:
-    """Narrow an id search to the columns that hold it.
+def resolve_search(conn: Connection, marts: Marts, filters: PaymentFilters, scope: SearchScope | None = None) -> PaymentFilters:
+    """Check the search against what the warehouse has, and narrow it where that is cheap.
 
-    Text without a Stripe prefix may be any of the four ids; one indexed lookup per
-    column finds which (usually one, often none), so the page and count queries compare a
-    single column instead of OR-ing four, which no index serves.
+    - a term the warehouse cannot answer (`last4:` without card_last4, `email:` without the
+      customers mart) is refused with what to add;
+    - an id equal to the text is looked for first, one indexed lookup per id column (one
+      column with a Stripe prefix): found, the search is that exact id (a pasted id reads
+      its few rows through the index, never the whole mart); else, from MIN_FRAGMENT
+      characters, every id containing the text, ignoring case (a scan on DuckDB, the
+      trigram indexes on PostgreSQL);
+    - the customers whose email or name starts with the text are looked up once
+      (up to MAX_PROFILE_IDS; more stay a subquery).
     """
     f = filters.normalized()
-    if not f.search or f.search_in is not None:
+    if not f.search:
         return f
-    columns = search_columns(f.search)
-    if len(columns) > 1:
-        t = marts.payments
-        columns = tuple(
-            name for name in columns
-            if conn.execute(select(sa.literal(1)).select_from(t).where(t.c[name] == f.search).limit(1)).first()
+    search = f.parsed_search()
+    scope = scope or SearchScope()
+    fields = {term.field for term in search.fields()}
+    if "last4" in fields and not scope.card_last4:
+        raise InvalidInput(
+            f"last4: cannot search: {display_name(marts.payments)} has no card_last4 column. paydash's own marts "
+            "have it (`paydash rebuild-marts` fills it for a Stripe sync); a dbt mart can add it from "
+            "payment_method_details.card.last4 (docs/data-contract.md)"
         )
-    return replace(f, search_in=columns)
-
-
-def _seek(
-    conn: Connection, marts: Marts, filters: PaymentFilters, offset: int, page_size: int, mart_tz: str | None
-) -> tuple[int, tuple[datetime, datetime | None] | None, int]:
-    """(total, (upper, lower) time bounds of the page's rows, offset below `upper`).
-
-    Counts per day (one cheap aggregate, which also gives the total), then per hour inside
-    the day where the page starts. The page's rows then lie in [lower, upper): upper is
-    the end of the hour where it starts, lower the start of the hour (or day) by which
-    `page_size` more rows have been counted, so the page query reads a few thousand rows.
-    """
+    if "email" in fields and not scope.customers:
+        raise InvalidInput(
+            f"email: cannot search: there is no customers mart ({display_name(marts.customers)}); "
+            "add it as docs/data-contract.md describes, or search by customer id"
+        )
+    text = search.text
+    if text is None:
+        return f
+    columns, match = f.search_in, f.search_match
     t = marts.payments
-    days = _day_counts(conn, marts, filters, mart_tz)
-    total = sum(n for _, _, n in days)
-    before = 0
-    for index, (day_start, day_stop, n) in enumerate(days):
-        if before + n > offset:
-            break
-        before += n
-    else:
-        return total, None, 0
-    hour = _hour(t.c.created_at)
-    hours = conn.execute(
-        select(hour, func.count())
-        .where(*conditions(filters, t), t.c.created_at >= day_start, t.c.created_at < day_stop)
-        .group_by(hour)
-        .order_by(hour.desc())
-    ).all()
-    # newest first: (bucket start, bucket end, rows): the hours of this day, then older days
-    buckets = [(h, min(h + timedelta(hours=1), day_stop), n) for h, n in hours]
-    buckets += [(start, stop, n) for start, stop, n in days[index + 1 :]]
-    upper = None
-    needed = offset + page_size
-    for bucket_start, bucket_end, n in buckets:
-        if upper is None and before + n > offset:
-            upper, local_offset = bucket_end, offset - before
-        before += n
-        if upper is not None and before >= needed:
-            return total, (upper, bucket_start), local_offset
-    if upper is None:
-        return total, None, 0  # rows vanished between the two reads
-    return total, (upper, None), local_offset
+    if columns is None or match is None:
+        columns = search_columns(text)
+        exact = tuple(
+            name for name in columns
+            if conn.execute(select(sa.literal(1)).select_from(t).where(t.c[name] == text).limit(1)).first()
+        )
+        if exact or len(text) < MIN_FRAGMENT:
+            columns, match = exact, "exact"
+        else:
+            match = "fragment"
+    customers = f.search_customers
+    if customers is None and scope.customers and not text.lower().startswith(("ch_", "py_", "pi_", "cus_")):
+        found = [r[0] for r in conn.execute(profile_matches(marts.customers, text).limit(MAX_PROFILE_IDS + 1))]
+        customers = tuple(found) if len(found) <= MAX_PROFILE_IDS else None
+    return replace(f, search_in=columns, search_match=match, search_customers=customers)
 
 
 def _rows(result) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
-def payments_page(
-    conn: Connection, marts: Marts, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE, mart_tz: str | None = None
-) -> PaymentsPage:
-    """Page `page` (1-based) of the matching payments, newest first, with the total count.
+def _select_page(c, where, sort: PaymentSort, offset: int, limit: int, reverse: bool = False) -> sa.Select:  # noqa: ANN001
+    stmt = select(*(c[name] for name in LIST_COLUMNS)).where(*where).order_by(*_order(c, sort, reverse)).limit(limit)
+    return stmt.offset(offset) if offset else stmt
 
-    `mart_tz`, the timezone the daily mart's days are in, lets counts come from it.
+
+def payments_page(
+    conn: Connection, marts: Marts, filters: PaymentFilters, page: int = 1, page_size: int = PAGE_SIZE,
+    mart_tz: str | None = None, sort: PaymentSort = PaymentSort(), scope: SearchScope | None = None,
+) -> PaymentsPage:
+    """Page `page` (1-based) of the matching payments in `sort` order, with the total count.
+
+    `mart_tz`, the timezone the daily mart's days are in, lets counts come from it;
+    `scope` says which optional data the search may use.
     """
     if page < 1:
         raise InvalidInput(f"page {page} does not exist; pages start at 1")
     t = marts.payments
-    filters = resolve_search(conn, marts, filters)
+    filters = resolve_search(conn, marts, filters, scope)
+    where = _where(filters, marts, scope)
     offset = (page - 1) * page_size
-    where = conditions(filters, t)
-    if filters.search:
-        # an id search matches few rows: fetch them through the index first, then sort;
-        # a top-N over the whole table would not use the index
-        source = select(t).where(*where).cte("matches").prefix_with("MATERIALIZED")
-        where = []
-    else:
-        source = t
-    stmt = select(*(source.c[name] for name in LIST_COLUMNS)).where(*where).order_by(
-        source.c.created_at.desc(), source.c.charge_id.desc()
-    ).limit(page_size)
-    if offset < DIRECT_OFFSET or filters.search:
+    if filters.search and filters.parsed_search().text is not None:
+        # an id, part of one, an email or a name: few matches (field terms alone are filters)
+        total, rows = _search_page(conn, t, where, sort, offset, page_size)
+    elif sort.key == "amount":
+        total, rows = _amount_page(conn, marts, where, offset, page_size, sort)
+    elif offset < DIRECT_OFFSET:
         # near the top a plain top-N is cheapest, and the count is one aggregate
-        total = count_payments(conn, marts, filters, mart_tz)
-        rows = _rows(conn.execute(stmt.offset(offset))) if offset < total else []
+        total = count_payments(conn, marts, filters, mart_tz, scope)
+        rows = _rows(conn.execute(_select_page(t.c, where, sort, offset, page_size))) if offset < total else []
     else:
-        total, bounds, local_offset = _seek(conn, marts, filters, offset, page_size, mart_tz)
-        rows = []
-        if bounds is not None:
-            upper, lower = bounds
-            stmt = stmt.where(t.c.created_at < upper)
-            if lower is not None:
-                stmt = stmt.where(t.c.created_at >= lower)
-            rows = _rows(conn.execute(stmt.offset(local_offset)))
+        days = _day_counts(conn, marts, filters, mart_tz, where, sort.ascending)
+        total = sum(n for _, _, n in days)
+        if offset >= total:
+            rows = []
+        elif total - offset <= DIRECT_OFFSET:
+            # near the far end: the reverse order's first rows, read backwards
+            end = min(offset + page_size, total)
+            rows = _rows(conn.execute(_select_page(t.c, where, sort, total - end, end - offset, reverse=True)))[::-1]
+        else:
+            rows = _time_seek(conn, t, where, days, offset, page_size, sort)
     return PaymentsPage(total, page, max(1, math.ceil(total / page_size)), rows)
+
+
+def _search_page(conn: Connection, t: sa.Table, where, sort: PaymentSort, offset: int, page_size: int) -> tuple[int, list]:  # noqa: ANN001
+    """A search matches few rows: read them once (through an index where one serves), then
+    sort, page and count them together."""
+    matches = select(*(t.c[name] for name in LIST_COLUMNS)).where(*where).cte("matches").prefix_with("MATERIALIZED")
+    stmt = _select_page(matches.c, [], sort, offset, page_size).add_columns(func.count().over().label("matches_total"))
+    rows = _rows(conn.execute(stmt))
+    if rows:
+        total = int(rows[0]["matches_total"])
+        for row in rows:
+            del row["matches_total"]
+        return total, rows
+    return int(conn.execute(select(func.count()).select_from(matches)).scalar_one()), []
+
+
+def _time_seek(conn: Connection, t: sa.Table, where, days, offset: int, page_size: int, sort: PaymentSort,  # noqa: ANN001
+               limit: int | None = None) -> list[dict[str, Any]]:
+    """The rows at `offset` in time order (sort's direction), from per-day counts `days` (in
+    that order): counts per hour inside the day where the page starts, then reads the time
+    window by which `page_size` more rows have been counted, so only a few thousand rows."""
+    ascending = sort.ascending
+    limit = page_size if limit is None else limit
+    before = 0
+    for index, (day_start, day_stop, n) in enumerate(days):
+        if before + n > offset:
+            break
+        before += n
+    else:
+        return []
+    hour = _hour(t.c.created_at)
+    hours = conn.execute(
+        select(hour, func.count())
+        .where(*where, t.c.created_at >= day_start, t.c.created_at < day_stop)
+        .group_by(hour)
+        .order_by(hour.asc() if ascending else hour.desc())
+    ).all()
+    # in walk order: (bucket start, bucket end, rows): the hours of this day, then the next days
+    buckets = [(h, min(h + timedelta(hours=1), day_stop), n) for h, n in hours]
+    buckets += [(start, stop, n) for start, stop, n in days[index + 1 :]]
+    first = last = None
+    needed = offset + page_size
+    for bucket in buckets:
+        if first is None and before + bucket[2] > offset:
+            first, local_offset = bucket, offset - before
+        before += bucket[2]
+        if first is not None and before >= needed:
+            last = bucket
+            break
+    if first is None:
+        return []  # rows vanished between the two reads
+    window = []
+    if ascending:
+        window.append(t.c.created_at >= first[0])
+        if last is not None:
+            window.append(t.c.created_at < last[1])
+    else:
+        window.append(t.c.created_at < first[1])
+        if last is not None:
+            window.append(t.c.created_at >= last[0])
+    time_sort = PaymentSort("created", ascending)
+    return _rows(conn.execute(_select_page(t.c, [*where, *window], time_sort, local_offset, limit)))
+
+
+def _amount_page(conn: Connection, marts: Marts, where, offset: int, page_size: int,  # noqa: ANN001
+                 sort: PaymentSort) -> tuple[int, list[dict[str, Any]]]:
+    """(total, the rows at `offset` in amount order).
+
+    Matches are counted per amount in one aggregate; a running sum in the database returns
+    the total and only the amounts the page spans. The page query then reads just those
+    amounts (a small sort instead of ordering every match); a page that starts deep inside
+    one amount (a popular price) reads it by time as the time order does.
+    """
+    t = marts.payments
+    groups = select(t.c.amount_usd.label("amount"), func.count().label("n")).where(*where).group_by(t.c.amount_usd).subquery()
+    amount_key = (groups.c.amount.asc() if sort.ascending else groups.c.amount.desc()).nulls_last()
+    running = select(groups.c.amount, groups.c.n, func.sum(groups.c.n).over(order_by=amount_key).label("upto"),
+                     func.sum(groups.c.n).over().label("total")).subquery()
+    spanned = conn.execute(
+        select(running.c.amount, running.c.n, running.c.upto, running.c.total)
+        .where(sa.or_(running.c.upto > offset, running.c.upto == running.c.total),
+               running.c.upto - running.c.n < offset + page_size)
+        .order_by(running.c.upto)
+    ).all()
+    if not spanned:
+        return 0, []
+    total = int(spanned[0].total)
+    spanned = [g for g in spanned if g.upto > offset]
+    if not spanned:
+        return total, []
+    first = spanned[0]
+    local_offset = offset - (int(first.upto) - int(first.n))
+    amount = t.c.amount_usd
+
+    def within(values: list) -> sa.ColumnElement[bool]:  # noqa: ANN001
+        known = [v for v in values if v is not None]
+        spans = [amount.between(min(known), max(known))] if known else []
+        return sa.or_(*spans, *([amount.is_(None)] if None in values else []))
+
+    if local_offset < DIRECT_OFFSET:
+        stmt = _select_page(t.c, [*where, within([g.amount for g in spanned])], sort, local_offset, page_size)
+        return total, _rows(conn.execute(stmt))
+    # deep inside one amount: its rows at local_offset by time, then the next amounts from their start
+    inside = [*where, within([first.amount])]
+    take = min(page_size, int(first.n) - local_offset)
+    if int(first.n) - local_offset - take < DIRECT_OFFSET:
+        # near the end of this amount: its last rows, read backwards
+        stmt = _select_page(t.c, inside, sort, int(first.n) - local_offset - take, take, reverse=True)
+        rows = _rows(conn.execute(stmt))[::-1]
+    else:
+        days = _day_counts(conn, marts, None, None, inside, sort.ascending)
+        rows = _time_seek(conn, t, inside, days, local_offset, take, sort)
+    if len(rows) < page_size and len(spanned) > 1:
+        rest = [*where, within([g.amount for g in spanned[1:]])]
+        rows += _rows(conn.execute(_select_page(t.c, rest, sort, 0, page_size - len(rows))))
+    return total, rows
 
 
 def payments_after(
@@ -247,7 +397,7 @@ def payments_after(
     where = conditions(filters, t)
     if after is not None:
         where.append(tuple_(t.c.created_at, t.c.charge_id) < tuple_(sa.literal(after[0]), sa.literal(after[1])))
-    stmt = select(*(t.c[name] for name in LIST_COLUMNS)).where(*where).order_by(*_order(t)).limit(page_size)
+    stmt = select(*(t.c[name] for name in LIST_COLUMNS)).where(*where).order_by(*_order(t.c)).limit(page_size)
     return _rows(conn.execute(stmt))
 
 
@@ -264,8 +414,9 @@ def payment_detail(
     with_disputes: bool = False,
     with_customer: bool = False,
     fx_rates: Mapping[str, float] | None = None,
+    card_last4: bool = False,
 ) -> dict[str, Any] | None:
-    """Every contract column of one charge, the retry history of its payment intent, and with
+    """Every contract column of one charge (and card_last4 when the mart has it, say so), the retry history of its payment intent, and with
     the optional marts present its refunds and disputes (of every charge of the intent), the
     customer's name and email, and one timeline of attempts, refunds and disputes in time order.
 
@@ -274,7 +425,8 @@ def payment_detail(
     rounded to the currency's minor unit; None without a rate.
     """
     t = marts.payments
-    row = conn.execute(select(t).where(t.c.charge_id == charge_id).limit(1)).first()
+    columns = [t.c[name] for name in (*EXPORT_COLUMNS, *(("card_last4",) if card_last4 else ()))]
+    row = conn.execute(select(*columns).where(t.c.charge_id == charge_id).limit(1)).first()
     if row is None:
         return None
     detail = dict(row._mapping)
@@ -357,7 +509,8 @@ def _outcome(history: list[dict[str, Any]]) -> str:
 
 
 def filter_options(conn: Connection, marts: Marts) -> dict[str, list[str]]:
-    """Values the explorer's select boxes offer (statuses and funnels from the daily mart)."""
+    """Values the explorer's select boxes offer (statuses and funnels from the daily mart,
+    failure categories from paydash.decline_codes)."""
     t = marts.payments.c
     d = marts.daily.c
 
@@ -372,10 +525,15 @@ def filter_options(conn: Connection, marts: Marts) -> dict[str, list[str]]:
         "status": sorted(status for status, seen in present.items() if seen),
         "funnel": distinct(d.funnel_name),
         "card_brand": distinct(t.card_brand),
+        "failure_category": list(FAILURE_CATEGORIES),
+        "failure_code": distinct(t.failure_code),
+        "currency": distinct(t.currency),
+        "card_country": distinct(t.card_country),
     }
 
 
-def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime, datetime] | None = None) -> sa.Select:
+def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime, datetime] | None = None,
+                  scope: SearchScope | None = None) -> sa.Select:
     """The filtered result in EXPORT_COLUMNS order, newest first, ready for CSV.
 
     Times become ISO 8601 (UTC, with Z); text a spreadsheet would run as a formula gets a
@@ -396,14 +554,15 @@ def export_select(marts: Marts, filters: PaymentFilters, window: tuple[datetime,
             )
         else:
             columns.append(col)
-    where = conditions(filters, t)
+    where = _where(filters, marts, scope)
     if window is not None:
         where += [t.c.created_at >= window[0], t.c.created_at < window[1]]
-    return select(*columns).where(*where).order_by(*_order(t))
+    return select(*columns).where(*where).order_by(*_order(t.c))
 
 
 def export_selects(
-    conn: Connection, marts: Marts, filters: PaymentFilters, rows_per_window: int = 50_000, mart_tz: str | None = None
+    conn: Connection, marts: Marts, filters: PaymentFilters, rows_per_window: int = 50_000, mart_tz: str | None = None,
+    scope: SearchScope | None = None,
 ) -> list[sa.Select]:
     """The export as consecutive time windows, newest first, of about `rows_per_window` rows.
 
@@ -411,15 +570,15 @@ def export_selects(
     memory stays flat however large the export. Concatenated, they are exactly
     export_select(marts, filters).
     """
-    filters = resolve_search(conn, marts, filters)
+    filters = resolve_search(conn, marts, filters, scope)
     windows: list[sa.Select] = []
     stop, rows = None, 0
-    days = _day_counts(conn, marts, filters, mart_tz)
+    days = _day_counts(conn, marts, filters, mart_tz, _where(filters, marts, scope))
     for index, (day_start, day_stop, n) in enumerate(days):
         if stop is None:
             stop, rows = day_stop, 0
         rows += n
         if rows >= rows_per_window or index == len(days) - 1:
-            windows.append(export_select(marts, filters, (day_start, stop)))
+            windows.append(export_select(marts, filters, (day_start, stop), scope))
             stop = None
-    return windows or [export_select(marts, filters)]
+    return windows or [export_select(marts, filters, scope=scope)]

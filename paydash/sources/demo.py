@@ -8,7 +8,8 @@ currencies converted to USD, weekday and hour seasonality, growth, and incidents
 where failures spike) so charts and alerts have something to show.
 
 Everything is numpy; no Python loop runs per payment. The output is a pyarrow Table in
-the data contract's column order, sorted by created_at (DuckDB's zone maps like that).
+the data contract's column order (then the optional card_last4), sorted by created_at
+(DuckDB's zone maps like that).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ HOUR_FACTOR = np.array(
     [0.35, 0.25, 0.18, 0.14, 0.13, 0.17, 0.30, 0.50, 0.75, 0.95, 1.05, 1.12,
      1.20, 1.15, 1.08, 1.05, 1.07, 1.12, 1.25, 1.38, 1.40, 1.25, 0.95, 0.60]
 )
+LAST4 = pa.array([f"{i:04d}" for i in range(10_000)], type=pa.string())
 DAY_NAMES = np.array(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"])
 
 
@@ -338,6 +340,10 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
     local_epoch = row_time if spec.tz == "UTC" else _utc_to_local_epoch(row_time, spec.tz)
     local_days = local_epoch // DAY
 
+    # a customer keeps one card; its last four digits from a generator of their own, so the
+    # other columns stay what they were for a seed
+    c_last4 = np.random.default_rng([spec.seed, 4]).integers(0, 10_000, size=n_customers)
+
     fail_mask = ~is_fail
     return pa.table(
         {
@@ -361,6 +367,7 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
             "funnel_name": _labels(pi_funnel[row_pi], [f for f, _ in FUNNELS]),
             "card_brand": _labels(c_brand[row_customer], [b for b, _ in BRANDS]),
             "card_country": _labels(row_country, [c[0] for c in COUNTRIES]),
+            "card_last4": _labels(c_last4[row_customer], LAST4),
         }
     )
 

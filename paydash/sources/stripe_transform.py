@@ -15,7 +15,7 @@ Rules (docs/stripe.md):
   when it settled in USD; else the PAYDASH_FX_RATES rate; else empty (with a warning);
   zero-decimal currencies are not divided by 100, three-decimal ones by 1000;
 - funnel_name / profile_id: the configured metadata keys, charge metadata first, then
-  its payment intent's; card brand and country from payment_method_details.card;
+  its payment intent's; card brand, country and last4 from payment_method_details.card;
 - created_date, hour_of_day, day_of_week: in the reporting timezone.
 """
 
@@ -39,7 +39,7 @@ from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
 from paydash.warehouse import customer_totals, load, transforms
-from paydash.warehouse.migrations import migrate
+from paydash.warehouse.migrations import add_column, migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import Marts, display_name
 
@@ -136,6 +136,7 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
         "funnel_name": _metadata(charge, options.funnel_key) or _metadata(intent, options.funnel_key),
         "card_brand": card.get("brand"),
         "card_country": card.get("country"),
+        "card_last4": card.get("last4"),
     }
 
 
@@ -304,6 +305,8 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             if table.schema:
                 conn.execute(CreateSchema(table.schema, if_not_exists=True))
             table.create(conn, checkfirst=True)
+        # marts this paydash built before card_last4 existed gain it (empty until rebuild-marts)
+        add_column(conn, wh.marts.payments, wh.marts.payments.c.card_last4)
         # the Customers page's summaries (one row per customer, per customer-month): made once,
         # filled from the charge mart, then kept current by rebuild_derived_marts
         for table, rebuild in ((wh.marts.customer_totals, customer_totals.rebuild_customer_totals),

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
-from paydash.warehouse.schema import DAILY_REQUIRED_COLUMNS, PAYMENT_COLUMNS, display_name
+from paydash.warehouse import load
+from paydash.warehouse.schema import DAILY_REQUIRED_COLUMNS, OPTIONAL_PAYMENT_COLUMNS, PAYMENT_COLUMNS, display_name
 
 
 @dataclass
@@ -32,6 +33,8 @@ class ContractReport:
     seconds: float | None = None
     error: str | None = None
     tables: list[TableReport] = field(default_factory=list)
+    # what works without but is better with: optional columns, indexes (the contract is still met)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +53,7 @@ class ContractReport:
                 out.append(f"{t.name}: cannot be read: {t.error}")
             else:
                 out.append(f"{t.name}: ok ({t.rows:,} rows)")
+        out += [f"note: {note}" for note in self.notes]
         out.append("the data contract is met" if self.ok else "the data contract is NOT met")
         return out
 
@@ -82,4 +86,27 @@ def check_contract(wh: Warehouse) -> ContractReport:
                 tr.rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         except PaydashError as exc:
             tr.error = str(exc)
+        if table is wh.marts.payments:
+            report.notes += _search_notes(wh, columns)
     return report
+
+
+def _search_notes(wh: Warehouse, columns: dict[str, str]) -> list[str]:
+    """What the explorer's search would gain: the optional card_last4 column, fragment indexes."""
+    p = wh.marts.payments
+    notes = []
+    for name, _ in OPTIONAL_PAYMENT_COLUMNS:
+        if name not in columns:
+            notes.append(f"{display_name(p)} has no {name} (optional): the search's last4: cannot work; add it "
+                         "from payment_method_details.card.last4 (docs/data-contract.md)")
+    try:
+        missing = load.missing_fragment_indexes(wh)
+    except PaydashError as exc:
+        return notes + [f"could not read the indexes of {display_name(p)}: {exc}"]
+    if missing:
+        with wh.read() as conn:
+            table = conn.dialect.identifier_preparer.format_table(p)
+        statements = load.fragment_index_statements(wh.dialect, table, tuple(missing), p.name)
+        notes.append(f"a search for part of an id reads all of {display_name(p)}: no trigram index on "
+                     f"{', '.join(missing)}. Add (e.g. as dbt post-hooks): " + "; ".join(statements))
+    return notes

@@ -287,6 +287,17 @@ class Warehouse:
             self._present[table.key] = cached
         return cached[0]
 
+    def has_column(self, table: sa.Table, column: str, max_age: float = 60.0) -> bool:
+        """Whether `table` has `column` (an optional one, e.g. the charge mart's card_last4;
+        looked up at most once a minute, like has_table)."""
+        now = time.monotonic()
+        key = f"{table.key}.{column}"
+        cached = self._present.get(key)
+        if cached is None or now - cached[1] > max_age:
+            cached = (column in self.columns_of(table), now)
+            self._present[key] = cached
+        return cached[0]
+
     def ping(self) -> float:
         """Seconds a trivial query takes; raises DatabaseUnreachable when it cannot."""
         started = time.perf_counter()

@@ -49,3 +49,15 @@ def formula_safe(text: sa.ColumnElement) -> sa.ColumnElement:
 def _sql_string(char: str) -> str:
     # constants of ours, not user text: spelled as SQL literals so COPY needs no parameters
     return {"\t": "chr(9)", "\r": "chr(13)", "\n": "chr(10)"}.get(char, "'" + char.replace("'", "''") + "'")
+
+
+def icontains(column: sa.ColumnElement, text: str) -> sa.ColumnElement[bool]:
+    """`column` contains `text`, ignoring case, `text` taken literally (a bound LIKE pattern
+    with % _ and backslash escaped).
+
+    ILIKE on both engines: DuckDB's is its fastest case-insensitive contains (10M charge
+    ids: ILIKE 637 ms, lower() LIKE 884 ms, contains(lower()) 882 ms, under load), and
+    PostgreSQL serves it from a pg_trgm GIN index (FRAGMENT_INDEX_DDL in load.py).
+    """
+    escaped = "".join("\\" + ch if ch in ("%", "_", "\\") else ch for ch in text)
+    return column.ilike(f"%{escaped}%", escape="\\")

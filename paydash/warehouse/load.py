@@ -6,6 +6,7 @@ Also the DDL of the marts (from the tables declared in schema.py) and their inde
 from __future__ import annotations
 
 import io
+import logging
 from typing import Callable, Sequence
 
 import pyarrow as pa
@@ -19,6 +20,8 @@ from sqlalchemy.schema import CreateSchema
 from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.schema import display_name
+
+log = logging.getLogger("paydash.warehouse")
 
 META_TABLE = "paydash_meta"
 _meta = sa.MetaData()
@@ -158,13 +161,74 @@ PG_AGGREGATE_INDEXES = (
 )
 
 
+# The explorer's fragment search (any part of an id, any case: ILIKE '%...%') needs an index
+# that serves "contains": pg_trgm's GIN indexes on PostgreSQL. DuckDB has none; it scans the
+# (uncompressed) id columns. Per dialect: the statements that make one index ({name},
+# {table}, {column} filled from declared names), after the extension it needs.
+FRAGMENT_INDEX_DDL: dict[str, tuple[str, ...]] = {
+    "postgresql": (
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops)",
+    ),
+}
+
+
+# How to list a table's index definitions, per dialect with fragment indexes (for `paydash check`).
+FRAGMENT_INDEX_LOOKUP: dict[str, str] = {
+    "postgresql": "SELECT indexdef FROM pg_indexes WHERE tablename = :table "
+                  "AND schemaname = coalesce(:schema, current_schema())",
+}
+
+
+def missing_fragment_indexes(wh: Warehouse, columns: tuple[str, ...] = ID_COLUMNS) -> list[str]:
+    """The id columns of the charge mart whose fragment search no index serves ([] on DuckDB)."""
+    lookup = FRAGMENT_INDEX_LOOKUP.get(wh.dialect)
+    if lookup is None:
+        return []
+    p = wh.marts.payments
+    with wh.read() as conn:
+        definitions = [d for (d,) in conn.execute(sa.text(lookup), {"table": p.name, "schema": p.schema})]
+    served = {c for c in columns for d in definitions if "gin_trgm_ops" in d and f"({c} gin_trgm_ops" in d.replace('"', "")}
+    return [c for c in columns if c not in served]
+
+
+def fragment_index_statements(dialect: str, table: str, columns: tuple[str, ...] = ID_COLUMNS,
+                              table_name: str = "mart_stripe_payments") -> list[str]:
+    """The DDL that lets `dialect` serve fragment search on `table` (quoted), or [] when it needs none."""
+    ddl = FRAGMENT_INDEX_DDL.get(dialect)
+    if ddl is None:
+        return []
+    extension, index = ddl
+    return [extension] + [index.format(name=f"ix_{table_name}_{c}_trgm", table=table, column=c) for c in columns]
+
+
+def create_fragment_indexes(wh: Warehouse) -> bool:
+    """The fragment-search indexes where the dialect has them; False (with a warning) when the
+    database refuses (CREATE EXTENSION needs a privileged role: `paydash check` says what to add)."""
+    p = wh.marts.payments
+    with wh.write() as conn:
+        quote = conn.dialect.identifier_preparer
+        statements = fragment_index_statements(wh.dialect, quote.format_table(p), table_name=p.name)
+    if not statements:
+        return True
+    try:
+        with wh.write() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    except PaydashError as exc:
+        log.warning("no fragment-search indexes on %s: %s", display_name(p), exc)
+        return False
+    return True
+
+
 def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> None:
     """Indexes for the explorer's lookups and the date-range scans.
 
     DuckDB: ART indexes on `id_columns` (its zone maps already serve the date ranges,
     since rows are stored in time order, and any id that sorts with time). PostgreSQL:
-    B-trees on every id, on (created_at, charge_id) for paging, on the daily mart's
-    (date, funnel_name), and the partial covering indexes above; then VACUUM ANALYZE.
+    B-trees on every id and card_last4, on (created_at, charge_id) for paging, on the daily
+    mart's (date, funnel_name), the partial covering indexes above and the trigram indexes of
+    fragment search (FRAGMENT_INDEX_DDL); then VACUUM ANALYZE.
     """
     p, d = wh.marts.payments, wh.marts.daily
     if wh.dialect == "postgresql":
@@ -174,6 +238,7 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
         wanted += [
             (p, f"ix_{p.name}_created", ["created_at DESC", "charge_id DESC"], [], None),
             (d, f"ix_{d.name}_date_funnel", ["date", "funnel_name"], [], None),
+            (p, f"ix_{p.name}_card_last4", ["card_last4"], [], None),  # the search's last4:
         ]
         wanted += [(p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
         f = wh.marts.first_failures
@@ -195,6 +260,7 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             if where:
                 ddl += f" WHERE {where}"
             conn.execute(sa.text(ddl))
+    create_fragment_indexes(wh)
     if wh.dialect == "postgresql":
         with wh.write() as conn:
             quote = conn.dialect.identifier_preparer

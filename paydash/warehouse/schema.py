@@ -75,6 +75,13 @@ PAYMENT_COLUMNS: tuple[tuple[str, object], ...] = (
     ("card_country", Text),
 )
 
+# Optional charge-mart columns: declared (paydash's own marts have them) but not required by
+# the contract; a query that needs one asks the warehouse whether the mart has it
+# (Warehouse.has_column) and says what to add when it does not.
+OPTIONAL_PAYMENT_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("card_last4", Text),  # the card's last four digits (payment_method_details.card.last4)
+)
+
 DAILY_REQUIRED_COLUMNS: tuple[tuple[str, object], ...] = (
     ("date", Date),
     ("funnel_name", Text),
@@ -300,7 +307,7 @@ def marts(
         metadata,
         *(
             Column(name, type_, info={"duckdb_compression": "uncompressed"} if name in UNCOMPRESSED_ON_DUCKDB else {})
-            for name, type_ in PAYMENT_COLUMNS
+            for name, type_ in PAYMENT_COLUMNS + OPTIONAL_PAYMENT_COLUMNS
         ),
         schema=p_schema,
     )

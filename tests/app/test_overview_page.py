@@ -13,6 +13,7 @@ from streamlit.proto.Metric_pb2 import Metric
 
 from paydash.app import format as fmt
 from paydash.app import tables
+from paydash.decline_codes import FAILURE_CATEGORIES
 from paydash.queries import failures, overview, recovery
 from paydash.queries.dates import DateRange, last_n_days, today_in
 
@@ -96,6 +97,10 @@ def chart(at, name: str) -> tuple[dict, list[dict]]:  # noqa: ANN001
     return found[name]
 
 
+def rows_of(at, name: str) -> list[dict]:  # noqa: ANN001
+    return chart(at, name)[1]
+
+
 def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -> None:  # noqa: ANN001
     at = page("overview").run()
     assert not at.exception and not at.error
@@ -127,9 +132,22 @@ def test_cards_charts_and_table_show_the_query_layers_numbers(page, warehouse) -
 
     shown = table(at, "Failure reason")
     want = tables.top_failure_reasons(numbers["failures"]["by_code"])
-    assert shown.to_dict("records") == want.to_dict("records")
+    assert shown.drop(columns="Payments").to_dict("records") == want.to_dict("records")
     assert list(shown.columns[:4]) == ["Failure reason", "Category", "Failures", "Lost amount (USD)"]
     assert "Recommended action" in shown.columns
+
+    # every failure reason and category leads to the explorer filtered to its failed payments of the range
+    rng = last_n_days(30, "UTC")
+    span = f"from={rng.start.isoformat()}&to={rng.end.isoformat()}"
+    assert shown["Payments"].tolist() == [f"/payments?status=failed&{span}&failure_code={code}"
+                                          for code in shown["Failure reason"]]
+    # (a category the explorer does not know, like the hostile one here, gets no link)
+    assert [r["href"] for r in rows_of(at, "donut")] == [
+        f"/payments?status=failed&{span}&failure_category={c['failure_category']}"
+        if c["failure_category"] in FAILURE_CATEGORIES else None for c in numbers["failures"]["by_category"]]
+    links = next(m.value for m in at.markdown if m.value.startswith("See the payments: "))
+    first = numbers["failures"]["by_category"][0]["failure_category"]
+    assert f"(/payments?status=failed&{span}&failure_category={first})" in links
 
 
 @pytest.mark.parametrize("preset", ["Last 7 days", "Last 30 days", "Last 90 days"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -13,16 +14,17 @@ from paydash.app import data, explorer, tables
 from paydash.app import format as fmt
 from paydash.queries import payments
 from paydash.queries.dates import DateRange, today_in
-from paydash.queries.filters import PaymentFilters
+from paydash.queries.filters import PaymentFilters, PaymentSort
 from paydash.settings import Settings
 from paydash.warehouse import load
 
 from dashboard_db import HOSTILE_CHARGE, HOSTILE_CUSTOMER, HOSTILE_RETRY, IMG, SCRIPT
 
 
-def expected_page(warehouse, filters: PaymentFilters, page: int = 1):  # noqa: ANN001, ANN201
+def expected_page(warehouse, filters: PaymentFilters, page: int = 1, sort: PaymentSort = PaymentSort()):  # noqa: ANN001, ANN201
     with warehouse.read() as conn:
-        return payments.payments_page(conn, warehouse.marts, filters, page, mart_tz="UTC")
+        scope = payments.SearchScope(customers=warehouse.has_table(warehouse.marts.customers), card_last4=True)
+        return payments.payments_page(conn, warehouse.marts, filters, page, mart_tz="UTC", sort=sort, scope=scope)
 
 
 def shown_rows(at):  # noqa: ANN001, ANN201
@@ -34,8 +36,8 @@ def summary(at) -> list[str]:  # noqa: ANN001
     return [m.value for m in at.markdown if "matching payment" in m.value or m.value.startswith("Page ")]
 
 
-def assert_shows(at, warehouse, filters: PaymentFilters, page: int = 1) -> None:  # noqa: ANN001
-    want = expected_page(warehouse, filters, page)
+def assert_shows(at, warehouse, filters: PaymentFilters, page: int = 1, sort: PaymentSort = PaymentSort()) -> None:  # noqa: ANN001
+    want = expected_page(warehouse, filters, page, sort)
     assert summary(at) == [f"**{fmt.count(want.total)}** {fmt.plural(want.total, 'matching payment')}", f"Page {fmt.count(page)} of {fmt.count(want.pages)}"]
     assert shown_rows(at).to_dict("records") == tables.payment_rows(want.rows, "UTC").to_dict("records")
 
@@ -108,6 +110,56 @@ def test_paging_next_previous_and_page_n_of_m(page, warehouse) -> None:  # noqa:
     at.selectbox(key="payments_status").select("succeeded").run()
     assert_shows(at, warehouse, PaymentFilters(status="succeeded"), page=1)
     assert "page" not in at.query_params
+
+
+def test_new_filters_and_sort_go_into_the_url_and_sort_every_page(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    at.selectbox(key="payments_failure_category").select("insufficient_funds").run()
+    at.selectbox(key="payments_currency").select("eur").run()
+    at.number_input(key="payments_min_amount").set_value(20.0).run()
+    at.selectbox(key="payments_sort").select("Largest amount first").run()
+    filters = PaymentFilters(failure_category="insufficient_funds", currency="eur", min_amount=Decimal("20.00"))
+    largest = PaymentSort("amount")
+    assert_shows(at, warehouse, filters, sort=largest)
+    rows = shown_rows(at)
+    assert list(rows["Amount (USD)"]) == sorted(rows["Amount (USD)"], reverse=True) and min(rows["Amount (USD)"]) >= 20
+    assert at.query_params == {"failure_category": "insufficient_funds", "currency": "eur", "min_amount": "20.00",
+                               "sort": "amount"}
+    # the order holds across pages: the last page's largest is at most page 1's smallest
+    at.button(key="payments_last").click().run()
+    last = expected_page(warehouse, filters, sort=largest).pages
+    assert last > 1 and at.query_params["page"] == str(last)
+    assert_shows(at, warehouse, filters, page=last, sort=largest)
+    assert max(shown_rows(at)["Amount (USD)"]) <= min(rows["Amount (USD)"])
+    at.button(key="payments_first").click().run()
+    assert_shows(at, warehouse, filters, sort=largest)
+    # clearing the filters keeps the order
+    at.button(key="payments_clear").click().run()
+    assert_shows(at, warehouse, PaymentFilters(), sort=largest)
+    assert at.query_params == {"sort": "amount"}
+
+
+def test_jump_to_a_page_number(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    jump = [n for n in at.number_input if n.key.startswith("payments_jump_")][0]
+    jump.set_value(7).run()
+    assert_shows(at, warehouse, PaymentFilters(), page=7)
+    assert at.query_params["page"] == "7"
+
+
+def test_a_minimum_above_the_maximum_is_said_and_left_out(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    at.number_input(key="payments_min_amount").set_value(50.0).run()
+    at.number_input(key="payments_max_amount").set_value(10.0).run()
+    assert "above the maximum" in " ".join(w.value for w in at.warning)
+    assert_shows(at, warehouse, PaymentFilters())
+
+
+def test_a_search_that_cannot_mean_anything_says_why(page) -> None:  # noqa: ANN001
+    at = page("payments").run()
+    at.text_input(key="payments_search").input("colour:red").run()
+    assert not at.exception
+    assert "fields: email:, last4:" in " ".join(e.value for e in at.error).replace("\\", "")
 
 
 def test_the_last_page(page, warehouse) -> None:  # noqa: ANN001
@@ -236,3 +288,14 @@ def test_an_unreachable_database_is_said_once_and_the_page_still_renders(page, e
     assert len(errors) == 1 and errors[0].startswith("**The database is unreachable**"), errors
     assert at.title[0].value == "Payments"
     assert at.text_input(key="payments_search")  # the filters still render
+
+
+def test_a_link_with_an_amount_range_backwards_or_a_bad_search_is_noted(page, warehouse) -> None:  # noqa: ANN001
+    at = page("payments")
+    at.query_params.update({"min_amount": "50", "max_amount": "10", "search": "colour:red", "currency": "eur",
+                            "sort": "price"})
+    at.run()
+    assert not at.exception and not at.error
+    notes = " ".join(w.value for w in at.warning).replace("\\", "")
+    assert "min_amount and max_amount" in notes and "search" in notes and "sort" in notes
+    assert_shows(at, warehouse, PaymentFilters(currency="eur"))

@@ -250,3 +250,37 @@ def test_demo_prints_a_fresh_password_that_signs_in(browser, browser_db: Path, t
         context.close()
     finally:
         demo.stop()
+
+
+def test_a_failure_category_on_the_overview_leads_to_its_payments(page: Page, server, warehouse) -> None:  # noqa: ANN001
+    open_signed_in(page, server.url)
+    wait_idle(page)
+    rng = last_n_days(30, "UTC")
+    with warehouse.read() as conn:
+        categories = overview_failures(conn, warehouse, rng)
+    category = categories[0]
+    links = page.locator('[data-testid="stMarkdownContainer"]', has_text="See the payments:")
+    target = links.get_by_role("link", name=category, exact=True)
+    href = target.get_attribute("href")
+    assert href == f"/payments?status=failed&from={rng.start}&to={rng.end}&failure_category={category}"
+    with page.context.expect_page() as opened:
+        target.click()  # Streamlit opens markdown links in a new tab
+    explorer = opened.value
+    explorer.wait_for_load_state("domcontentloaded")
+    expect(explorer).to_have_url(re.compile(re.escape(href) + "$"))
+    want = expected_count(warehouse, PaymentFilters(status="failed", date_range=rng, failure_category=category))
+    assert want > 0
+    expect(count_text(explorer, want)).to_be_visible()
+    expect(explorer.get_by_role("combobox", name="Failure category", exact=True)).to_have_value(category)
+    expect(explorer.get_by_role("combobox", name="Status", exact=True)).to_have_value("failed")
+    screenshot(explorer, "payments-by-failure-category")
+    explorer.close()
+
+
+def overview_failures(conn, warehouse: Warehouse, rng) -> list[str]:  # noqa: ANN001
+    """The categories the Overview's donut shows, largest first (only paydash's own ones)."""
+    from paydash.decline_codes import FAILURE_CATEGORIES
+    from paydash.queries.failures import failure_breakdown
+
+    by_category = failure_breakdown(conn, warehouse.marts, rng)["by_category"]
+    return [c["failure_category"] for c in by_category if c["failure_category"] in FAILURE_CATEGORIES]

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from paydash.app import charts, data, definitions, downloads, login, ranges, tables
+from paydash.app import charts, data, definitions, downloads, explorer, login, ranges, tables
 from paydash.app import customer_views as views
 from paydash.app import format as fmt
 
@@ -132,7 +132,14 @@ with donut_col, data.section("Failures by category"):
     loaded.append(result.loaded_at)
     breakdown = result.value
     if breakdown["failures"]:
-        st.vega_lite_chart(spec=charts.failure_donut(breakdown["by_category"]), key="overview_donut", width="stretch")
+        def category_link(category: str | None) -> str | None:
+            return explorer.failures_link(rng, funnel, failure_category=category) if category else None
+
+        st.vega_lite_chart(spec=charts.failure_donut(breakdown["by_category"], category_link), key="overview_donut",
+                           width="stretch")
+        links = [(c["failure_category"], category_link(c["failure_category"])) for c in breakdown["by_category"]]
+        st.markdown("See the payments: " + " · ".join(f"[{fmt.md_escape(name)}]({href})" for name, href in links if href),
+                    help="The failed payments of this range in each category, in the explorer.")
     else:
         st.info("No failed payments in this range.")
 
@@ -154,7 +161,8 @@ with data.section("Recovery"):
 with data.section("Top failure reasons"):
     st.subheader("Top failure reasons", help=definitions.TOP_REASONS)
     result = data.failure_breakdown(source, rng.start, rng.end, funnel)
-    top_reasons = tables.top_failure_reasons(result.value["by_code"])
+    top_reasons = tables.top_failure_reasons(
+        result.value["by_code"], link=lambda code: explorer.failures_link(rng, funnel, failure_code=code or None))
     st.dataframe(
         top_reasons,
         key="overview_reasons",
@@ -170,9 +178,11 @@ with data.section("Top failure reasons"):
             "Share": st.column_config.NumberColumn(**fmt.PERCENT_COLUMN, width=60),
             "Recommended action": st.column_config.TextColumn(width=145),
             "Meaning": st.column_config.TextColumn(width=220),
+            "Payments": st.column_config.LinkColumn(display_text="View payments",
+                                                    help="The failed payments of this range with this reason"),
         },
     )
-    downloads.frame_download(st, top_reasons, "Download CSV", "top-failure-reasons", "overview_reasons_csv")
+    downloads.frame_download(st, top_reasons.drop(columns="Payments"), "Download CSV", "top-failure-reasons", "overview_reasons_csv")
 
 with st.expander("How these numbers are defined", icon=":material/help:"):
     st.table({"Metric": list(definitions.ALL), "Definition": list(definitions.ALL.values())})

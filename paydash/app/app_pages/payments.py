@@ -20,7 +20,11 @@ TABLE_RESET = "payments_table_reset"  # bumped on close, so the list forgets its
 
 
 def go_to_page(page: int) -> None:
-    st.session_state[STATE] = replace(st.session_state[STATE], page=page)
+    st.session_state[STATE] = replace(st.session_state[STATE], page=max(1, page))
+
+
+def jump_to_page(key: str) -> None:
+    go_to_page(int(st.session_state[key] or 1))
 
 
 def open_selected(table_key: str, charge_ids: list[str]) -> None:
@@ -36,17 +40,23 @@ def close_detail() -> None:
     st.session_state[TABLE_RESET] = st.session_state.get(TABLE_RESET, 0) + 1
 
 
-def clear_filters() -> None:
-    for key, value in explorer.widget_values(explorer.PaymentFilters()).items():
+def show_state(state: explorer.ExplorerState) -> None:
+    """Put the widgets in step with `state` (before they render)."""
+    for key, value in explorer.widget_values(state.filters).items():
         st.session_state[f"payments_{key}"] = value
+    st.session_state["payments_sort"] = explorer.sort_label(state.sort)
+
+
+def clear_filters() -> None:
+    # the filters only: the chosen order stays
+    show_state(replace(st.session_state[STATE], filters=explorer.PaymentFilters()))
 
 
 # -- the URL is the shareable state: read it when it changed outside this page -----------------
 url = {key: st.query_params[key] for key in explorer.URL_KEYS if key in st.query_params}
 if st.session_state.get("payments_url") != url or STATE not in st.session_state:
     state, notes = explorer.state_from_params(url, tz)
-    for key, value in explorer.widget_values(state.filters).items():
-        st.session_state[f"payments_{key}"] = value
+    show_state(state)
     st.session_state[STATE] = state
     st.session_state["payments_notes"] = notes
     st.session_state["payments_url"] = url
@@ -63,7 +73,7 @@ if opened and st.session_state.get(DIALOG) != opened:
         payment_view.render(data.payment_detail(source, opened).value, opened, tz, on_close=close_detail)
 
 # -- filters (they combine with AND) ----------------------------------------------------------
-options = {"status": list(explorer.STATUSES), "funnel": [], "card_brand": []}
+options = {key: [] for key in explorer.SELECTS} | {"status": list(explorer.STATUSES)}
 with data.section("Filter choices"):
     options.update(data.filter_options(source).value)
 
@@ -73,34 +83,54 @@ def choices(everything: str, found: list[str], current: str) -> list[str]:
     return [everything, *found, *([current] if current not in (everything, *found) else [])]
 
 
+def filter_box(column, key: str, label: str) -> None:  # noqa: ANN001
+    everything = explorer.SELECTS[key][1]
+    column.selectbox(label, choices(everything, options[key], st.session_state[f"payments_{key}"]), key=f"payments_{key}")
+
+
 status_col, dates_col, funnel_col, brand_col = st.columns(4)
-status_col.selectbox("Status", choices(explorer.ANY_STATUS, options["status"], st.session_state["payments_status"]),
-                     key="payments_status")
+filter_box(status_col, "status", "Status")
 dates_col.date_input("Dates", key="payments_dates", format="YYYY-MM-DD", min_value=date(2000, 1, 1),
                      help="Whole days in the reporting timezone; leave empty for all dates.")
-funnel_col.selectbox("Funnel", choices(explorer.ALL_FUNNELS, options["funnel"], st.session_state["payments_funnel"]),
-                     key="payments_funnel")
-brand_col.selectbox("Card brand", choices(explorer.ALL_BRANDS, options["card_brand"], st.session_state["payments_card_brand"]),
-                    key="payments_card_brand")
+filter_box(funnel_col, "funnel", "Funnel")
+filter_box(brand_col, "card_brand", "Card brand")
+category_col, code_col, currency_col, country_col = st.columns(4)
+filter_box(category_col, "failure_category", "Failure category")
+filter_box(code_col, "failure_code", "Failure code")
+filter_box(currency_col, "currency", "Currency")
+filter_box(country_col, "card_country", "Card country")
+min_col, max_col, sort_col = st.columns([1, 1, 2])
+min_col.number_input("Min amount (USD)", key="payments_min_amount", min_value=0.0, step=1.0, format="%.2f",
+                     placeholder="Any", help="Included.")
+max_col.number_input("Max amount (USD)", key="payments_max_amount", min_value=0.0, step=1.0, format="%.2f",
+                     placeholder="Any", help="Included.")
+sort_col.selectbox("Sort", list(explorer.SORT_CHOICES), key="payments_sort",
+                   help="Orders the whole result, every page (ties: the newest first, or the oldest when ascending).")
 search_col, clear_col, refresh_col = st.columns([4, 1, 1], vertical_alignment="bottom")
-search_col.text_input("Search", key="payments_search", placeholder="Exact charge (ch_...), payment intent (pi_...), customer (cus_...) or profile id",
-                      max_chars=200)
+search_col.text_input("Search", key="payments_search", max_chars=200, help=explorer.SEARCH_HELP,
+                      placeholder="An id or part of one, an email or name, or terms like amount:>100 last4:4242 country:DE")
 clear_col.button("Clear filters", key="payments_clear", on_click=clear_filters, icon=":material/filter_alt_off:")
 refresh_col.button("Refresh", key="payments_refresh", on_click=data.refresh_explorer, icon=":material/refresh:",
                    help="Read the payments again from the database.")
 
-filters = explorer.filters_from_widgets({key: st.session_state[f"payments_{key}"] for key in explorer.widget_values(explorer.PaymentFilters())}, tz)
-st.session_state[STATE] = st.session_state[STATE].with_filters(filters)
+widgets = {key: st.session_state[f"payments_{key}"] for key in explorer.widget_values(explorer.PaymentFilters())}
+try:
+    filters = explorer.filters_from_widgets(widgets, tz)
+except explorer.InvalidInput as exc:
+    st.warning(f"{fmt.md_escape(exc)}: the amount range is not applied.", icon=":material/warning:")
+    filters = explorer.filters_from_widgets(widgets | {"min_amount": None, "max_amount": None}, tz)
+st.session_state[STATE] = (st.session_state[STATE].with_filters(filters)
+                           .with_sort(explorer.SORT_CHOICES[st.session_state["payments_sort"]]))
 state = st.session_state[STATE]
 
 # -- matching payments, a page at a time --------------------------------------------------------
 with data.section("Payments"):
-    result = data.payments_page(source, state.filters, state.page)
+    result = data.payments_page(source, state.filters, state.page, state.sort)
     found = result.value
     if found.total and state.page > found.pages:
         go_to_page(found.pages)
         state = st.session_state[STATE]
-        result = data.payments_page(source, state.filters, state.page)
+        result = data.payments_page(source, state.filters, state.page, state.sort)
         found = result.value
 
     count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
@@ -121,10 +151,11 @@ with data.section("Payments"):
                 key="payments_export",
                 on_click="ignore",
                 icon=":material/download:",
+                help="Newest first, whatever the sort.",
             )
 
     if found.rows:
-        table_key = f"payments_table_{state.page}_{abs(hash(state.filters))}_{st.session_state.get(TABLE_RESET, 0)}"
+        table_key = f"payments_table_{state.page}_{abs(hash((state.filters, state.sort)))}_{st.session_state.get(TABLE_RESET, 0)}"
         charge_ids = [row["charge_id"] for row in found.rows]
         st.dataframe(
             tables.payment_rows(found.rows, tz),
@@ -139,16 +170,27 @@ with data.section("Payments"):
                 "Amount (USD)": st.column_config.NumberColumn(format="dollar"),
             },
         )
-        st.caption("Select a row to open the payment: its detail, refunds, disputes and every attempt.")
+        # Streamlit cannot turn header sorting off while rows are selectable: say what it does
+        st.caption("Select a row to open the payment: its detail, refunds, disputes and every attempt. Sort orders "
+                   "every page; clicking a column header only reorders the rows on this page.")
     else:
         st.info("No payments match these filters.")
 
-    previous_col, position_col, next_col = st.columns([1, 2, 1], vertical_alignment="center")
+    first_col, previous_col, position_col, jump_col, next_col, last_col = st.columns(
+        [1, 1, 2, 1, 1, 1], vertical_alignment="center")
+    first_col.button("First", key="payments_first", disabled=state.page <= 1, on_click=go_to_page, args=(1,),
+                     icon=":material/first_page:")
     previous_col.button("Previous", key="payments_previous", disabled=state.page <= 1,
                         on_click=go_to_page, args=(state.page - 1,), icon=":material/chevron_left:")
     position_col.markdown(f"Page {fmt.count(state.page)} of {fmt.count(found.pages)}")
+    jump_key = f"payments_jump_{state.page}_{found.pages}"
+    jump_col.number_input("Go to page", key=jump_key, min_value=1, max_value=max(1, found.pages), value=state.page,
+                          step=1, on_change=jump_to_page, args=(jump_key,), label_visibility="collapsed",
+                          help="Type a page number and press Enter.")
     next_col.button("Next", key="payments_next", disabled=state.page >= found.pages,
                     on_click=go_to_page, args=(state.page + 1,), icon=":material/chevron_right:")
+    last_col.button("Last", key="payments_last", disabled=state.page >= found.pages,
+                    on_click=go_to_page, args=(found.pages,), icon=":material/last_page:")
     st.caption(f"Data loaded {fmt.loaded_at(result.loaded_at, tz)}")
 
 # -- a selected row: its detail in a dialog, in view wherever the list was scrolled to -----------------
