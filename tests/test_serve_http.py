@@ -131,6 +131,17 @@ def test_a_deep_link_leads_back_where_it_pointed_after_sign_in(served) -> None: 
             assert location(client.post("/auth/login", data={"password": PASSWORD, "next": unsafe})) == "/"
 
 
+def test_overview_by_its_name_goes_to_the_default_page(served) -> None:  # noqa: ANN001
+    # Streamlit serves the default page at / only; /overview there would show "Page not found"
+    with served.client("127.0.0.11") as client:
+        assert location(client.get("/overview?range=7d")) == "/auth/login?next=" + quote("/overview?range=7d", safe="")
+        token = client.post("/auth/login", data={"password": PASSWORD}).cookies["paydash_session"]
+        moved = client.get("/overview?range=7d&funnel=a%20b", headers=cookie(token))
+        assert (moved.status_code, moved.headers["location"]) == (308, "/?range=7d&funnel=a%20b")
+        moved = client.get("/overview", headers=cookie(token))
+        assert (moved.status_code, moved.headers["location"]) == (308, "/")
+
+
 def test_a_wrong_password_shows_the_page_again_with_a_message(served) -> None:  # noqa: ANN001
     with served.client("127.0.0.11") as client:
         response = client.post("/auth/login", data={"password": "not the password", "next": "/operations"})

@@ -33,7 +33,7 @@ from typing import Any, AsyncIterator
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from paydash.app import auth, http_auth, served
@@ -206,10 +206,17 @@ def build_app(settings: Settings, store, on_failed=None, alerts_interval: float 
                 await run_in_threadpool(service.close)  # what is queued is written first
             health.close()
 
-    app = st.App(MAIN, routes=http_auth.auth_routes(settings),
+    app = st.App(MAIN, routes=[*http_auth.auth_routes(settings), Route("/overview", default_page, methods=["GET"])],
                  middleware=[Middleware(http_auth.PaydashMiddleware, gate=gate, machine_routes=machine)],
                  lifespan=lifespan)
     return app, service
+
+
+async def default_page(request: Request) -> RedirectResponse:
+    """`/overview` is the default page, which Streamlit serves at `/` only (elsewhere its frontend
+    shows "Page not found" over it): a typed or shared /overview link goes there, query kept."""
+    query = request.url.query
+    return RedirectResponse("/" + (f"?{query}" if query else ""), status_code=308)
 
 
 def _bind(address: str, port: int) -> socket.socket:
