@@ -180,8 +180,13 @@ async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.
             # the sidebar, as someone using the dashboard moves between its pages
             await page.evaluate(ARM, path)
             await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=TITLES[path], exact=True).click()
-        await page.wait_for_function("() => window.__loaded !== null && window.__loaded !== undefined",
-                                     polling=50, timeout=120_000)
+        try:
+            await page.wait_for_function("() => window.__loaded !== null && window.__loaded !== undefined",
+                                         polling=50, timeout=120_000)
+        except Exception as exc:  # noqa: BLE001 - say which page never finished drawing
+            await page.screenshot(path=f"serve-load-stuck-{user}.png")
+            raise SystemExit(f"session {user}: {path} was not drawn in 120 s ({type(exc).__name__}); "
+                             f"see serve-load-stuck-{user}.png") from None
         loads.append((path, await page.evaluate("window.__loaded") / 1000))
         done += 1
         if think > 0:  # a person reads the page before the next click

@@ -284,3 +284,28 @@ def overview_failures(conn, warehouse: Warehouse, rng) -> list[str]:  # noqa: AN
 
     by_category = failure_breakdown(conn, warehouse.marts, rng)["by_category"]
     return [c["failure_category"] for c in by_category if c["failure_category"] in FAILURE_CATEGORIES]
+
+
+def test_moving_between_pages_in_the_sidebar_and_back_draws_each_page(page: Page, server) -> None:  # noqa: ANN001
+    # Streamlit forgets a page's widget values when another page runs: coming back (Payments ->
+    # Overview -> Payments) must draw the page again, not fail on a value it forgot
+    open_signed_in(page, server.url + "/payments?status=failed")
+    wait_idle(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for name in ("Overview", "Payments", "Customers", "Overview", "Promotions", "Payments", "Operations", "Overview"):
+        nav.get_by_role("link", name=name, exact=True).click()
+        expect(page.get_by_role("heading", name=name, exact=True).first).to_be_visible(timeout=20_000)
+        wait_idle(page)
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        expect(page.get_by_text("This app has encountered an error")).to_have_count(0)
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+    expect(page.locator('[data-testid="stMetric"]').first).to_be_visible()
+
+
+def test_overview_by_its_name_is_the_overview(page: Page, server) -> None:  # noqa: ANN001
+    open_signed_in(page, server.url + "/overview?range=7d")
+    wait_idle(page)
+    expect(page).to_have_url(re.compile(r"/\?range=7d$"))
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()

@@ -26,7 +26,9 @@ def touched() -> None:
 
 url = {key: st.query_params[key] for key in ranges.URL_KEYS if key in st.query_params}
 choice_made = st.session_state.pop("overview_touched", False)
-if "overview_view" not in st.session_state or (st.session_state.get("overview_url") != url and not choice_made):
+# another page ran in between: Streamlit forgot the widgets' values (the URL holds the view)
+forgotten = "overview_funnel" not in st.session_state
+if "overview_view" not in st.session_state or forgotten or (st.session_state.get("overview_url") != url and not choice_made):
     view, notes = ranges.view_from_params(url, tz)
     st.session_state["overview_preset"] = view.preset
     st.session_state["overview_custom"] = view.custom

@@ -54,7 +54,8 @@ def clear_filters() -> None:
 
 # -- the URL is the shareable state: read it when it changed outside this page -----------------
 url = {key: st.query_params[key] for key in explorer.URL_KEYS if key in st.query_params}
-if st.session_state.get("payments_url") != url or STATE not in st.session_state:
+# (and when another page ran in between: Streamlit then forgets these widgets' values)
+if st.session_state.get("payments_url") != url or STATE not in st.session_state or "payments_status" not in st.session_state:
     state, notes = explorer.state_from_params(url, tz)
     show_state(state)
     st.session_state[STATE] = state
