@@ -83,7 +83,14 @@ PAGES = {
 }
 # Runs in every document before its scripts: notes performance.now() (ms since the
 # navigation started) the first time the page's condition holds.
-PROBE = """
+# Mutations arrive in batches: a short script run can go running -> notRunning within one, so
+# the records' old values are looked at too, not only the state at the callback.
+HELPERS = """
+const OBSERVE = {subtree: true, childList: true, attributes: true, characterData: true, attributeOldValue: true};
+const sawRun = (records) => (records || []).some(r => r.type === 'attributes'
+    && r.attributeName === 'data-test-script-state' && r.oldValue === 'running');
+"""
+PROBE = HELPERS + """
 (() => {
     const conditions = %s;
     const path = location.pathname.replace(/^\\//, '') || 'overview';
@@ -92,28 +99,29 @@ PROBE = """
     const holds = new Function('return (' + condition + ')');
     window.__loaded = null;
     let ran = false;
-    const check = () => {
-        if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]')) ran = true;
+    const check = (records) => {
+        if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]') || sawRun(records)) ran = true;
         if (window.__loaded === null && ran && holds()) { window.__loaded = performance.now(); observer.disconnect(); }
     };
     const observer = new MutationObserver(check);
-    const start = () => observer.observe(document.documentElement, {subtree: true, childList: true, attributes: true, characterData: true});
+    const start = () => observer.observe(document.documentElement, OBSERVE);
     if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
 })();
 """ % json.dumps(PAGES)
 # Before a click in the sidebar (no new document): notes performance.now() at the click and the
-# first time after it that the script ran again and `path`'s condition holds; __loaded is then
-# the milliseconds from the click to the page drawn.
+# first time after it that the new page's title is drawn, its script finished and its condition
+# holds (a short run may never show "running" to an observer); __loaded is then the
+# milliseconds from the click to the page drawn. Consecutive pages differ, so a stale title
+# from the page before cannot pass.
 ARM = """
-(path) => {
+([path, title]) => {
     const conditions = %s;
     const holds = new Function('return (' + conditions[path] + ')');
     const clicked = performance.now();
     window.__loaded = null;
-    let ran = false;
     const check = () => {
-        if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]')) ran = true;
-        if (window.__loaded === null && ran && (location.pathname.replace(/^\\//, '') || 'overview') === path && holds()) {
+        const h1 = document.querySelector('[data-testid="stMain"] h1');
+        if (window.__loaded === null && h1 && h1.innerText.trim() === title && holds()) {
             window.__loaded = performance.now() - clicked; observer.disconnect();
         }
     };
@@ -178,7 +186,7 @@ async def browse(browser, base: str, password: str, user: int, stop_at: asyncio.
             await page.goto(f"{base}/{path}", wait_until="domcontentloaded")
         else:
             # the sidebar, as someone using the dashboard moves between its pages
-            await page.evaluate(ARM, path)
+            await page.evaluate(ARM, [path, TITLES[path]])
             await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=TITLES[path], exact=True).click()
         try:
             await page.wait_for_function("() => window.__loaded !== null && window.__loaded !== undefined",
