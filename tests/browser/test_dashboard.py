@@ -61,7 +61,7 @@ def metric_values(page: Page) -> dict[str, str]:
 
 
 def count_text(page: Page, total: int):  # noqa: ANN201
-    return page.locator('[data-testid="stMarkdownContainer"]', has_text=f"{total:,} matching payments")
+    return page.locator('[data-testid="stMarkdownContainer"]', has_text=f"{total:,} {fmt.plural(total, 'matching payment')}")
 
 
 def choose(page: Page, label: str, option: str) -> None:

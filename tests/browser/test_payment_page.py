@@ -72,7 +72,8 @@ def test_a_payments_link_opens_it_at_the_top_above_the_list(page: Page, server, 
 
     # the payment intent's link lists its attempts
     page.goto(intent.get_attribute("href"))
-    expect(page.get_by_text(f"{len(detail['retry_history'])} matching payments", exact=False)).to_be_visible(timeout=WAIT)
+    attempts = len(detail["retry_history"])
+    expect(page.get_by_text(f"{attempts} {fmt.plural(attempts, 'matching payment')}", exact=False)).to_be_visible(timeout=WAIT)
 
 
 def test_a_selected_row_opens_its_detail_in_view(page: Page, server, warehouse) -> None:  # noqa: ANN001

@@ -20,6 +20,7 @@ TABLE_RESET = "payments_table_reset"  # bumped on close, so the list forgets its
 
 
 def go_to_page(page: int) -> None:
+    st.session_state["payments_touched"] = True  # see the URL below
     st.session_state[STATE] = replace(st.session_state[STATE], page=max(1, page))
 
 
@@ -28,6 +29,7 @@ def jump_to_page(key: str) -> None:
 
 
 def open_selected(table_key: str, charge_ids: list[str]) -> None:
+    st.session_state["payments_touched"] = True  # see the URL below
     rows = st.session_state[table_key].selection["rows"]
     if rows:
         st.session_state[STATE] = replace(st.session_state[STATE], charge=charge_ids[rows[0]])
@@ -35,6 +37,7 @@ def open_selected(table_key: str, charge_ids: list[str]) -> None:
 
 
 def close_detail() -> None:
+    st.session_state["payments_touched"] = True  # see the URL below
     st.session_state[STATE] = replace(st.session_state[STATE], charge=None)
     st.session_state[DIALOG] = None
     st.session_state[TABLE_RESET] = st.session_state.get(TABLE_RESET, 0) + 1
@@ -48,14 +51,19 @@ def show_state(state: explorer.ExplorerState) -> None:
 
 
 def clear_filters() -> None:
+    st.session_state["payments_touched"] = True  # see the URL below
     # the filters only: the chosen order stays
     show_state(replace(st.session_state[STATE], filters=explorer.PaymentFilters()))
 
 
 # -- the URL is the shareable state: read it when it changed outside this page -----------------
 url = {key: st.query_params[key] for key in explorer.URL_KEYS if key in st.query_params}
-# (and when another page ran in between: Streamlit then forgets these widgets' values)
-if st.session_state.get("payments_url") != url or STATE not in st.session_state or "payments_status" not in st.session_state:
+# (and when another page ran in between: Streamlit then forgets these widgets' values). A choice
+# just made on the page wins over the URL of this run, which can still be the one before it (the
+# browser had not applied the last URL change yet).
+choice_made = st.session_state.pop("payments_touched", False)
+if (STATE not in st.session_state or "payments_status" not in st.session_state
+        or (st.session_state.get("payments_url") != url and not choice_made)):
     state, notes = explorer.state_from_params(url, tz)
     show_state(state)
     st.session_state[STATE] = state
@@ -84,14 +92,19 @@ def choices(everything: str, found: list[str], current: str) -> list[str]:
     return [everything, *found, *([current] if current not in (everything, *found) else [])]
 
 
+def touched() -> None:
+    st.session_state["payments_touched"] = True
+
+
 def filter_box(column, key: str, label: str) -> None:  # noqa: ANN001
     everything = explorer.SELECTS[key][1]
-    column.selectbox(label, choices(everything, options[key], st.session_state[f"payments_{key}"]), key=f"payments_{key}")
+    column.selectbox(label, choices(everything, options[key], st.session_state[f"payments_{key}"]), key=f"payments_{key}",
+                     on_change=touched)
 
 
 status_col, dates_col, funnel_col, brand_col = st.columns(4)
 filter_box(status_col, "status", "Status")
-dates_col.date_input("Dates", key="payments_dates", format="YYYY-MM-DD", min_value=date(2000, 1, 1),
+dates_col.date_input("Dates", key="payments_dates", on_change=touched, format="YYYY-MM-DD", min_value=date(2000, 1, 1),
                      help="Whole days in the reporting timezone; leave empty for all dates.")
 filter_box(funnel_col, "funnel", "Funnel")
 filter_box(brand_col, "card_brand", "Card brand")
@@ -101,14 +114,14 @@ filter_box(code_col, "failure_code", "Failure code")
 filter_box(currency_col, "currency", "Currency")
 filter_box(country_col, "card_country", "Card country")
 min_col, max_col, sort_col = st.columns([1, 1, 2])
-min_col.number_input("Min amount (USD)", key="payments_min_amount", min_value=0.0, step=1.0, format="%.2f",
+min_col.number_input("Min amount (USD)", key="payments_min_amount", on_change=touched, min_value=0.0, step=1.0, format="%.2f",
                      placeholder="Any", help="Included.")
-max_col.number_input("Max amount (USD)", key="payments_max_amount", min_value=0.0, step=1.0, format="%.2f",
+max_col.number_input("Max amount (USD)", key="payments_max_amount", on_change=touched, min_value=0.0, step=1.0, format="%.2f",
                      placeholder="Any", help="Included.")
-sort_col.selectbox("Sort", list(explorer.SORT_CHOICES), key="payments_sort",
+sort_col.selectbox("Sort", list(explorer.SORT_CHOICES), key="payments_sort", on_change=touched,
                    help="Orders the whole result, every page (ties: the newest first, or the oldest when ascending).")
 search_col, clear_col, refresh_col = st.columns([4, 1, 1], vertical_alignment="bottom")
-search_col.text_input("Search", key="payments_search", max_chars=200, help=explorer.SEARCH_HELP,
+search_col.text_input("Search", key="payments_search", max_chars=200, on_change=touched, help=explorer.SEARCH_HELP,
                       placeholder="An id or part of one, an email or name, or terms like amount:>100 last4:4242 country:DE")
 clear_col.button("Clear filters", key="payments_clear", on_click=clear_filters, icon=":material/filter_alt_off:")
 refresh_col.button("Refresh", key="payments_refresh", on_click=data.refresh_explorer, icon=":material/refresh:",
