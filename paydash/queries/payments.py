@@ -10,12 +10,15 @@ without OFFSET over the whole result:
   also gives the total), then per hour inside the day where the page starts, and the page
   query reads a bounded time window. With rows stored in time order DuckDB skips
   everything else through its zone maps; PostgreSQL walks its (created_at, charge_id) index.
-- by amount: matches are counted per amount (one aggregate; a running sum in the database
-  returns only the amounts the page spans); the page query reads those amounts, and a
-  page deep inside one amount (a popular price) seeks by time inside it as above.
+- by amount: matches are counted per amount (from the amount-counts mart when the filters
+  allow, else one aggregate of the charge mart; a running sum in the database returns only
+  the amounts the page spans); the page query reads those amounts, and a page deep inside
+  one amount (a popular price), or any page when the mart gives each amount's days, seeks
+  by time inside it as above.
 
 The 1000th page costs about what the first does. Next/previous from a known row can also
-seek by key (`payments_after`). A search reads its (few) matches once, sorts and counts them.
+seek by key (`payments_after`). A search reads its (few) matches once, one select per id
+column (after the id sketches where the mart has them), sorts and counts them.
 
 Export: `export_selects` cuts the result into sorted time windows and the warehouse
 streams each as CSV, so memory stays flat.
@@ -390,7 +393,8 @@ def _amount_page(conn: Connection, marts: Marts, where, offset: int, page_size: 
     running sum in the database returns the total and only the amounts the page spans. The
     page query then reads just those amounts (a small sort instead of ordering every match);
     a page that starts deep inside one amount (a popular price) reads it by time as the time
-    order does.
+    order does. With the mart every amount the page spans is read that way, its days counted
+    there: a popular price's 20,000 matches are never sorted (10M: 50-90 -> 11-21 ms).
     """
     t = marts.payments
     if counts is not None:
