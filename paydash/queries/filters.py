@@ -148,11 +148,10 @@ def text_condition(f: PaymentFilters, c, customers: sa.Table | None = None,  # n
 def profile_matches(customers: sa.Table, text: str) -> sa.Select:
     """Customer ids whose email or name starts with `text`, ignoring case, literally."""
     k = customers.c
-    # one select per column: an OR of the two LIKEs is 30 times slower on DuckDB
-    return sa.union(
-        sa.select(k.customer_id).where(istarts_with(k.email, text)),
-        sa.select(k.customer_id).where(istarts_with(k.name, text)),
-    )
+    # one select with an OR: on DuckDB each side is an ILIKE (3.5M customers: 75 ms, a UNION of
+    # two selects 93-110 ms; an OR of lower() LIKEs was 30 times slower than their UNION, since
+    # it lost the prefix rewrite ILIKE never has); PostgreSQL ORs its two lower() indexes
+    return sa.select(k.customer_id).where(sa.or_(istarts_with(k.email, text), istarts_with(k.name, text)))
 
 
 def _field_condition(term: Term, c, customers: sa.Table | None) -> sa.ColumnElement[bool]:  # noqa: ANN001
