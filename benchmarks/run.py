@@ -142,8 +142,9 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         )
         # issue 11: the Stripe-like search and the explorer's sorting (the page's own scope:
         # the customers mart's emails and names when it exists, card_last4)
-        scope = payments.SearchScope(customers=wh.has_table(m.customers), card_last4=wh.has_column(m.payments, "card_last4"))
-        ids_only = payments.SearchScope(card_last4=scope.card_last4)
+        scope = payments.SearchScope(customers=wh.has_table(m.customers), card_last4=wh.has_column(m.payments, "card_last4"),
+                                     id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(m.amount_counts))
+        ids_only = payments.SearchScope(card_last4=scope.card_last4, id_sketches=scope.id_sketches)
         fragment = failed["payment_intent_id"][-7:-1].swapcase()  # 6 characters, the case changed
         out["search: id fragment, any case (+ email/name start)"] = timed(
             lambda: payments.payments_page(conn, m, PaymentFilters(search=fragment), 1, scope=scope), repeat
@@ -160,11 +161,13 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
                            ("failed, 30 days", PaymentFilters(status="failed", date_range=rng))):
             for number in (1, 1000):
                 out[f"payments: {label}, largest amount first, page {number}"] = timed(
-                    lambda flt=flt, number=number: payments.payments_page(conn, m, flt, number, mart_tz="UTC", sort=largest),
+                    lambda flt=flt, number=number: payments.payments_page(conn, m, flt, number, mart_tz="UTC", sort=largest,
+                                                                                 scope=scope),
                     repeat,
                 )
         out["payments: all, smallest amount first, page 1000"] = timed(
-            lambda: payments.payments_page(conn, m, PaymentFilters(), 1000, mart_tz="UTC", sort=PaymentSort("amount", True)),
+            lambda: payments.payments_page(conn, m, PaymentFilters(), 1000, mart_tz="UTC", sort=PaymentSort("amount", True),
+                                           scope=scope),
             repeat,
         )
         out["payments: all, oldest first, page 1000"] = timed(

@@ -359,7 +359,8 @@ def _search_scope(wh):  # noqa: ANN001, ANN202
     """What the warehouse has that a search can use (the customers mart, card_last4)."""
     from paydash.queries.payments import SearchScope
 
-    return SearchScope(customers=wh.has_table(wh.marts.customers), card_last4=wh.has_column(wh.marts.payments, "card_last4"))
+    return SearchScope(customers=wh.has_table(wh.marts.customers), card_last4=wh.has_column(wh.marts.payments, "card_last4"),
+                       id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(wh.marts.amount_counts))
 
 
 StatusOption = typer.Option(None, "--status", help="succeeded, failed or pending.")

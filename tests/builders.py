@@ -16,6 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from paydash.decline_codes import classify
+from paydash.warehouse.schema import ID_SKETCH_COLUMNS
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -43,8 +44,10 @@ PAYMENT_ARROW_SCHEMA = pa.schema(
         ("card_country", pa.string()),
     ]
 )
-# the optional card_last4 column, added when a row sets it (charge(..., card_last4="4242"))
-OPTIONAL_ARROW_FIELDS = (pa.field("card_last4", pa.string()),)
+# the optional card_last4 column, added when a row sets it (charge(..., card_last4="4242")),
+# and paydash's id sketches (charge(..., **id_sketches(ids)))
+OPTIONAL_ARROW_FIELDS = (pa.field("card_last4", pa.string()),
+                         *(pa.field(name, pa.int64()) for name, _ in ID_SKETCH_COLUMNS))
 
 
 def as_utc(value: datetime | str) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from paydash.queries.overview import daily_series, overview
 from paydash.queries.payments import count_payments, export_select, filter_options, payment_detail, payments_page
 from paydash.queries.recovery import recovery
 from paydash.warehouse.contract import check_contract
+from paydash.warehouse.id_sketch import SKETCH_COLUMNS, sketch
 
 PAYMENTS_DDL = """CREATE TABLE {table} (
     charge_id text NOT NULL, payment_intent_id text, customer_id text, profile_id text,
@@ -206,9 +208,24 @@ def test_check_says_what_the_search_needs_on_dbt_marts(dbt_database, databases) 
         assert statements[0] == "CREATE EXTENSION IF NOT EXISTS pg_trgm"
         dbt_database.execute(*statements)  # as a dbt post-hook would run them
         assert load.missing_fragment_indexes(wh) == []
+    sketches = []
+    if dbt_database.kind == "duckdb":
+        # the search's id sketches, with the SQL that computes them (paydash/warehouse/id_sketch.py)
+        line = [line for line in text.splitlines() if "no id sketches" in line][0]
+        sketches = re.findall(r"(list_reduce\(.*?\)) AS (\w+_sketch)", line.split("Add them to the model: ")[1])
+        assert [column for _, column in sketches] == list(SKETCH_COLUMNS.values())
+    else:
+        assert "id sketches" not in text  # PostgreSQL's trigram indexes serve the search
     wh.dispose()  # DuckDB: let the plain SQL open the file
-    dbt_database.execute(f"ALTER TABLE {dbt_database.qualified('mart_stripe_payments')} ADD COLUMN card_last4 text")
+    table = dbt_database.qualified("mart_stripe_payments")
+    dbt_database.execute(f"ALTER TABLE {table} ADD COLUMN card_last4 text",
+                         *(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT" for _, column in sketches),
+                         *(f"UPDATE {table} SET {column} = {expression}" for expression, column in sketches))
     assert "note: " not in "\n".join(check_contract(wh).lines())
+    if sketches:
+        with wh.read() as conn:
+            got = conn.execute(sa.select(*(wh.marts.payments.c[n] for n in (*SKETCH_COLUMNS, *SKETCH_COLUMNS.values())))).all()
+        assert got and all(list(row[4:]) == [sketch(i) for i in row[:4]] for row in got)
 
 
 def test_paydash_built_marts_serve_fragment_search_from_an_index(make_warehouse, charge) -> None:

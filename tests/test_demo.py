@@ -15,7 +15,7 @@ from paydash.queries.overview import overview
 from paydash.sources.demo import DEFAULT_INCIDENTS, FUNNELS, FX_TO_USD, DemoSpec, build_demo_database, generate_payments, to_plain_strings
 from paydash.warehouse.contract import check_contract
 from paydash.warehouse.load import read_meta
-from paydash.warehouse.schema import OPTIONAL_PAYMENT_COLUMNS, PAYMENT_COLUMNS
+from paydash.warehouse.schema import ID_SKETCH_COLUMNS, OPTIONAL_PAYMENT_COLUMNS, PAYMENT_COLUMNS
 
 END = date(2024, 3, 31)  # a fixed end, so the data does not depend on today's date
 SPEC = DemoSpec(payments=20_000, days=30, seed=7, end=END)
@@ -50,7 +50,7 @@ def test_refuses_zero_payments() -> None:
 
 def test_columns_are_the_contract(demo) -> None:
     _, df = demo
-    assert list(df.columns) == [name for name, _ in PAYMENT_COLUMNS + OPTIONAL_PAYMENT_COLUMNS]
+    assert list(df.columns) == [name for name, _ in PAYMENT_COLUMNS + OPTIONAL_PAYMENT_COLUMNS + ID_SKETCH_COLUMNS]
     assert len(df) == SPEC.payments
 
 

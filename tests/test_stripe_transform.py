@@ -20,6 +20,7 @@ from paydash.sources.stripe_transform import (
     rebuild_from_raw,
     refresh_charges,
 )
+from paydash.warehouse.id_sketch import SKETCH_COLUMNS, sketch
 from paydash.warehouse.raw import upsert_balance_transaction, upsert_charge, upsert_objects, upsert_payment_intent
 from stripe_objects import stripe_balance_transaction, stripe_charge, stripe_payment_intent, ts
 
@@ -477,9 +478,13 @@ def test_marts_built_before_card_last4_gain_it_and_refreshes_fill_it(new_databas
         indexes = [f"DROP INDEX IF EXISTS {schema}ix_mart_stripe_payments_{c}" for c in ("charge_id", "payment_intent_id",
                                                                                        "customer_id", "profile_id")]
         # as an older paydash made it (DuckDB alters no table with indexes; prepare_database leaves them)
-        db.execute(*indexes, f"ALTER TABLE {payments_table} DROP COLUMN card_last4")
+        db.execute(*indexes, f"ALTER TABLE {payments_table} DROP COLUMN card_last4",
+                   *(f"ALTER TABLE {payments_table} DROP COLUMN {c}" for c in SKETCH_COLUMNS.values()),
+                   f"DROP TABLE {db.qualified('mart_stripe_payment_amounts')}")
         raw = prepare_database(wh)  # what `paydash sync` / the receiver run at start
         assert wh.has_column(wh.marts.payments, "card_last4", max_age=0)
+        assert all(wh.has_column(wh.marts.payments, c, max_age=0) for c in SKETCH_COLUMNS.values())
+        assert wh.has_table(wh.marts.amount_counts, max_age=0)
         charge = stripe_charge("ch_1", "2024-03-04 10:00")
         charge["payment_method_details"]["card"]["last4"] = "1881"
         with wh.write() as conn:
@@ -488,5 +493,9 @@ def test_marts_built_before_card_last4_gain_it_and_refreshes_fill_it(new_databas
         with wh.read() as conn:
             p = wh.marts.payments.c
             assert conn.execute(sa.select(p.card_last4).where(p.charge_id == "ch_1")).scalar_one() == "1881"
+            # the id sketches come with the row, the amount counts with the refresh
+            assert conn.execute(sa.select(p.charge_id_sketch).where(p.charge_id == "ch_1")).scalar_one() == sketch("ch_1")
+            a = wh.marts.amount_counts.c
+            assert conn.execute(sa.select(a.status, a.payments)).all() == [("succeeded", 1)]
     finally:
         wh.dispose()

@@ -187,8 +187,10 @@ def test_table_names_and_columns(make_warehouse) -> None:
     assert display_name(wh.marts.payments) in names and display_name(wh.marts.daily) in names
     columns = wh.columns_of(wh.marts.payments)
     assert list(columns)[:3] == ["charge_id", "payment_intent_id", "customer_id"]
-    assert len(columns) == 19 + 1  # the contract's columns and the optional card_last4
-    assert list(columns)[-1] == "card_last4"
+    # the contract's columns, the optional card_last4, then paydash's four id sketches
+    assert len(columns) == 19 + 1 + 4
+    assert list(columns)[-5:] == ["card_last4", "charge_id_sketch", "payment_intent_id_sketch", "customer_id_sketch",
+                                  "profile_id_sketch"]
     assert wh.ping() >= 0
 
 

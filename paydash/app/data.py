@@ -207,7 +207,9 @@ def filter_options(source: Source) -> Loaded:
 def search_scope(wh: Warehouse) -> payments.SearchScope:
     """What this warehouse has that a search can use (looked up at most once a minute)."""
     return payments.SearchScope(customers=wh.has_table(wh.marts.customers),
-                                card_last4=wh.has_column(wh.marts.payments, "card_last4"))
+                                card_last4=wh.has_column(wh.marts.payments, "card_last4"),
+                                id_sketches=wh.has_id_sketches(),
+                                amount_counts=wh.has_table(wh.marts.amount_counts))
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)

@@ -8,7 +8,8 @@ currencies converted to USD, weekday and hour seasonality, growth, and incidents
 where failures spike) so charts and alerts have something to show.
 
 Everything is numpy; no Python loop runs per payment. The output is a pyarrow Table in
-the data contract's column order (then the optional card_last4), sorted by created_at
+the data contract's column order (then the optional card_last4 and paydash's id sketches),
+sorted by created_at
 (DuckDB's zone maps like that).
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from paydash.decline_codes import CATEGORIES, DECLINE_CODES
+from paydash.warehouse import id_sketch
 
 DAY = 86_400
 
@@ -344,6 +346,13 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
     # other columns stay what they were for a seed
     c_last4 = np.random.default_rng([spec.seed, 4]).integers(0, 10_000, size=n_customers)
 
+    say("id sketches")
+    # each distinct id sketched once (paydash/warehouse/id_sketch.py), then spread to its rows
+    charge_sketch = id_sketch.sketch_array(charge_id)
+    pi_sketch = id_sketch.sketch_array(pi_ids).take(pa.array(pi_rank[row_pi]))
+    cus_sketch = id_sketch.sketch_array(cus_ids).take(pa.array(row_customer))
+    prof_sketch = id_sketch.sketch_array(prof_ids).take(pa.array(row_customer))
+
     fail_mask = ~is_fail
     return pa.table(
         {
@@ -368,6 +377,10 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
             "card_brand": _labels(c_brand[row_customer], [b for b, _ in BRANDS]),
             "card_country": _labels(row_country, [c[0] for c in COUNTRIES]),
             "card_last4": _labels(c_last4[row_customer], LAST4),
+            "charge_id_sketch": charge_sketch,
+            "payment_intent_id_sketch": pi_sketch,
+            "customer_id_sketch": cus_sketch,
+            "profile_id_sketch": prof_sketch,
         }
     )
 
@@ -426,6 +439,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     demo_refunds.load_refund_disputes(wh, table, spec.resolved_now(), spec.seed)
     bar.set_description("building daily mart")
     with wh.write() as conn:
+        wh.marts.amount_counts.create(conn, checkfirst=True)  # filled here, kept current by the refreshes
         daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
     bar.set_description("operations events")
     operations_events = demo_operations.load_operations_events(wh, spec, table)

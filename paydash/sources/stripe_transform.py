@@ -39,9 +39,10 @@ from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
 from paydash.warehouse import customer_totals, load, transforms
+from paydash.warehouse.id_sketch import id_sketches
 from paydash.warehouse.migrations import add_column, migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
-from paydash.warehouse.schema import Marts, display_name
+from paydash.warehouse.schema import ID_SKETCH_COLUMNS, Marts, display_name
 
 log = logging.getLogger("paydash.stripe")
 
@@ -116,11 +117,14 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
         _WARNED_NO_RATE.add(currency)  # once per currency and process, not once per charge and refresh
         log.warning("no USD rate for %s (first seen on charge %s): amount_usd left empty for such charges; "
                     "add it to PAYDASH_FX_RATES", currency, charge.get("id"))
-    return {
+    ids = {
         "charge_id": charge["id"],
         "payment_intent_id": _id(charge.get("payment_intent")),
         "customer_id": _id(charge.get("customer")) or _id((intent or {}).get("customer")),
         "profile_id": _metadata(charge, options.profile_key) or _metadata(intent, options.profile_key),
+    }
+    return {
+        **ids,
         "status": status,
         "is_successful": status == "succeeded",
         "amount_usd": usd,
@@ -137,6 +141,7 @@ def mart_row(charge: Mapping[str, Any], attempt_number: int = 1, bt: Mapping[str
         "card_brand": card.get("brand"),
         "card_country": card.get("country"),
         "card_last4": card.get("last4"),
+        **id_sketches(ids),
     }
 
 
@@ -307,6 +312,11 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             table.create(conn, checkfirst=True)
         # marts this paydash built before card_last4 existed gain it (empty until rebuild-marts)
         add_column(conn, wh.marts.payments, wh.marts.payments.c.card_last4)
+        # ... and the id sketches (empty until rebuild-marts; a search compares those rows' text)
+        for name, _ in ID_SKETCH_COLUMNS:
+            add_column(conn, wh.marts.payments, wh.marts.payments.c[name])
+        # the explorer's counts per amount: made once, filled, then kept current like the daily mart
+        transforms.create_amount_counts(conn, wh.marts)
         # the Customers page's summaries (one row per customer, per customer-month): made once,
         # filled from the charge mart, then kept current by rebuild_derived_marts
         for table, rebuild in ((wh.marts.customer_totals, customer_totals.rebuild_customer_totals),

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse import load
+from paydash.warehouse.id_sketch import SKETCH_COLUMNS, SKETCH_SEARCH_DIALECTS, SKETCH_SQL
 from paydash.warehouse.schema import DAILY_REQUIRED_COLUMNS, OPTIONAL_PAYMENT_COLUMNS, PAYMENT_COLUMNS, display_name
 
 
@@ -99,6 +100,12 @@ def _search_notes(wh: Warehouse, columns: dict[str, str]) -> list[str]:
         if name not in columns:
             notes.append(f"{display_name(p)} has no {name} (optional): the search's last4: cannot work; add it "
                          "from payment_method_details.card.last4 (docs/data-contract.md)")
+    sketches = [column for column in SKETCH_COLUMNS.values() if column not in columns]
+    if sketches and wh.dialect in SKETCH_SEARCH_DIALECTS:
+        expression = SKETCH_SQL[wh.dialect]
+        adds = [f"{expression.format(c=column.removesuffix('_sketch'))} AS {column}" for column in sketches]
+        notes.append(f"a search for part of an id compares every id of {display_name(p)}: it has no id sketches "
+                     "(paydash's own marts do; docs/performance.md). Add them to the model: " + ", ".join(adds))
     try:
         missing = load.missing_fragment_indexes(wh)
     except PaydashError as exc:

@@ -287,6 +287,15 @@ class Warehouse:
             self._present[table.key] = cached
         return cached[0]
 
+    def has_id_sketches(self) -> bool:
+        """Whether a search for part of an id should test the charge mart's id sketches first
+        (paydash/warehouse/id_sketch.py): the mart has them and this engine gains from them."""
+        from paydash.warehouse.id_sketch import SKETCH_COLUMNS, SKETCH_SEARCH_DIALECTS
+
+        return self.dialect in SKETCH_SEARCH_DIALECTS and all(
+            self.has_column(self.marts.payments, column) for column in SKETCH_COLUMNS.values()
+        )
+
     def has_column(self, table: sa.Table, column: str, max_age: float = 60.0) -> bool:
         """Whether `table` has `column` (an optional one, e.g. the charge mart's card_last4;
         looked up at most once a minute, like has_table)."""

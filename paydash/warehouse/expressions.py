@@ -59,5 +59,54 @@ def icontains(column: sa.ColumnElement, text: str) -> sa.ColumnElement[bool]:
     ids: ILIKE 637 ms, lower() LIKE 884 ms, contains(lower()) 882 ms, under load), and
     PostgreSQL serves it from a pg_trgm GIN index (FRAGMENT_INDEX_DDL in load.py).
     """
+    if not any(ch in text for ch in ("%", "_", "\\")):
+        # nothing to escape: no ESCAPE clause, which halves DuckDB's ILIKE (10M charge ids
+        # 133 vs 255 ms); without a backslash in the pattern both engines read it the same
+        return column.ilike(f"%{text}%")
     escaped = "".join("\\" + ch if ch in ("%", "_", "\\") else ch for ch in text)
     return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def sketch_holds(sketch: sa.ColumnElement, mask: int) -> sa.ColumnElement[bool]:
+    """Every bit of `mask` is set in `sketch` (paydash/warehouse/id_sketch.py); an empty
+    sketch (NULL: a row written without one) holds every bit, so its text is compared."""
+    bits = sa.literal(mask, sa.BigInteger)
+    return func.coalesce(sketch, sa.literal_column("-1", sa.BigInteger)).op("&")(bits) == bits
+
+
+class _istarts_with(sa.sql.expression.FunctionElement):
+    """(column, lower-cased LIKE pattern ending in %): see istarts_with."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "istarts_with"
+    escaped = False
+
+
+class _istarts_with_escaped(_istarts_with):
+    inherit_cache = True
+    escaped = True
+
+
+def _istarts_with_sql(operator: str, lower: bool):  # noqa: ANN202
+    def compile_(element, compiler, **kw):  # noqa: ANN001, ANN202
+        column, pattern = (compiler.process(c, **kw) for c in element.clauses)
+        left = f"lower({column})" if lower else column
+        return f"({left} {operator} {pattern}" + (" ESCAPE '\\')" if element.escaped else ")")
+    return compile_
+
+
+# PostgreSQL: lower(column) LIKE, which its lower(...) text_pattern_ops indexes serve; DuckDB:
+# ILIKE, 3 times faster than lower() LIKE (3.5M customers' emails: 19 vs 55 ms)
+compiles(_istarts_with)(_istarts_with_sql("LIKE", lower=True))
+compiles(_istarts_with, "duckdb")(_istarts_with_sql("ILIKE", lower=False))
+
+
+def istarts_with(column: sa.ColumnElement, text: str) -> sa.ColumnElement[bool]:
+    """`column` starts with `text`, ignoring case, literally (a bound pattern; ESCAPE only when
+    `text` has something to escape: DuckDB's LIKE with ESCAPE costs about twice as much)."""
+    lowered = text.lower()
+    if not any(ch in lowered for ch in ("%", "_", "\\")):
+        return _istarts_with(column, sa.literal(lowered + "%", sa.Text))
+    escaped = "".join("\\" + ch if ch in ("%", "_", "\\") else ch for ch in lowered)
+    return _istarts_with_escaped(column, sa.literal(escaped + "%", sa.Text))

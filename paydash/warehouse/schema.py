@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -82,6 +83,13 @@ OPTIONAL_PAYMENT_COLUMNS: tuple[tuple[str, object], ...] = (
     ("card_last4", Text),  # the card's last four digits (payment_method_details.card.last4)
 )
 
+# Not in the data contract: paydash's own charge marts carry a 64-bit sketch of each id's
+# trigrams (paydash/warehouse/id_sketch.py), written with the rows, so a search for part of an
+# id tests an integer before it compares text. A mart without them is searched as before.
+ID_SKETCH_COLUMNS: tuple[tuple[str, object], ...] = tuple(
+    (f"{name}_sketch", BigInteger) for name in ("charge_id", "payment_intent_id", "customer_id", "profile_id")
+)
+
 DAILY_REQUIRED_COLUMNS: tuple[tuple[str, object], ...] = (
     ("date", Date),
     ("funnel_name", Text),
@@ -102,6 +110,17 @@ DAILY_COLUMNS = DAILY_REQUIRED_COLUMNS + tuple(
     (category_count_column(c), Integer) for c in FAILURE_CATEGORIES
 )
 
+
+# Optional, built by paydash beside the daily mart (paydash/warehouse/transforms.py): charges
+# per local day, funnel, status and amount, so the explorer's amount order counts the matches
+# per amount without reading the charge mart. Not in the data contract.
+AMOUNT_COUNT_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("date", Date),
+    ("funnel_name", Text),
+    ("status", Text),
+    ("amount_usd", Numeric(12, 2)),
+    ("payments", Integer),
+)
 
 FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
     ("payment_intent_id", Text),
@@ -261,6 +280,8 @@ class Marts:
     # optional marts for the Overview's refund and dispute cards and a payment's detail
     refunds: Table | None = None
     disputes: Table | None = None
+    # optional, built by paydash beside the daily mart (transforms.rebuild_amount_counts)
+    amount_counts: Table | None = None
 
     @property
     def optional(self) -> tuple[Table, ...]:
@@ -307,7 +328,7 @@ def marts(
         metadata,
         *(
             Column(name, type_, info={"duckdb_compression": "uncompressed"} if name in UNCOMPRESSED_ON_DUCKDB else {})
-            for name, type_ in PAYMENT_COLUMNS + OPTIONAL_PAYMENT_COLUMNS
+            for name, type_ in PAYMENT_COLUMNS + OPTIONAL_PAYMENT_COLUMNS + ID_SKETCH_COLUMNS
         ),
         schema=p_schema,
     )
@@ -332,6 +353,7 @@ def marts(
         customer_months=beside_payments("", "mart_stripe_customer_months", CUSTOMER_MONTH_COLUMNS, CUSTOMER_PLAIN),
         refunds=beside_payments(refunds_table, "mart_stripe_refunds", REFUND_COLUMNS, REFUND_PLAIN),
         disputes=beside_payments(disputes_table, "mart_stripe_disputes", DISPUTE_COLUMNS, REFUND_PLAIN),
+        amount_counts=beside_payments("", "mart_stripe_payment_amounts", AMOUNT_COUNT_COLUMNS),
     )
 
 

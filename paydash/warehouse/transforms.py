@@ -105,12 +105,44 @@ def rebuild_first_failures(conn: Connection, marts: Marts, since: date | None = 
     conn.execute(f.insert().from_select([c.name for c in stmt.selected_columns], stmt))
 
 
+def amount_counts_select(marts: Marts, since: date | None = None) -> sa.Select:
+    """Charges per local day, funnel, status and amount (unknown amounts as one NULL group)."""
+    p = marts.payments.c
+    keys = (p.created_date, p.funnel_name, p.status, p.amount_usd)
+    stmt = select(p.created_date.label("date"), p.funnel_name, p.status, p.amount_usd,
+                  func.count().label("payments")).group_by(*keys)
+    if since is not None:
+        stmt = stmt.where(p.created_date >= since)
+    return stmt
+
+
+def rebuild_amount_counts(conn: Connection, marts: Marts, since: date | None = None) -> None:
+    """Replace the amount-counts mart's rows (from `since` on, or all) with a fresh aggregate."""
+    a = marts.amount_counts
+    conn.execute(a.delete() if since is None else a.delete().where(a.c.date >= since))
+    stmt = amount_counts_select(marts, since)
+    conn.execute(a.insert().from_select([c.name for c in stmt.selected_columns], stmt))
+
+
+def create_amount_counts(conn: Connection, marts: Marts) -> None:
+    """Create the amount-counts mart when missing, filled from the charge mart; from then on
+    rebuild_derived_marts keeps it current."""
+    a = marts.amount_counts
+    if not sa.inspect(conn).has_table(a.name, schema=a.schema):
+        a.create(conn)
+        rebuild_amount_counts(conn, marts)
+
+
 def rebuild_derived_marts(conn: Connection, marts: Marts, since: date | None = None) -> int:
-    """Everything built from the charge mart: the daily mart, and the first-failures mart
-    when it exists. Call this after any change to the charge mart. Returns daily rows."""
+    """Everything built from the charge mart: the daily mart, and the first-failures and
+    amount-counts marts when they exist. Call this after any change to the charge mart.
+    Returns daily rows."""
     rows = rebuild_daily_mart(conn, marts, since)
-    f = marts.first_failures
-    if sa.inspect(conn).has_table(f.name, schema=f.schema):
+    inspector = sa.inspect(conn)
+    f, a = marts.first_failures, marts.amount_counts
+    if inspector.has_table(f.name, schema=f.schema):
         rebuild_first_failures(conn, marts, since)
+    if inspector.has_table(a.name, schema=a.schema):
+        rebuild_amount_counts(conn, marts, since)
     customer_totals.refresh_if_present(conn, marts, since)
     return rows
