@@ -143,3 +143,26 @@ def test_the_daily_chart_marks_today_so_far() -> None:
     assert [(v["so_far"], v["day"]) for v in spec["data"]["values"]] == [(False, "whole day"), (True, "today so far")]
     assert spec["layer"][0]["encoding"]["opacity"]["condition"]["test"] == "datum.so_far"
     assert not any(v["so_far"] for v in charts.daily_revenue(series)["data"]["values"])
+
+
+@pytest.mark.parametrize("fraction, text, style", [
+    (0.052, "+5.2%", {"delta_color": "normal"}),
+    (-0.3, "-30.0%", {"delta_color": "normal"}),
+    (0.0, "0.0%", {"delta_color": "off", "delta_arrow": "off"}),
+    (0.0004, "0.0%", {"delta_color": "off", "delta_arrow": "off"}),  # rounds to none: no rise drawn
+    (-0.0004, "0.0%", {"delta_color": "off", "delta_arrow": "off"}),
+    (0.0005, "+0.1%", {"delta_color": "normal"}),
+    (None, None, {"delta_color": "normal"}),
+])
+def test_a_change_that_rounds_to_none_is_flat(fraction, text, style) -> None:  # noqa: ANN001
+    assert fmt.relative_change(fraction) == text
+    assert fmt.delta_style(text) == style
+
+
+@pytest.mark.parametrize("fraction, digits, text", [
+    (0.004, 1, "+0.4 pp"), (-0.00004, 1, "0.0 pp"), (0.0, 2, "0.00 pp"), (0.0003, 2, "+0.03 pp"), (-0.00004, 2, "0.00 pp"),
+])
+def test_points_change_rounds_to_flat_without_a_sign(fraction, digits, text) -> None:  # noqa: ANN001
+    assert fmt.points_change(fraction, digits) == text
+    flat = text.startswith("0")
+    assert fmt.delta_style(text, "inverse") == ({"delta_color": "off", "delta_arrow": "off"} if flat else {"delta_color": "inverse"})

@@ -89,13 +89,27 @@ def words(identifier: object) -> str:
 
 
 def relative_change(fraction: float | None) -> str | None:
-    """'+5.2%' for a relative change; None (no delta shown) when there was nothing before."""
-    return None if fraction is None else f"{fraction * 100:+.1f}%"
+    """'+5.2%' for a relative change, '0.0%' (no sign) when it rounds to none; None (no delta
+    shown) when there was nothing before."""
+    if fraction is None:
+        return None
+    return "0.0%" if round(fraction * 100, 1) == 0 else f"{fraction * 100:+.1f}%"
 
 
 def points_change(fraction: float | None, digits: int = 1) -> str | None:
-    """A change of a rate, in percentage points: '+0.4 pp' ('+0.04 pp' with digits=2, for small rates)."""
-    return None if fraction is None else f"{fraction * 100:+.{digits}f} pp"
+    """A change of a rate, in percentage points: '+0.4 pp' ('+0.04 pp' with digits=2, for small
+    rates), '0.0 pp' when it rounds to none."""
+    if fraction is None:
+        return None
+    return f"{0:.{digits}f} pp" if round(fraction * 100, digits) == 0 else f"{fraction * 100:+.{digits}f} pp"
+
+
+def delta_style(delta: str | None, color: str = "normal") -> dict[str, str]:
+    """st.metric's delta_color and delta_arrow for a change formatted above: one that rounds to
+    none gets neither arrow nor colour (Streamlit would draw '+0.0%' as a rise)."""
+    if delta is not None and not any(digit in delta for digit in "123456789"):
+        return {"delta_color": "off", "delta_arrow": "off"}
+    return {"delta_color": color}
 
 
 def local_time(utc_naive: datetime | None, tz: str) -> str:

@@ -80,16 +80,20 @@ with data.section("Totals"):
     loaded.append(result.loaded_at)
     now, change = result.value["current"], result.value["change"]
     revenue, success, failed, attempts = st.columns(4, border=True)
-    revenue.metric("Revenue", fmt.money_compact(now["revenue_usd"]), fmt.relative_change(change["revenue_usd"]),
-                   help=definitions.REVENUE)
+    delta = fmt.relative_change(change["revenue_usd"])
+    revenue.metric("Revenue", fmt.money_compact(now["revenue_usd"]), delta, help=definitions.REVENUE,
+                   **fmt.delta_style(delta))
     revenue.caption(f"{fmt.money(now['revenue_usd'])} exactly")
-    success.metric("Success rate", fmt.percent(now["success_rate"]), fmt.points_change(change["success_rate"]),
-                   help=definitions.SUCCESS_RATE)
-    failed.metric("Failed payments", fmt.count(now["failed"]), fmt.relative_change(change["failed"]),
-                  delta_color="inverse", help=definitions.FAILED)
+    delta = fmt.points_change(change["success_rate"])
+    success.metric("Success rate", fmt.percent(now["success_rate"]), delta, help=definitions.SUCCESS_RATE,
+                   **fmt.delta_style(delta))
+    delta = fmt.relative_change(change["failed"])
+    failed.metric("Failed payments", fmt.count(now["failed"]), delta, help=definitions.FAILED,
+                  **fmt.delta_style(delta, "inverse"))
     failed.caption(f"{fmt.money(now['failed_amount_usd'])} failed amount")
-    attempts.metric("Attempts", fmt.count(now["attempts"]), fmt.relative_change(change["attempts"]),
-                    help=definitions.ATTEMPTS)
+    delta = fmt.relative_change(change["attempts"])
+    attempts.metric("Attempts", fmt.count(now["attempts"]), delta, help=definitions.ATTEMPTS,
+                    **fmt.delta_style(delta))
 
 # -- refunds and disputes (optional marts) ------------------------------------------------------
 with data.section("Refunds and disputes"):
@@ -101,23 +105,26 @@ with data.section("Refunds and disputes"):
             card.metric(title, fmt.EMPTY, help=definitions.NET_REVENUE if title == "Net revenue" else definitions.REFUNDS)
             card.caption(views.missing_mart("refunds", data.warehouse_table_name(source, "refunds")))
     else:
-        net.metric("Net revenue", fmt.money_compact(now["net_revenue_usd"]), fmt.relative_change(change["net_revenue_usd"]),
-                   help=definitions.NET_REVENUE)
+        delta = fmt.relative_change(change["net_revenue_usd"])
+        net.metric("Net revenue", fmt.money_compact(now["net_revenue_usd"]), delta, help=definitions.NET_REVENUE,
+                   **fmt.delta_style(delta))
         net.caption(f"{fmt.money(now['net_revenue_usd'])} exactly")
-        refunds.metric("Refunds", fmt.count(now["refunds"]), fmt.relative_change(change["refunds"]),
-                       delta_color="inverse", help=definitions.REFUNDS)
+        delta = fmt.relative_change(change["refunds"])
+        refunds.metric("Refunds", fmt.count(now["refunds"]), delta, help=definitions.REFUNDS,
+                       **fmt.delta_style(delta, "inverse"))
         refunds.caption(f"{fmt.money(now['refunded_usd'])} refunded")
     if now["disputes"] is None:
         for card, title in ((disputes, "Disputes"), (dispute_rate, "Dispute rate")):
             card.metric(title, fmt.EMPTY, help=definitions.DISPUTES if title == "Disputes" else definitions.DISPUTE_RATE)
             card.caption(views.missing_mart("disputes", data.warehouse_table_name(source, "disputes")))
     else:
-        disputes.metric("Disputes", fmt.count(now["disputes"]), fmt.relative_change(change["disputes"]),
-                        delta_color="inverse", help=definitions.DISPUTES)
+        delta = fmt.relative_change(change["disputes"])
+        disputes.metric("Disputes", fmt.count(now["disputes"]), delta, help=definitions.DISPUTES,
+                        **fmt.delta_style(delta, "inverse"))
         disputes.caption(f"{fmt.money(now['disputed_usd'])} disputed")
-        dispute_rate.metric("Dispute rate", fmt.percent(now["dispute_rate"], 2),
-                            fmt.points_change(change["dispute_rate"], 2), delta_color="inverse",
-                            help=definitions.DISPUTE_RATE)
+        delta = fmt.points_change(change["dispute_rate"], 2)
+        dispute_rate.metric("Dispute rate", fmt.percent(now["dispute_rate"], 2), delta, help=definitions.DISPUTE_RATE,
+                            **fmt.delta_style(delta, "inverse"))
 
 # -- charts -------------------------------------------------------------------------------------
 daily_col, donut_col = st.columns([3, 2])
