@@ -372,18 +372,12 @@ def load_customer_marts(wh, payments: pa.Table, seed: int) -> dict[str, int]:  #
     """Create and fill the customers and promotion marts for the demo charges (before the
     derived marts are built: the customer summaries of an earlier demo are dropped, so
     `rebuild_derived_marts` does not refresh them; `finish_customer_marts` writes them)."""
-    from sqlalchemy.schema import CreateSchema
 
     from paydash.warehouse import load
 
     tables = generate_customer_marts(payments, seed)
     with wh.write() as conn:
-        for name in tables:
-            table = getattr(wh.marts, name)
-            if table.schema:
-                conn.execute(CreateSchema(table.schema, if_not_exists=True))
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
+        load.recreate_tables(conn, (getattr(wh.marts, name) for name in tables))
         wh.marts.customer_totals.drop(conn, checkfirst=True)
         wh.marts.customer_months.drop(conn, checkfirst=True)
     for name, data in tables.items():

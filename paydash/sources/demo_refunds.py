@@ -126,18 +126,12 @@ def _reason_labels(index: np.ndarray, options) -> pa.DictionaryArray:  # noqa: A
 def load_refund_disputes(wh, payments: pa.Table, now: datetime, seed: int) -> dict[str, int]:  # noqa: ANN001
     """Create, fill and index the refunds and disputes marts for the demo charges."""
     import sqlalchemy as sa
-    from sqlalchemy.schema import CreateSchema
 
     from paydash.warehouse import load
 
     tables = generate_refunds_disputes(payments, now, seed)
     with wh.write() as conn:
-        for name in tables:
-            table = getattr(wh.marts, name)
-            if table.schema:
-                conn.execute(CreateSchema(table.schema, if_not_exists=True))
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
+        load.recreate_tables(conn, (getattr(wh.marts, name) for name in tables))
     for name, data in tables.items():
         load.load_arrow(wh, getattr(wh.marts, name), data)
     # a payment's detail looks its refunds and disputes up by payment intent; the Overview

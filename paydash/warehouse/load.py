@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -80,13 +80,18 @@ def ensure_replaceable(wh: Warehouse) -> None:
                 )
 
 
+def recreate_tables(conn: Connection, tables: Iterable[sa.Table]) -> None:
+    """Each table dropped if there and created empty (its schema first), in `conn`'s transaction."""
+    for table in tables:
+        if table.schema:
+            conn.execute(CreateSchema(table.schema, if_not_exists=True))
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+
+
 def recreate_marts(wh: Warehouse) -> None:
     with wh.write() as conn:
-        for table in wh.marts.built:
-            if table.schema:
-                conn.execute(CreateSchema(table.schema, if_not_exists=True))
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
+        recreate_tables(conn, wh.marts.built)
 
 
 def load_arrow(wh: Warehouse, table: sa.Table, data: pa.Table, chunk_rows: int = 500_000,
