@@ -80,6 +80,14 @@ def pg_url() -> Iterable[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory) -> Path:  # noqa: ANN001
+    """The one embedded ClickHouse (chdb) directory of this pytest process: chdb opens one path
+    per process, so every ClickHouse warehouse of the session lives here, each in a database
+    of its own (like the PostgreSQL schemas)."""
+    return tmp_path_factory.mktemp("chdb") / "clickhouse"
+
+
 @pytest.fixture(scope="session", params=[pytest.param(e, marks=getattr(pytest.mark, e)) for e in ENGINES])
 def engine_kind(request) -> str:  # noqa: ANN001
     """'duckdb' or 'postgres'; every test using it runs on both engines."""

@@ -42,9 +42,19 @@ from paydash.errors import (
     TableMissing,
 )
 from paydash.warehouse import querylog
+from paydash.warehouse.clickhouse import release_chdb_engine, shared_chdb_engine, tag_marts
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
+# Dialects whose driver raises OperationalError only when the server cannot be reached or refuses us
+UNREACHABLE_ON_OPERATIONAL_ERROR = {"postgresql", "clickhouse"}
+
+# The schema unqualified names resolve in, where it is not current_schema()
+CURRENT_SCHEMA_SQL = {"clickhouse": "currentDatabase()"}
+
 _PG_DRIVERS = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+# ClickHouse servers over HTTP(S), through clickhouse-connect's SQLAlchemy dialect
+_CLICKHOUSE_HTTP = {"clickhouse", "clickhousedb", "clickhouse+http", "clickhousedb+http"}
+_CLICKHOUSE_HTTPS = {"clickhouses", "clickhouse+https", "clickhousedb+https"}
 
 # Embedded DuckDB files this process holds writable: path -> [writable engines open on it,
 # the connect arguments they use]. A read-only Warehouse on such a file opens it with the same
@@ -76,7 +86,12 @@ def _duckdb_writer_args(path: Path) -> dict | None:
 
 
 def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
-    """A SQLAlchemy URL from what a user typed: a URL, or the path of a DuckDB file."""
+    """A SQLAlchemy URL from what a user typed: a URL, or the path of a DuckDB file.
+
+    ClickHouse: `clickhouse://user:pass@host:8123/db` (also clickhousedb://; clickhouse+https://
+    for TLS) becomes clickhouse-connect's `clickhousedb://...`; `chdb:///path` (embedded
+    ClickHouse; a relative path is resolved like a DuckDB path) stays `chdb:///abs/path`.
+    """
     text = str(url_or_path).strip()
     if not text:
         raise ConfigError("the database URL is empty; set PAYDASH_DATABASE_URL or pass --db")
@@ -88,13 +103,28 @@ def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
     scheme, rest = text.split("://", 1)
     if scheme in _PG_DRIVERS:
         return "postgresql+psycopg://" + rest
+    if scheme in _CLICKHOUSE_HTTP or scheme in _CLICKHOUSE_HTTPS:
+        if scheme in _CLICKHOUSE_HTTPS and "secure=" not in rest:
+            rest += ("&" if "?" in rest else "?") + "secure=true"
+        return "clickhousedb://" + rest
+    if scheme == "chdb":
+        location = rest.split("?")[0]
+        if location in ("", "/", ":memory:", "/:memory:", "memory"):
+            raise ConfigError(f"{text!r} names no chdb directory (an in-memory database holds no payments); give "
+                              "one, e.g. chdb:///var/lib/paydash/clickhouse or chdb://data/clickhouse")
+        if location.startswith("/") and not location.startswith("//"):
+            path = Path(location)  # chdb:///abs/path
+        else:
+            path = (cwd or Path.cwd()) / location.lstrip("/")  # chdb://relative/path
+        return f"chdb://{path.expanduser().resolve()}"
     if scheme == "duckdb":
         if rest.split("?")[0] in ("", "/", "/:memory:"):
             raise ConfigError(f"{text!r} names no DuckDB file (an in-memory database holds no payments); give the "
                               "path of a DuckDB file (e.g. data/paydash.duckdb) or a PostgreSQL URL")
         return text
     raise ConfigError(
-        f"unsupported database URL scheme {scheme!r}; use postgresql://user@host:5432/db "
+        f"unsupported database URL scheme {scheme!r}; use postgresql://user@host:5432/db, "
+        "clickhouse://user:pass@host:8123/db, chdb:///path/to/dir (embedded ClickHouse) "
         "or the path of a DuckDB file (e.g. data/paydash.duckdb)"
     )
 
@@ -127,11 +157,22 @@ class Warehouse:
         self._registered_writer: Path | None = None  # the DuckDB file this Warehouse holds writable
         self._lock = threading.Lock()
         self._present: dict[str, tuple[bool, float]] = {}
+        self._chdb_held: Path | None = None  # the chdb path whose shared engine this Warehouse uses
+        tag_marts(self.marts)  # ClickHouse DDL finds each mart's options (warehouse/clickhouse.py)
 
     # -- identity -----------------------------------------------------------
     @property
     def dialect(self) -> str:
-        return "duckdb" if self.url.startswith("duckdb") else "postgresql"
+        if self.url.startswith("duckdb"):
+            return "duckdb"
+        if self.url.startswith(("chdb:", "clickhousedb:")):
+            return "clickhouse"
+        return "postgresql"
+
+    @property
+    def chdb_path(self) -> Path | None:
+        """The directory of an embedded ClickHouse (chdb) database, else None."""
+        return Path(self.url[len("chdb://"):]) if self.url.startswith("chdb://") else None
 
     @property
     def display_url(self) -> str:
@@ -154,8 +195,46 @@ class Warehouse:
         return self._engine
 
     def _create_engine(self) -> Engine:
+        if self.dialect == "clickhouse":
+            return self._clickhouse_engine()
         engine = self._new_engine()
         querylog.install(engine)  # the System page's slowest recent queries
+        return engine
+
+    def _clickhouse_engine(self) -> Engine:
+        """ClickHouse: a server's engine, or the process's shared engine on a chdb path. Naive
+        timestamps are UTC (session_timezone); reads run with readonly=2; every statement has
+        max_execution_time (per statement, so Warehouses sharing a chdb engine keep their own)."""
+        s = self.settings
+        path = self.chdb_path
+        per_statement = {"max_execution_time": max(1, int(round(s.statement_timeout)))}
+        if path is None:
+            connect_args = {"session_timezone": "UTC", "connect_timeout": s.connect_timeout}
+            if self.read_only:
+                connect_args["readonly"] = 2
+            engine = sa.create_engine(self.url, connect_args=connect_args, pool_size=s.pool_size,
+                                      max_overflow=s.pool_size, pool_pre_ping=True, pool_recycle=1800)
+            querylog.install(engine)
+            return engine.execution_options(settings=per_statement)
+        if self.read_only and not path.exists():
+            raise DatabaseUnreachable(
+                f"no ClickHouse (chdb) database at {path}; run `paydash demo --no-serve --db chdb://{path}` to "
+                "build the demo, or set PAYDASH_DATABASE_URL / --db to your database"
+            )
+
+        def create(where: Path, read_only: bool) -> Engine:
+            connect_args = {"interface": "chdb", "path": str(where), "session_timezone": "UTC"}
+            if read_only:
+                connect_args["readonly"] = 2
+            return sa.create_engine("clickhousedb://", connect_args=connect_args, pool_size=s.pool_size,
+                                    max_overflow=s.pool_size)
+
+        if not self.read_only:
+            path.mkdir(parents=True, exist_ok=True)
+        shared, _created = shared_chdb_engine(path, self.read_only, create)
+        self._chdb_held = path
+        engine = shared.execution_options(settings=per_statement)  # its own events, the shared pool
+        querylog.install(engine)
         return engine
 
     def _new_engine(self) -> Engine:
@@ -213,6 +292,10 @@ class Warehouse:
         )
 
     def dispose(self) -> None:
+        if self._chdb_held is not None:
+            release_chdb_engine(self._chdb_held)  # the last user disposes of the shared engine
+            self._chdb_held = None
+            self._engine = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -317,7 +400,7 @@ class Warehouse:
     def table_names(self) -> set[str]:
         """Tables present: bare names in the current schema, schema.name for the others."""
         stmt = sa.text(
-            "SELECT table_schema, table_name, table_schema = current_schema() AS is_current "
+            f"SELECT table_schema, table_name, table_schema = {self._current_schema} AS is_current "
             "FROM information_schema.tables"
         )
         with self.read() as conn:
@@ -330,7 +413,7 @@ class Warehouse:
 
     def columns_of(self, table: sa.Table) -> dict[str, str]:
         """Column name -> type of a table (information_schema: reflection is broken on duckdb-engine)."""
-        schema_test = "table_schema = :schema" if table.schema else "table_schema = current_schema()"
+        schema_test = "table_schema = :schema" if table.schema else f"table_schema = {self._current_schema}"
         stmt = sa.text(
             "SELECT column_name, data_type FROM information_schema.columns "
             f"WHERE table_name = :name AND {schema_test} ORDER BY ordinal_position"
@@ -338,6 +421,11 @@ class Warehouse:
         params = {"name": table.name, **({"schema": table.schema} if table.schema else {})}
         with self.read() as conn:
             return {name: str(kind) for name, kind in conn.execute(stmt, params)}
+
+    @property
+    def _current_schema(self) -> str:
+        """SQL for the schema (ClickHouse: database) unqualified names resolve in."""
+        return CURRENT_SCHEMA_SQL.get(self.dialect, "current_schema()")
 
     def copy_csv(self, conn: Connection, stmt: sa.Select, write, header: bool = True, chunk_rows: int = 10_000) -> None:  # noqa: ANN001
         """Stream `stmt`'s result as CSV (with a header line unless header=False) to `write(bytes)`.
@@ -392,6 +480,13 @@ class Warehouse:
         message = _first_line(orig)
         kind = type(orig).__name__
         lowered = message.lower()
+        database = re.search(r"Database `?(\w+)`? does not exist", message)  # ClickHouse: a qualified name's schema
+        if database is not None:
+            return TableMissing(
+                f"database {database.group(1)} not found in {self.display_url}, so neither are the tables "
+                "configured in it; check the schema of PAYDASH_PAYMENTS_TABLE and the other table settings, "
+                "or run `paydash check`"
+            )
         table = _missing_table(message)
         if table is not None:
             return TableMissing(self._table_hint(table))
@@ -401,7 +496,8 @@ class Warehouse:
                 f"column {column!r} is missing from a paydash table in {self.display_url}: "
                 f"{message}. Run `paydash check` to see what the data contract expects."
             )
-        if kind in {"QueryCanceled", "InterruptException"} or "statement timeout" in lowered or "interrupted" in lowered:
+        if (kind in {"QueryCanceled", "InterruptException"} or "statement timeout" in lowered or "interrupted" in lowered
+                or "timeout_exceeded" in lowered or "timeout exceeded" in lowered):
             return QueryTimeout(
                 f"a query ran longer than {self.settings.statement_timeout} s and was cancelled; "
                 "narrow the date range or filters, or raise PAYDASH_STATEMENT_TIMEOUT"
@@ -414,8 +510,9 @@ class Warehouse:
             )
         unreachable = ("could not connect", "connection refused", "connection failed", "cannot open", "no such file",
                        "could not translate host", "server closed the connection", "terminating connection",
-                       "password authentication failed", "does not exist\n", "timeout expired")
-        if (kind == "OperationalError" and self.dialect == "postgresql") or any(u in lowered for u in unreachable):
+                       "password authentication failed", "does not exist\n", "timeout expired",
+                       "authentication failed", "max retries exceeded", "name or service not known")
+        if (kind == "OperationalError" and self.dialect in UNREACHABLE_ON_OPERATIONAL_ERROR) or any(u in lowered for u in unreachable):
             return DatabaseUnreachable(
                 f"cannot reach the database at {self.display_url}: {message}. Check "
                 "PAYDASH_DATABASE_URL (or --db) and that the server is running."
@@ -448,6 +545,8 @@ def _missing_table(message: str) -> str | None:
         r'relation "([^"]+)" does not exist',
         r"Table with name ([\w.$]+) does not exist",
         r'Table with name "?([\w.$]+)"? does not exist',
+        r"Unknown table expression identifier '([^']+)'",  # ClickHouse
+        r"Table `?([\w.$]+?)`? does not exist",  # ClickHouse (UNKNOWN_TABLE)
     ):
         m = re.search(pattern, message)
         if m:
@@ -461,6 +560,9 @@ def _missing_column(message: str) -> str | None:
         r'Referenced column "([^"]+)" not found',
         r'column "([^"]+)" not found',
         r'does not have a column named "([^"]+)"',  # duckdb 2.0
+        r"Unknown expression (?:or function )?identifier `([^`]+)`",  # ClickHouse (UNKNOWN_IDENTIFIER)
+        r"No such column `?([\w.]+?)`? in table",  # ClickHouse (NO_SUCH_COLUMN_IN_TABLE)
+        r"Missing columns: '([^']+)'",  # older ClickHouse
     ):
         m = re.search(pattern, message)
         if m:
