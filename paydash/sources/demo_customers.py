@@ -280,24 +280,6 @@ def generate_customer_marts(payments: pa.Table, seed: int = 42, now: int | None 
     return {"customers": customers, "promotion_codes": codes, "promotion_usage": usage}
 
 
-# PostgreSQL indexes for the Customers and Promotions pages' lookups: (table attribute,
-# name suffix, key columns or expressions). Keys are our constants, never user text.
-PG_INDEXES = (
-    ("customers", "customer_id", ["customer_id"]),
-    ("customers", "email_prefix", ["lower(email) text_pattern_ops"]),
-    ("customers", "name_prefix", ["lower(name) text_pattern_ops"]),
-    ("promotion_codes", "id", ["promotion_code_id"]),
-    ("promotion_usage", "code_time", ["promotion_code_id", "occurred_at DESC", "usage_id DESC"]),
-    ("promotion_usage", "customer", ["customer_id"]),
-    ("customer_totals", "customer_id", ["customer_id"]),
-    ("customer_totals", "revenue", ["revenue_usd DESC", "customer_id DESC"]),
-    ("customer_totals", "last_payment", ["last_payment_at DESC", "customer_id DESC"]),
-)
-# DuckDB: none (ART indexes on the customer ids cost 2 s per million charges to build, and the
-# pages read these marts with scans that stay in the tens of milliseconds; docs/performance.md).
-DUCKDB_INDEXES: tuple = ()
-
-
 def customer_summary_marts(payments: pa.Table) -> dict[str, pa.Table]:
     """The customer-totals and customer-months marts of these charges, computed in numpy.
 
@@ -399,20 +381,9 @@ def finish_customer_marts(wh, payments: pa.Table) -> None:  # noqa: ANN001
 
 
 def index_customer_marts(wh) -> None:  # noqa: ANN001
-    """Indexes for the pages' lookups (after the marts are filled), then fresh statistics."""
-    import sqlalchemy as sa
+    """Indexes for the pages' lookups (after the marts are filled), then fresh statistics
+    (which, per engine: paydash/warehouse/indexes.py)."""
+    from paydash.warehouse import indexes
 
-    wanted = PG_INDEXES if wh.dialect == "postgresql" else DUCKDB_INDEXES
-    with wh.write() as conn:
-        quote = conn.dialect.identifier_preparer
-        for attribute, suffix, keys in wanted:
-            table = getattr(wh.marts, attribute)
-            columns = ", ".join(keys if wh.dialect == "postgresql" else (quote.quote(k) for k in keys))
-            conn.execute(sa.text(
-                f"CREATE INDEX IF NOT EXISTS {quote.quote(f'ix_{table.name}_{suffix}')} ON {quote.format_table(table)} ({columns})"
-            ))
-    if wh.dialect == "postgresql":
-        with wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            quote = conn.dialect.identifier_preparer
-            for attribute in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months"):
-                conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(getattr(wh.marts, attribute))}"))
+    indexes.create(wh, indexes.CUSTOMER_INDEXES)
+    indexes.refresh_statistics(wh, (getattr(wh.marts, m) for m in indexes.CUSTOMER_MARTS), vacuum=True)

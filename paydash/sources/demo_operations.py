@@ -439,22 +439,12 @@ def ensure_replaceable(wh) -> None:  # noqa: ANN001
 
 
 def create_operations_indexes(wh) -> None:  # noqa: ANN001
-    """PostgreSQL: (occurred_at) and (event_name, occurred_at), then ANALYZE. DuckDB: rows are in time order."""
-    import sqlalchemy as sa
+    """The operations mart's indexes and statistics, per engine (paydash/warehouse/indexes.py:
+    PostgreSQL (occurred_at), (event_name, occurred_at), then ANALYZE; DuckDB: rows are in time order)."""
+    from paydash.warehouse import indexes
 
-    if wh.dialect != "postgresql":
-        return
-    table = wh.marts.operations_events
-    with wh.write() as conn:
-        quote = conn.dialect.identifier_preparer
-        target = quote.format_table(table)
-        for suffix, keys in (("occurred", "occurred_at"), ("name_occurred", "event_name, occurred_at"),
-                             ("event_id", "event_id")):
-            unique = "UNIQUE " if suffix == "event_id" else ""
-            conn.execute(sa.text(f"CREATE {unique}INDEX IF NOT EXISTS {quote.quote(f'ix_{table.name}_{suffix}')} "
-                                 f"ON {target} ({keys})"))
-    with wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
+    indexes.create(wh, indexes.OPERATIONS_INDEXES)
+    indexes.refresh_statistics(wh, [wh.marts.operations_events])
 
 
 def describe(spec: DemoSpec) -> list[dict[str, str]]:

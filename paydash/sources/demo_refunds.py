@@ -125,9 +125,7 @@ def _reason_labels(index: np.ndarray, options) -> pa.DictionaryArray:  # noqa: A
 
 def load_refund_disputes(wh, payments: pa.Table, now: datetime, seed: int) -> dict[str, int]:  # noqa: ANN001
     """Create, fill and index the refunds and disputes marts for the demo charges."""
-    import sqlalchemy as sa
-
-    from paydash.warehouse import load
+    from paydash.warehouse import indexes, load
 
     tables = generate_refunds_disputes(payments, now, seed)
     with wh.write() as conn:
@@ -135,15 +133,6 @@ def load_refund_disputes(wh, payments: pa.Table, now: datetime, seed: int) -> di
     for name, data in tables.items():
         load.load_arrow(wh, getattr(wh.marts, name), data)
     # a payment's detail looks its refunds and disputes up by payment intent; the Overview
-    # reads ranges of created_at (in time order on DuckDB, so its zone maps serve them)
-    with wh.write() as conn:
-        quote = conn.dialect.identifier_preparer
-        for name in tables:
-            table = getattr(wh.marts, name)
-            keys = ["payment_intent_id", "charge_id"] + (["created_at"] if wh.dialect == "postgresql" else [])
-            for key in keys:
-                conn.execute(sa.text(
-                    f"CREATE INDEX IF NOT EXISTS {quote.quote(f'ix_{table.name}_{key}')} "
-                    f"ON {quote.format_table(table)} ({quote.quote(key)})"
-                ))
+    # reads ranges of created_at (per engine: paydash/warehouse/indexes.py)
+    indexes.create(wh, indexes.REFUND_INDEXES)
     return {name: data.num_rows for name, data in tables.items()}

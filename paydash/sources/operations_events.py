@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
+from paydash.warehouse import indexes, load
 from paydash.warehouse.schema import OPERATIONS_EVENT_NAMES, Marts
 
 OUTCOMES = ("succeeded", "failed", "expired")
@@ -44,11 +44,7 @@ def ensure_table(wh) -> sa.Table:  # noqa: ANN001 - a writable Warehouse
         if table.schema:
             conn.execute(CreateSchema(table.schema, if_not_exists=True))
         table.create(conn, checkfirst=True)
-        quote = conn.dialect.identifier_preparer
-        conn.execute(sa.text(
-            f"CREATE UNIQUE INDEX IF NOT EXISTS {quote.quote(f'ix_{table.name}_event_id')} "
-            f"ON {quote.format_table(table)} (event_id)"
-        ))
+        indexes.create_unique(conn, table, "event_id")
     return table
 
 
@@ -59,8 +55,7 @@ def insert_events(conn: Connection, table: sa.Table, rows: list[dict[str, Any]])
     unique = {r["event_id"]: r for r in rows}
     columns = [c.name for c in table.columns]
     values = [{c: unique[k].get(c) for c in columns} for k in sorted(unique)]
-    stmt = pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    return {i for (i,) in conn.execute(stmt)}
+    return set(load.insert_new(conn, table, values, "event_id"))
 
 
 # -- POST /events ------------------------------------------------------------------------------

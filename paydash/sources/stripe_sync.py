@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 from paydash.errors import ConfigError, PaydashError
 from paydash.sources import stripe_marts
 from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
+from paydash.warehouse import locks
 from paydash.warehouse.raw import RawBatch, RawTables, _now
 from paydash.warehouse.stripe_objects import (
     ObjectBatch,
@@ -333,9 +334,8 @@ class Syncer:
         self._opened_at = 0.0
         self._pending: sa.engine.RootTransaction | None = None
         self._pending_since = 0.0
-        shared = bool(getattr(wh.settings, "duckdb_shared", False))
         self.hold_seconds = hold_seconds if hold_seconds is not None else (
-            SHARED_HOLD_SECONDS if shared or wh.dialect != "duckdb" else float("inf"))
+            float("inf") if wh.holds_embedded_file else SHARED_HOLD_SECONDS)
         self.timings = {"api": 0.0, "pages": 0.0, "marts": 0.0}
 
     @contextmanager
@@ -421,28 +421,9 @@ class Syncer:
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """One sync at a time per database."""
-        if self.wh.dialect == "postgresql":
-            with self.wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(_PG_LOCK_KEY))).scalar_one()
-                if not got:
-                    raise SyncError("another `paydash sync` is running against this database; wait for it to finish")
-                try:
-                    yield
-                finally:
-                    conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_LOCK_KEY)))
-            return
-        path = self.wh.duckdb_path
-        if path is None:
-            yield
-            return
-        import fcntl
-
-        with open(f"{path}.sync.lock", "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise SyncError(f"another `paydash sync` is running against {path}; wait for it to finish") from None
+        """One sync at a time per database (what the lock is on each engine: warehouse/locks.py)."""
+        with locks.exclusive_run(self.wh, _PG_LOCK_KEY, lambda where: SyncError(
+                f"another `paydash sync` is running against {where}; wait for it to finish")):
             yield
 
     def _begin(self) -> None:

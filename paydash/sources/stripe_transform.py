@@ -38,7 +38,7 @@ from paydash.currencies import minor_unit_divisor
 from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
-from paydash.warehouse import customer_totals, load, transforms
+from paydash.warehouse import customer_totals, load, locks, transforms
 from paydash.warehouse.id_sketch import id_sketches
 from paydash.warehouse.migrations import add_column, migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
@@ -197,9 +197,8 @@ def refresh_charges(conn: Connection, marts: Marts, raw: RawTables, charge_ids: 
     ids = sorted(set(charge_ids))
     if not ids:
         return 0
-    if conn.dialect.name == "postgresql":
-        # concurrent receivers would otherwise both delete-then-insert the same rows
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
+    # concurrent receivers would otherwise both delete-then-insert the same rows
+    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
     c = raw.charges.c
     intents: set[str] = set()
     for part in _chunks(ids):
@@ -229,9 +228,8 @@ def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: Tran
 
     Returns the number of charge-mart rows written.
     """
-    if conn.dialect.name == "postgresql":
-        # taken before reading the queue, so two receivers never refresh the same entries
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
+    # taken before reading the queue, so two receivers never refresh the same entries
+    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
     q = raw.refresh_queue
     queued = [(k, i) for k, i in conn.execute(sa.select(q.c.object_type, q.c.object_id))]
     if not queued:
@@ -254,8 +252,7 @@ def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: Tran
 
 def rebuild_from_raw(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
     """Recompute both marts entirely from the raw tables."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MART_LOCK_KEY)))
+    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
     charges = [json.loads(data) for (data,) in conn.execute(sa.select(raw.charges.c.data))]
     written = _write_rows(conn, marts, raw, charges, options, replace_all=True)
     conn.execute(raw.refresh_queue.delete())  # everything queued is now in the marts

@@ -44,6 +44,17 @@ class TableOptions:
     partition_by: str | None = None
     nullable: frozenset[str] = field(default_factory=frozenset)
     engine: str = "MergeTree"
+    # data-skipping indexes, written with each part: (column, index type)
+    skip_indexes: tuple[tuple[str, str], ...] = ()
+
+
+# A lookup by id in a table ordered by time: a bloom filter per granule skips the parts and
+# granules that cannot hold it (a payment's detail, the explorer's exact id search).
+_BLOOM = "bloom_filter(0.01)"
+
+
+def _blooms(*columns: str) -> tuple[tuple[str, str], ...]:
+    return tuple((c, _BLOOM) for c in columns)
 
 
 _SKETCHES = frozenset(f"{c}_sketch" for c in ("charge_id", "payment_intent_id", "customer_id", "profile_id"))
@@ -55,11 +66,12 @@ TABLE_OPTIONS: dict[str, TableOptions] = {
     "payments": TableOptions(
         ("created_at", "charge_id"), "toYYYYMM(created_at)",
         frozenset({"failure_code", "failure_category", "recovery_action", "card_last4"}) | _SKETCHES,
+        skip_indexes=_blooms("charge_id", "payment_intent_id", "customer_id", "profile_id"),
     ),
     "daily": TableOptions(("date", "funnel_name")),
     "first_failures": TableOptions(
         ("first_attempt_at", "payment_intent_id"), "toYYYYMM(first_attempt_at)",
-        frozenset({"recovered_at", "recovered_usd"}),
+        frozenset({"recovered_at", "recovered_usd"}), skip_indexes=_blooms("payment_intent_id"),
     ),
     "amount_counts": TableOptions(("date", "funnel_name", "status", "amount_usd")),
     "operations_events": TableOptions(
@@ -79,9 +91,11 @@ TABLE_OPTIONS: dict[str, TableOptions] = {
     ),
     "customer_totals": TableOptions(("customer_id",), None, frozenset({"first_success_at"})),
     "customer_months": TableOptions(("month", "customer_id")),
-    "refunds": TableOptions(("created_at", "refund_id"), None, frozenset({"payment_intent_id", "reason"})),
+    "refunds": TableOptions(("created_at", "refund_id"), None, frozenset({"payment_intent_id", "reason"}),
+                            skip_indexes=_blooms("payment_intent_id", "charge_id")),
     "disputes": TableOptions(("created_at", "dispute_id"), None,
-                             frozenset({"payment_intent_id", "reason", "evidence_due_by"})),
+                             frozenset({"payment_intent_id", "reason", "evidence_due_by"}),
+                             skip_indexes=_blooms("payment_intent_id", "charge_id")),
 }
 
 # Small text columns, wherever they appear: LowCardinality(String).
@@ -89,6 +103,16 @@ LOW_CARDINALITY = frozenset({
     "status", "currency", "failure_code", "failure_category", "recovery_action", "day_of_week", "funnel_name",
     "card_brand", "card_country", "event_name", "source", "outcome", "action", "reason", "failure_reason",
 })
+
+# Every ClickHouse session (server or chdb) runs with these, so the one query layer keeps its
+# SQL meaning: naive timestamps are UTC; an outer join's missing side is NULL, not the type's
+# default (without it, `wins.payment_intent_id IS NOT NULL` held for every first failure);
+# a bare UNION is UNION DISTINCT.
+SESSION_SETTINGS: dict[str, object] = {
+    "session_timezone": "UTC",
+    "join_use_nulls": 1,
+    "union_default_mode": "DISTINCT",
+}
 
 MART_INFO_KEY = "paydash_mart"
 
@@ -155,6 +179,10 @@ def _create_table(element, compiler, **kw):  # noqa: ANN001, ANN202
     columns = ", ".join(
         f"{quote.quote(c.name)} {column_type(c, c.name in opts.nullable and c.name not in opts.order_by)}"
         for c in table.columns
+    )
+    columns += "".join(
+        f", INDEX {quote.quote(f'ix_{column}')} {quote.quote(column)} TYPE {kind} GRANULARITY 1"
+        for column, kind in opts.skip_indexes
     )
     order = ", ".join(quote.quote(k) if k in table.c else k for k in opts.order_by)
     if_not_exists = " IF NOT EXISTS" if getattr(element, "if_not_exists", False) else ""

@@ -42,7 +42,7 @@ from paydash.errors import (
     TableMissing,
 )
 from paydash.warehouse import querylog
-from paydash.warehouse.clickhouse import release_chdb_engine, shared_chdb_engine, tag_marts
+from paydash.warehouse.clickhouse import SESSION_SETTINGS, release_chdb_engine, shared_chdb_engine, tag_marts
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
 # Dialects whose driver raises OperationalError only when the server cannot be reached or refuses us
@@ -170,6 +170,13 @@ class Warehouse:
         return "postgresql"
 
     @property
+    def holds_embedded_file(self) -> bool:
+        """Whether this Warehouse may keep a writer's connection open for a whole run: an embedded
+        DuckDB file only this process writes (not PAYDASH_DUCKDB_SHARED). Elsewhere a long run lets
+        its connection go between batches (a server's other writers; a shared file's other processes)."""
+        return self.dialect == "duckdb" and not getattr(self.settings, "duckdb_shared", False)
+
+    @property
     def chdb_path(self) -> Path | None:
         """The directory of an embedded ClickHouse (chdb) database, else None."""
         return Path(self.url[len("chdb://"):]) if self.url.startswith("chdb://") else None
@@ -209,7 +216,7 @@ class Warehouse:
         path = self.chdb_path
         per_statement = {"max_execution_time": max(1, int(round(s.statement_timeout)))}
         if path is None:
-            connect_args = {"session_timezone": "UTC", "connect_timeout": s.connect_timeout}
+            connect_args = {**SESSION_SETTINGS, "connect_timeout": s.connect_timeout}
             if self.read_only:
                 connect_args["readonly"] = 2
             engine = sa.create_engine(self.url, connect_args=connect_args, pool_size=s.pool_size,
@@ -223,7 +230,7 @@ class Warehouse:
             )
 
         def create(where: Path, read_only: bool) -> Engine:
-            connect_args = {"interface": "chdb", "path": str(where), "session_timezone": "UTC"}
+            connect_args = {"interface": "chdb", "path": str(where), **SESSION_SETTINGS}
             if read_only:
                 connect_args["readonly"] = 2
             return sa.create_engine("clickhousedb://", connect_args=connect_args, pool_size=s.pool_size,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from paydash.errors import PaydashError
+from paydash.warehouse import indexes
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.schema import display_name
 
@@ -251,6 +252,8 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
     mart's (date, funnel_name), the partial covering indexes above and the trigram indexes of
     fragment search (FRAGMENT_INDEX_DDL); then VACUUM ANALYZE.
     """
+    if wh.dialect not in indexes.CREATE_INDEX_DIALECTS:
+        return  # ClickHouse: the ORDER BY and the skip indexes declared with the table (warehouse/clickhouse.py)
     p, d = wh.marts.payments, wh.marts.daily
     if wh.dialect == "postgresql":
         id_columns = ID_COLUMNS
@@ -300,6 +303,13 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(d)}"))
             if wh.has_table(wh.marts.first_failures, max_age=0):
                 conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(wh.marts.first_failures)}"))
+
+
+def insert_new(conn: Connection, table: sa.Table, rows: list[dict], key: str) -> list:
+    """INSERT the rows whose `key` is not stored yet (ON CONFLICT DO NOTHING, which DuckDB and
+    PostgreSQL both speak, on the unique index of `key`); returns the keys inserted now."""
+    stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    return [k for (k,) in conn.execute(stmt)]
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], chunk_rows: int = 50_000,
