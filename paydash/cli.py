@@ -268,6 +268,9 @@ def rebuild_marts(db: Optional[str] = DbOption) -> None:
     """Recompute the marts from the raw Stripe tables (after changing PAYDASH_FX_RATES, the metadata keys or the timezone)."""
     from paydash.sources.stripe_transform import TransformOptions, prepare_database, rebuild_from_raw
 
+    from paydash.warehouse.engine import require_incremental_writes
+
+    require_incremental_writes(db or _settings().database_url, "`paydash rebuild-marts`")
     wh = _warehouse(db, read_only=False, hold_duckdb_file=False)
     raw = prepare_database(wh)
     with wh.write() as conn:
