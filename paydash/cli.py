@@ -38,7 +38,8 @@ from paydash.alerts.cli import MAX_INTERVAL, alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
-DB_HELP = "Database URL (postgresql://...) or path of a DuckDB file. Default: PAYDASH_DATABASE_URL."
+DB_HELP = ("Database URL (postgresql://..., clickhouse://..., chdb:///path) or path of a DuckDB file. "
+           "Default: PAYDASH_DATABASE_URL.")
 DbOption = typer.Option(None, "--db", help=DB_HELP, show_default=False)
 FromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: 30 days before --to).")
 ToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (default: today).")
