@@ -96,6 +96,13 @@ TABLE_OPTIONS: dict[str, TableOptions] = {
     "disputes": TableOptions(("created_at", "dispute_id"), None,
                              frozenset({"payment_intent_id", "reason", "evidence_due_by"}),
                              skip_indexes=_blooms("payment_intent_id", "charge_id")),
+    # the hour-grain rollups (warehouse/rollup.py): hours first, so a range prunes by the key
+    "rollup": TableOptions(
+        ("hour", "funnel_name", "status", "card_brand"), "toYYYYMM(hour)",
+        frozenset({"failure_category", "failure_code", "recovery_action"}),
+    ),
+    "hourly": TableOptions(("hour", "funnel_name"), "toYYYYMM(hour)",
+                           frozenset({"refunds", "refunded_usd", "disputes", "disputed_usd"})),
 }
 
 # Small text columns, wherever they appear: LowCardinality(String).
