@@ -197,3 +197,18 @@ def test_serve_with_a_webhook_secret_refuses_clickhouse(tmp_path: Path) -> None:
     assert len(lines) == 1 and "the webhook receiver of `paydash serve`" in lines[0]
     assert "cannot write to ClickHouse" in lines[0]
     assert not (tmp_path / "ch").exists()
+
+
+def test_an_unreachable_clickhouse_server_is_one_message_with_the_fix(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = paydash("query", "overview", "--json", "--db", f"clickhouse://default:secret@127.0.0.1:{port}/default",
+                   cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # no driver warning before it
+    assert "cannot reach the database at clickhousedb://default:***@127.0.0.1" in lines[0]
+    assert "Check PAYDASH_DATABASE_URL (or --db)" in lines[0] and "secret" not in lines[0]

@@ -24,6 +24,7 @@ statement), and a second path in the same process is refused with a PaydashError
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,10 @@ from sqlalchemy.schema import CreateSchema, CreateTable, DropSchema
 from paydash.errors import ConfigError
 
 DIALECT = "clickhousedb"  # clickhouse-connect's SQLAlchemy dialect name
+
+# clickhouse-connect logs a warning ("Unexpected Http Driver Exception") before it raises the
+# error paydash translates into its one line (engine.Warehouse.explain): not a second line
+logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
