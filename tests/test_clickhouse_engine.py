@@ -41,7 +41,7 @@ def _settings(database: str, **changes) -> Settings:  # noqa: ANN003
 def ch(chdb_path: Path):  # noqa: ANN201
     """ch(read_only=False, **settings) -> a Warehouse on the session's chdb path, in a fresh database."""
     opened: list[Warehouse] = []
-    database = f"t{next(_databases)}"
+    database = f"chcore_{next(_databases)}"
 
     def make(read_only: bool = False, **changes) -> Warehouse:  # noqa: ANN003
         wh = Warehouse(f"chdb://{chdb_path}", _settings(database, **changes), read_only=read_only)
