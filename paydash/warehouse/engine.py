@@ -522,8 +522,8 @@ class Warehouse:
         if database is not None:
             return TableMissing(
                 f"database {database.group(1)} not found in {self.display_url}, so neither are the tables "
-                "configured in it; check the schema of PAYDASH_PAYMENTS_TABLE and the other table settings, "
-                "or run `paydash check`"
+                "configured in it; check the database of PAYDASH_DATABASE_URL (or --db) and the schema of "
+                "PAYDASH_PAYMENTS_TABLE and the other table settings, or run `paydash check`"
             )
         table = _missing_table(message)
         if table is not None:
