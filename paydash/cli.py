@@ -38,7 +38,8 @@ from paydash.alerts.cli import MAX_INTERVAL, alerts_app  # noqa: E402
 
 app.add_typer(alerts_app, name="alerts")
 
-DB_HELP = "Database URL (postgresql://...) or path of a DuckDB file. Default: PAYDASH_DATABASE_URL."
+DB_HELP = ("Database URL (postgresql://..., clickhouse://..., chdb:///path) or path of a DuckDB file. "
+           "Default: PAYDASH_DATABASE_URL.")
 DbOption = typer.Option(None, "--db", help=DB_HELP, show_default=False)
 FromOption = typer.Option(None, "--from", help="First day, YYYY-MM-DD (default: 30 days before --to).")
 ToOption = typer.Option(None, "--to", help="Last day, YYYY-MM-DD, included (default: today).")
@@ -268,6 +269,9 @@ def rebuild_marts(db: Optional[str] = DbOption) -> None:
     """Recompute the marts from the raw Stripe tables (after changing PAYDASH_FX_RATES, the metadata keys or the timezone)."""
     from paydash.sources.stripe_transform import TransformOptions, prepare_database, rebuild_from_raw
 
+    from paydash.warehouse.engine import require_incremental_writes
+
+    require_incremental_writes(db or _settings().database_url, "`paydash rebuild-marts`")
     wh = _warehouse(db, read_only=False, hold_duckdb_file=False)
     raw = prepare_database(wh)
     with wh.write() as conn:

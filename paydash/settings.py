@@ -106,8 +106,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "database_url",
         "data/paydash.duckdb",
-        "Where the marts live: a SQLAlchemy URL (postgresql://user@host/db) or the path of "
-        "an embedded DuckDB file. Relative paths are relative to the working directory.",
+        "Where the marts live: a SQLAlchemy URL (postgresql://user@host/db; ClickHouse: "
+        "clickhouse://user:pass@host:8123/db, or chdb:///path for embedded ClickHouse, docs/scaling.md) "
+        "or the path of an embedded DuckDB file. Relative paths are relative to the working directory.",
     ),
     Setting(
         "payments_table",

@@ -41,7 +41,7 @@ def _settings(database: str, **changes) -> Settings:  # noqa: ANN003
 def ch(chdb_path: Path):  # noqa: ANN201
     """ch(read_only=False, **settings) -> a Warehouse on the session's chdb path, in a fresh database."""
     opened: list[Warehouse] = []
-    database = f"t{next(_databases)}"
+    database = f"chcore_{next(_databases)}"
 
     def make(read_only: bool = False, **changes) -> Warehouse:  # noqa: ANN003
         wh = Warehouse(f"chdb://{chdb_path}", _settings(database, **changes), read_only=read_only)
@@ -303,3 +303,14 @@ def test_the_daily_mart_builds_from_the_charge_mart_on_clickhouse(ch) -> None:
         direct = conn.execute(sa.select(sa.func.sum(p.c.amount_usd)).where(p.c.status == "succeeded")).scalar_one()
     assert attempts == 2000
     assert revenue == direct
+
+
+def test_sources_do_not_branch_on_the_dialect() -> None:
+    """Engine differences are data in paydash/warehouse/ (indexes.py, locks.py, clickhouse.py)."""
+    import re
+
+    sources = Path(__file__).resolve().parents[1] / "paydash" / "sources"
+    branch = re.compile(r"dialect(\.name)?\s*(==|!=|\bin\b|\bnot in\b)")
+    for path in sorted(sources.glob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not branch.search(line), f"{path.name}:{number} branches on the dialect: {line.strip()}"

@@ -264,6 +264,11 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
     from paydash.state import open_state
 
     settings = serve_settings(db, demo_login)
+    if receiver_enabled(settings):
+        from paydash.warehouse.engine import require_incremental_writes
+
+        require_incremental_writes(settings.database_url, "the webhook receiver of `paydash serve` "
+                                   "(PAYDASH_STRIPE_WEBHOOK_SECRET / PAYDASH_EVENTS_TOKEN is set)")
     http_auth.parse_proxies(settings.trusted_proxies)  # a bad entry stops the start, with its message
     if any((getattr(settings, n) or "").strip() for n in ("oidc_issuer", "oidc_client_id", "oidc_client_secret")):
         from paydash.app.oidc import oidc_config_problem

@@ -625,9 +625,10 @@ def run_cli(db: str | None, api_key: str | None, since: str | None, api_base: st
     import typer
 
     from paydash.settings import load_settings
-    from paydash.warehouse.engine import Warehouse
+    from paydash.warehouse.engine import Warehouse, require_incremental_writes
 
     settings = load_settings()
+    require_incremental_writes(db or settings.database_url, "`paydash sync`")
     key = check_api_key(api_key or settings.stripe_api_key)
     base = check_api_base(api_base)
     since_ts = parse_since(since)

@@ -489,8 +489,9 @@ class ReceiverService:
 
     def start(self) -> Receiver:
         """Open the warehouse and start the writer; raises PaydashError when the database cannot be written."""
-        from paydash.warehouse.engine import Warehouse
+        from paydash.warehouse.engine import Warehouse, require_incremental_writes
 
+        require_incremental_writes(self.url, "the webhook receiver")
         with self._guard:
             if self.receiver is not None:
                 return self.receiver
@@ -699,7 +700,10 @@ def run(db: str | None, address: str, port: int) -> None:
 
     from paydash.settings import load_settings
 
+    from paydash.warehouse.engine import require_incremental_writes
+
     settings = load_settings()
+    require_incremental_writes(db or settings.database_url, "`paydash webhooks`")
     secrets = parse_secrets(settings.stripe_webhook_secret)
     service = ReceiverService(settings, db, hold_duckdb_file=False)
     service.start()

@@ -24,6 +24,7 @@ statement), and a second path in the same process is refused with a PaydashError
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,10 @@ from sqlalchemy.schema import CreateSchema, CreateTable, DropSchema
 from paydash.errors import ConfigError
 
 DIALECT = "clickhousedb"  # clickhouse-connect's SQLAlchemy dialect name
+
+# clickhouse-connect logs a warning ("Unexpected Http Driver Exception") before it raises the
+# error paydash translates into its one line (engine.Warehouse.explain): not a second line
+logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,13 @@ TABLE_OPTIONS: dict[str, TableOptions] = {
     "disputes": TableOptions(("created_at", "dispute_id"), None,
                              frozenset({"payment_intent_id", "reason", "evidence_due_by"}),
                              skip_indexes=_blooms("payment_intent_id", "charge_id")),
+    # the hour-grain rollups (warehouse/rollup.py): hours first, so a range prunes by the key
+    "rollup": TableOptions(
+        ("hour", "funnel_name", "status", "card_brand"), "toYYYYMM(hour)",
+        frozenset({"failure_category", "failure_code", "recovery_action"}),
+    ),
+    "hourly": TableOptions(("hour", "funnel_name"), "toYYYYMM(hour)",
+                           frozenset({"refunds", "refunded_usd", "disputes", "disputed_usd"})),
 }
 
 # Small text columns, wherever they appear: LowCardinality(String).

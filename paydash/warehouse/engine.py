@@ -24,9 +24,11 @@ import re
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -129,6 +131,25 @@ def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
     )
 
 
+# Engines paydash writes incrementally: the Stripe sync and the webhook receiver upsert raw
+# objects and refresh the marts' rows in place. On ClickHouse that needs an append-and-collapse
+# design (ReplacingMergeTree versions) paydash does not have; marts there come from a pipeline.
+INCREMENTAL_WRITE_DIALECTS = frozenset({"duckdb", "postgresql"})
+
+
+def require_incremental_writes(url_or_path: str, what: str) -> None:
+    """Refuse, in one line saying what to do instead, to run `what` (the sync, the receiver)
+    against an engine paydash does not write incrementally (ClickHouse)."""
+    url = normalize_url(url_or_path)
+    if Warehouse.dialect_of(url) in INCREMENTAL_WRITE_DIALECTS:
+        return
+    raise ConfigError(
+        f"{what} cannot write to ClickHouse ({safe_url(url)}): paydash writes Stripe data incrementally only into "
+        "DuckDB or PostgreSQL. On ClickHouse, build the data contract's marts with dbt or a ClickHouse pipeline and "
+        "point paydash at them (docs/scaling.md), or run it against a DuckDB file or PostgreSQL"
+    )
+
+
 def safe_url(url: str) -> str:
     """The URL with any password hidden, fit for messages and logs."""
     try:
@@ -163,9 +184,14 @@ class Warehouse:
     # -- identity -----------------------------------------------------------
     @property
     def dialect(self) -> str:
-        if self.url.startswith("duckdb"):
+        return self.dialect_of(self.url)
+
+    @staticmethod
+    def dialect_of(url: str) -> str:
+        """'duckdb', 'postgresql' or 'clickhouse', of a normalized URL."""
+        if url.startswith("duckdb"):
             return "duckdb"
-        if self.url.startswith(("chdb:", "clickhousedb:")):
+        if url.startswith(("chdb:", "clickhousedb:")):
             return "clickhouse"
         return "postgresql"
 
@@ -442,6 +468,9 @@ class Warehouse:
         """
         compiled = stmt.compile(dialect=conn.dialect)
         dbapi = conn.connection.dbapi_connection
+        if self.dialect == "clickhouse":
+            _copy_csv_clickhouse(dbapi.client, compiled, [c.name for c in stmt.selected_columns], write, header)
+            return
         if self.dialect == "duckdb":
             params = [compiled.params[name] for name in (compiled.positiontup or [])]
             # duckdb 2.0 refuses new work while an earlier result on this pooled connection is
@@ -477,8 +506,10 @@ class Warehouse:
         except sa.exc.SQLAlchemyError as exc:
             raise PaydashError(f"database error on {self.display_url}: {_first_line(exc)}") from exc
         except Exception as exc:
-            # duckdb raises its own exceptions outside SQLAlchemy in a few paths
-            if type(exc).__module__.startswith("duckdb") or "duckdb" in type(exc).__module__:
+            # duckdb raises its own exceptions outside SQLAlchemy in a few paths; so do
+            # clickhouse-connect's client (Arrow loads, streamed CSV) and chdb
+            module = type(exc).__module__
+            if "duckdb" in module or module.startswith(("clickhouse_connect", "chdb")):
                 raise self.explain(exc) from exc
             raise
 
@@ -491,8 +522,8 @@ class Warehouse:
         if database is not None:
             return TableMissing(
                 f"database {database.group(1)} not found in {self.display_url}, so neither are the tables "
-                "configured in it; check the schema of PAYDASH_PAYMENTS_TABLE and the other table settings, "
-                "or run `paydash check`"
+                "configured in it; check the database of PAYDASH_DATABASE_URL (or --db) and the schema of "
+                "PAYDASH_PAYMENTS_TABLE and the other table settings, or run `paydash check`"
             )
         table = _missing_table(message)
         if table is not None:
@@ -534,6 +565,25 @@ class Warehouse:
                     "to where your mart lives, or run `paydash demo --no-serve` to build demo data"
                 )
         return f"table {missing} not found in {self.display_url}; run `paydash check` to see what is missing"
+
+
+def _copy_csv_clickhouse(client, compiled, names: list[str], write, header: bool) -> None:  # noqa: ANN001
+    """ClickHouse's result as CSV, a block at a time: Native blocks stream from the server (or
+    chdb) while the next is read, and pyarrow's CSV writer spells them exactly as the DuckDB
+    path does (quotes only where needed, NULL empty). Raw CSV output would differ: ClickHouse
+    quotes every string and writes NULL as \\N."""
+    from clickhouse_connect.driver.binding import DT64Param
+
+    # microseconds survive the binding only as DateTime64 parameters
+    params = {k: DT64Param(v) if isinstance(v, datetime) and v.microsecond else v for k, v in compiled.params.items()}
+    if header:
+        write((",".join(names) + "\n").encode())
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    with client.query_column_block_stream(compiled.string, parameters=params) as blocks:
+        for block in blocks:
+            buffer = io.BytesIO()
+            pacsv.write_csv(pa.table([pa.array(values) for values in block], names=names), buffer, options)
+            write(buffer.getvalue())
 
 
 def _is_lock_conflict(exc: BaseException) -> bool:
