@@ -87,3 +87,28 @@ def money(value: Any) -> Decimal:
 def ratio(numerator: int | float, denominator: int | float) -> float | None:
     """numerator / denominator as a fraction, or None when there is nothing to divide by."""
     return None if not denominator else float(numerator) / float(denominator)
+
+
+def hour_split(rng: DateRange) -> tuple[datetime, datetime, datetime] | None:
+    """(start, whole_hours_stop, stop): the range's UTC bounds and the last whole UTC hour
+    before its stop, when the hour-grain rollups can answer for its local days; else None.
+
+    They can when every local day of the range is a run of whole UTC hours: the zone's
+    offsets over the range are whole hours and its DST transitions fall on whole hours
+    (America/New_York, Europe/Berlin); half- and quarter-hour zones (Asia/Kolkata,
+    Asia/Kathmandu) are read from the charge mart. A range cut "so far" (`until`) has a
+    partial last hour, [whole_hours_stop, stop), that the charge mart answers.
+    """
+    start, stop = rng.utc_bounds()
+    if start != _floor_hour(start):
+        return None
+    segments = offset_segments(rng)
+    if any(offset.total_seconds() % 3600 for _, offset in segments):
+        return None
+    if any(transition != _floor_hour(transition) for transition, _ in segments[:-1]):
+        return None
+    return start, max(start, _floor_hour(stop)), stop
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)

@@ -166,6 +166,26 @@ PG_AGGREGATE_INDEXES = (
 )
 
 
+def rollup_index_specs(rollup: sa.Table, hourly: sa.Table) -> list[tuple]:
+    """PostgreSQL's indexes on the rollups: (table, name suffix, keys, included, predicate).
+
+    Each filter column leads an index, so the filter options walk it (one probe per value:
+    expressions.indexed_distinct_values) and a count filtered on it reads its entries only;
+    failures read a partial covering index of the failed rows; the hourly totals one by hour.
+    """
+    counted = ["payments"]
+    specs = [(rollup, column, [column, "status", "hour"], counted, None)
+             for column in ("card_brand", "card_country", "currency", "failure_code")]
+    specs += [
+        (rollup, "failed", ["hour"], ["funnel_name", "failure_category", "failure_code", "recovery_action", "payments",
+                                      "amount_usd"], "status = 'failed'"),
+        (rollup, "hour", ["hour"], ["funnel_name", "status", "payments"], None),
+        (hourly, "hour", ["hour", "funnel_name"], ["attempts", "successful", "failed", "revenue_usd", "failed_amount_usd",
+                                                   "refunds", "refunded_usd", "disputes", "disputed_usd"], None),
+    ]
+    return specs
+
+
 # The explorer's fragment search (any part of an id, any case: ILIKE '%...%') needs an index
 # that serves "contains": pg_trgm's GIN indexes on PostgreSQL. DuckDB has none; it scans the
 # (uncompressed) id columns. Per dialect: the statements that make one index ({name},
@@ -246,6 +266,10 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             (p, f"ix_{p.name}_card_last4", ["card_last4"], [], None),  # the search's last4:
         ]
         wanted += [(p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
+        r, h = wh.marts.rollup, wh.marts.hourly
+        if wh.has_table(r, max_age=0) and wh.has_table(h, max_age=0):  # optional: only where paydash built them
+            wanted += [(t, f"ix_{t.name}_{suffix}", keys, include, where) for t, suffix, keys, include, where
+                       in rollup_index_specs(r, h)]
         f = wh.marts.first_failures
         if wh.has_table(f, max_age=0):  # optional: only where paydash built it
             wanted.append((f, f"ix_{f.name}_first_attempt", ["first_attempt_at"],
@@ -282,8 +306,9 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             quote = conn.dialect.identifier_preparer
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(p)}"))
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(d)}"))
-            if wh.has_table(wh.marts.first_failures, max_age=0):
-                conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(wh.marts.first_failures)}"))
+            for table in (wh.marts.first_failures, wh.marts.rollup, wh.marts.hourly):
+                if wh.has_table(table, max_age=0):
+                    conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(table)}"))
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], chunk_rows: int = 50_000,
