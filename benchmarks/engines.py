@@ -53,7 +53,7 @@ def queries(wh, end: date, rolled: bool) -> dict:  # noqa: ANN001
         overview.overview(conn, m, new_york, mart_tz="UTC", now=noon, rollup=rollup, **adjusted)
         overview.daily_series(conn, m, new_york, mart_tz="UTC", rollup=rollup)
         failures.failure_breakdown(conn, m, new_york, rollup=rollup)
-        recovery.recovery(conn, m, new_york, precomputed=True, mart_tz="UTC")
+        recovery.recovery(conn, m, new_york, precomputed=True, mart_tz="UTC", rollup=rollup)
 
     return {
         "Overview totals + previous in New York (refunds, disputes)": overview_new_york,
@@ -65,7 +65,7 @@ def queries(wh, end: date, rolled: bool) -> dict:  # noqa: ANN001
         "filter options": lambda conn: payments.filter_options(conn, m, rollup=rollup),
         "failures by reason (30 days)": lambda conn: failures.failure_breakdown(conn, m, utc, rollup=rollup),
         "recovery (30 days, first-failures mart)": lambda conn: recovery.recovery(conn, m, utc, precomputed=True,
-                                                                                  mart_tz="UTC"),
+                                                                                  mart_tz="UTC", rollup=rollup),
     }
 
 

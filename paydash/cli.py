@@ -339,7 +339,7 @@ def _recovery(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.recovery import recovery
 
     return recovery(conn, wh.marts, rng, funnel, precomputed=wh.has_table(wh.marts.first_failures),
-                    mart_tz=wh.settings.timezone)
+                    mart_tz=wh.settings.timezone, rollup=wh.has_rollup())
 
 
 _range_command("overview", "Revenue, attempts, failures and success rate of a range and of its previous period "

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builders import charge, rows_to_arrow
-from paydash.queries import failures, overview, payments
+from paydash.queries import failures, overview, payments, recovery
 from paydash.queries.dates import DateRange
 from paydash.queries.filters import PaymentFilters
 from paydash.queries.sql import hour_split
@@ -136,6 +136,9 @@ def test_rollup_answers_equal_the_charge_marts(writer, data, generated) -> None:
                     == overview.daily_series(conn, m, cut, funnel, mart_tz)), (cut, funnel)
             assert (failures.failure_breakdown(conn, m, cut, funnel, rollup=True)
                     == failures.failure_breakdown(conn, m, cut, funnel)), (cut, funnel)
+            for precomputed in (True, False):
+                assert (recovery.recovery(conn, m, rng, funnel, precomputed, mart_tz, rollup=True)
+                        == recovery.recovery(conn, m, rng, funnel, precomputed, mart_tz)), (rng, funnel)
             scope = payments.SearchScope(rollup=True)
             for f in (*FILTERS, PaymentFilters(card_brand="visa", date_range=rng, funnel=funnel)):
                 assert (payments.count_payments(conn, m, f, mart_tz, scope=scope)
@@ -194,6 +197,7 @@ def test_the_rollups_answer_without_the_charge_mart(databases) -> None:  # noqa:
                                        rollup=True)
         assert [d["attempts"] for d in series] == [1, 3, 1]
         assert failures.failure_breakdown(conn, m, rng, rollup=True)["failures"] == 1
+        assert recovery.recovery(conn, m, rng, rollup=True)["payments"] == 3  # first attempts
         scope = payments.SearchScope(rollup=True)
         assert payments.count_payments(conn, m, PaymentFilters(card_brand="amex"), scope=scope) == 2
         assert payments.count_payments(conn, m, PaymentFilters(card_brand="amex", date_range=rng), scope=scope) == 2

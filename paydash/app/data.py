@@ -184,7 +184,7 @@ def recovery_trend(source: Source, start: date, end: date, funnel: str | None) -
     precomputed = wh.has_table(wh.marts.first_failures)
     with _read(source) as (wh, conn):
         return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel, precomputed,
-                                         mart_tz=source.timezone))
+                                         mart_tz=source.timezone, rollup=wh.has_rollup()))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)

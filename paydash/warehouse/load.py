@@ -181,7 +181,8 @@ def rollup_index_specs(rollup: sa.Table, hourly: sa.Table) -> list[tuple]:
                                       "amount_usd"], "status = 'failed'"),
         (rollup, "hour", ["hour"], ["funnel_name", "status", "payments"], None),
         (hourly, "hour", ["hour", "funnel_name"], ["attempts", "successful", "failed", "revenue_usd", "failed_amount_usd",
-                                                   "refunds", "refunded_usd", "disputes", "disputed_usd"], None),
+                                                   "refunds", "refunded_usd", "disputes", "disputed_usd",
+                                                   "first_attempts", "first_succeeded"], None),
     ]
     return specs
 

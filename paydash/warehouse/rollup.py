@@ -11,7 +11,8 @@ question which one answers (docs/metrics.md), and tests hold both answers equal.
   card_country, currency, failure_category, failure_code, recovery_action, attempt_number)
   -> payments, amount_usd (the sum of the known amounts).
 - `mart_stripe_payment_rollup_hourly`: (hour, funnel_name) -> attempts, successful, failed,
-  revenue_usd, failed_amount_usd, refunds, refunded_usd, disputes, disputed_usd. Refunds
+  revenue_usd, failed_amount_usd, refunds, refunded_usd, disputes, disputed_usd,
+  first_attempts, first_succeeded (recovery's payments started per day). Refunds
   count unless failed or canceled, by their own created_at, in their charge's funnel (NULL
   when the charge is not in the charge mart), like the Overview's reading of the marts.
 """
@@ -60,6 +61,8 @@ def hourly_select(marts: Marts, since: datetime | None = None, with_refunds: boo
         sum_if(r.payments, succeeded).label("successful"), sum_if(r.payments, failed).label("failed"),
         sum_if(r.amount_usd, succeeded).label("revenue_usd"), sum_if(r.amount_usd, failed).label("failed_amount_usd"),
         zero.label("refunds"), money_zero.label("refunded_usd"), zero.label("disputes"), money_zero.label("disputed_usd"),
+        sum_if(r.payments, r.attempt_number == 1).label("first_attempts"),
+        sum_if(r.payments, sa.and_(r.attempt_number == 1, succeeded)).label("first_succeeded"),
     ).where(*([r.hour >= since] if since is not None else [])).group_by(r.hour, r.funnel_name)]
     p = marts.payments
     for table, wanted, is_refund in ((marts.refunds, with_refunds, True), (marts.disputes, with_disputes, False)):
@@ -75,11 +78,12 @@ def hourly_select(marts: Marts, since: datetime | None = None, with_refunds: boo
         parts.append(select(
             hour.label("hour"), p.c.funnel_name, zero, zero, zero, money_zero, money_zero,
             *(v.label(name) for v, name in zip(values, ("refunds", "refunded_usd", "disputes", "disputed_usd"))),
+            zero, zero,
         ).select_from(table.outerjoin(p, p.c.charge_id == t.charge_id)).where(*where).group_by(hour, p.c.funnel_name))
     rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("parts")
     sums = [func.sum(rows.c[name]).label(name) for name in
             ("attempts", "successful", "failed", "revenue_usd", "failed_amount_usd", "refunds", "refunded_usd",
-             "disputes", "disputed_usd")]
+             "disputes", "disputed_usd", "first_attempts", "first_succeeded")]
     return select(rows.c.hour, rows.c.funnel_name, *sums).group_by(rows.c.hour, rows.c.funnel_name)
 
 

@@ -161,6 +161,8 @@ HOURLY_COLUMNS: tuple[tuple[str, object], ...] = (
     ("refunded_usd", Numeric(18, 2)),
     ("disputes", BigInteger),
     ("disputed_usd", Numeric(18, 2)),
+    ("first_attempts", BigInteger),  # attempts with attempt_number 1: the payments started in the hour
+    ("first_succeeded", BigInteger),  # ... of which succeeded
 )
 
 FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
