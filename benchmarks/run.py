@@ -90,38 +90,43 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         ).scalar_one()
 
         adjusted = {"with_refunds": True, "with_disputes": True}
+        # what the app passes: the rollups when the marts have them (paydash/warehouse/rollup.py)
+        r = {"rollup": wh.has_rollup()}
 
         def overview_page() -> None:
-            overview.overview(conn, m, rng, mart_tz="UTC", now=noon, **adjusted)
-            overview.daily_series(conn, m, rng, mart_tz="UTC")
-            failures.failure_breakdown(conn, m, rng)
-            recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC")
+            overview.overview(conn, m, rng, mart_tz="UTC", now=noon, **adjusted, **r)
+            overview.daily_series(conn, m, rng, mart_tz="UTC", **r)
+            failures.failure_breakdown(conn, m, rng, **r)
+            recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC", **r)
 
         out["overview: all queries, 30 days + previous"] = timed(overview_page, repeat)
 
         def overview_funnel() -> None:
-            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", now=noon, **adjusted)
-            overview.daily_series(conn, m, rng, "mobile_app", mart_tz="UTC")
-            failures.failure_breakdown(conn, m, rng, "mobile_app")
-            recovery.recovery(conn, m, rng, "mobile_app", precomputed=True, mart_tz="UTC")
+            overview.overview(conn, m, rng, "mobile_app", mart_tz="UTC", now=noon, **adjusted, **r)
+            overview.daily_series(conn, m, rng, "mobile_app", mart_tz="UTC", **r)
+            failures.failure_breakdown(conn, m, rng, "mobile_app", **r)
+            recovery.recovery(conn, m, rng, "mobile_app", precomputed=True, mart_tz="UTC", **r)
 
         out["overview: all queries, one funnel"] = timed(overview_funnel, repeat)
         out["overview: totals (current + previous), today so far"] = timed(
-            lambda: overview.overview(conn, m, rng, mart_tz="UTC", now=noon), repeat
+            lambda: overview.overview(conn, m, rng, mart_tz="UTC", now=noon, **r), repeat
         )
-        out["overview: totals (current + previous), whole days"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC"), repeat)
+        out["overview: totals (current + previous), whole days"] = timed(lambda: overview.overview(conn, m, rng, mart_tz="UTC", **r), repeat)
         out["overview: totals with refunds and disputes"] = timed(
-            lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted), repeat)
+            lambda: overview.overview(conn, m, rng, mart_tz="UTC", **adjusted, **r), repeat)
         out["overview: refunds and disputes alone (current + previous)"] = timed(
-            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], None, True, True), repeat)
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], None, True, True, r["rollup"]), repeat)
         out["overview: refunds and disputes of one funnel (current + previous)"] = timed(
-            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], "mobile_app", True, True), repeat)
-        out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC"), repeat)
+            lambda: overview.adjustments_of(conn, m, [rng, rng.previous()], "mobile_app", True, True, r["rollup"]), repeat)
+        out["overview: daily series"] = timed(lambda: overview.daily_series(conn, m, rng, mart_tz="UTC", **r), repeat)
         out["overview: totals from the charge mart (other tz)"] = timed(
             lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC"), repeat
         )
-        out["failures: by category and code"] = timed(lambda: failures.failure_breakdown(conn, m, rng), repeat)
-        out["recovery + acceptance (first-failures mart)"] = timed(lambda: recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC"), repeat)
+        out["overview: totals in another timezone (New York) from the rollups"] = timed(
+            lambda: overview.overview(conn, m, DateRange(rng.start, rng.end, "America/New_York"), mart_tz="UTC", **r),
+            repeat)
+        out["failures: by category and code"] = timed(lambda: failures.failure_breakdown(conn, m, rng, **r), repeat)
+        out["recovery + acceptance (first-failures mart)"] = timed(lambda: recovery.recovery(conn, m, rng, precomputed=True, mart_tz="UTC", **r), repeat)
         out["recovery + acceptance (charge mart only, as on dbt marts)"] = timed(lambda: recovery.recovery(conn, m, rng), repeat)
         out["payments: page 1 (+ total)"] = timed(lambda: payments.payments_page(conn, m, PaymentFilters(), 1, mart_tz="UTC"), repeat)
         out["payments: page 1000 (+ total)"] = timed(lambda: payments.payments_page(conn, m, PaymentFilters(), 1000, mart_tz="UTC"), repeat)
@@ -143,7 +148,8 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         # issue 11: the Stripe-like search and the explorer's sorting (the page's own scope:
         # the customers mart's emails and names when it exists, card_last4)
         scope = payments.SearchScope(customers=wh.has_table(m.customers), card_last4=wh.has_column(m.payments, "card_last4"),
-                                     id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(m.amount_counts))
+                                     id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(m.amount_counts),
+                                     rollup=r["rollup"])
         ids_only = payments.SearchScope(card_last4=scope.card_last4, id_sketches=scope.id_sketches)
         fragment = failed["payment_intent_id"][-7:-1].swapcase()  # 6 characters, the case changed
         out["search: id fragment, any case (+ email/name start)"] = timed(
@@ -183,7 +189,7 @@ def run_queries(wh: Warehouse, end: date, repeat: int) -> dict[str, float]:
         out["detail: + refunds, disputes, customer, timeline"] = timed(
             lambda: payments.payment_detail(conn, m, disputed, with_refunds=True, with_disputes=True, with_customer=True,
                                             fx_rates={"eur": 1.08}), repeat)
-        out["filter options"] = timed(lambda: payments.filter_options(conn, m), repeat)
+        out["filter options"] = timed(lambda: payments.filter_options(conn, m, **r), repeat)
     return out
 
 

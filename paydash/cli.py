@@ -322,27 +322,28 @@ def _overview(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
 
     # a range that holds today is today so far, compared with the same hours back then (as_of)
     return overview(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone, now=datetime.now(timezone.utc),
-                    with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes))
+                    with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes),
+                    rollup=wh.has_rollup())
 
 
 def _daily(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.overview import daily_series
 
-    rows = daily_series(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone)
+    rows = daily_series(conn, wh.marts, rng, funnel, mart_tz=wh.settings.timezone, rollup=wh.has_rollup())
     return {"from": rng.start, "to": rng.end, "days": rows} if as_json else rows
 
 
 def _failures(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.failures import failure_breakdown
 
-    return failure_breakdown(conn, wh.marts, rng, funnel)
+    return failure_breakdown(conn, wh.marts, rng, funnel, rollup=wh.has_rollup())
 
 
 def _recovery(conn, wh, rng, funnel, as_json):  # noqa: ANN001, ANN202
     from paydash.queries.recovery import recovery
 
     return recovery(conn, wh.marts, rng, funnel, precomputed=wh.has_table(wh.marts.first_failures),
-                    mart_tz=wh.settings.timezone)
+                    mart_tz=wh.settings.timezone, rollup=wh.has_rollup())
 
 
 _range_command("overview", "Revenue, attempts, failures and success rate of a range and of its previous period "
@@ -364,7 +365,8 @@ def _search_scope(wh):  # noqa: ANN001, ANN202
     from paydash.queries.payments import SearchScope
 
     return SearchScope(customers=wh.has_table(wh.marts.customers), card_last4=wh.has_column(wh.marts.payments, "card_last4"),
-                       id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(wh.marts.amount_counts))
+                       id_sketches=wh.has_id_sketches(), amount_counts=wh.has_table(wh.marts.amount_counts),
+                       rollup=wh.has_rollup())
 
 
 StatusOption = typer.Option(None, "--status", help="succeeded, failed or pending.")

@@ -169,6 +169,17 @@ SETTINGS: tuple[Setting, ...] = (
         _table_name,
     ),
     Setting(
+        "rollup_table",
+        "",
+        "Optional marts paydash builds beside its own: charges per UTC hour and every filter "
+        "dimension (this name), and the Overview's totals per hour and funnel (this name + "
+        "_hourly). When present, the Overview in any whole-hour timezone, the failure breakdown, "
+        "the explorer's counts and filter options read them; dbt users need not build them "
+        "(`paydash check` says what they would speed up). Default: mart_stripe_payment_rollup "
+        "in the charge mart's schema.",
+        _table_name,
+    ),
+    Setting(
         "timezone",
         "UTC",
         "Reporting timezone (IANA name): date ranges are whole days in it, and the daily "

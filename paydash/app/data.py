@@ -158,20 +158,24 @@ def overview_totals(source: Source, start: date, end: date, funnel: str | None, 
         rng = DateRange(start, end, source.timezone)
         present = optional_marts(source)
         return _loaded(overview.overview(conn, wh.marts, rng, funnel, mart_tz=source.timezone, now=until,
-                                         with_refunds=present["refunds"], with_disputes=present["disputes"]))
+                                         with_refunds=present["refunds"], with_disputes=present["disputes"],
+                                         rollup=present["rollup"]))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def daily_series(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    rolled = _open(source).has_rollup()
     with _read(source) as (wh, conn):
         rng = DateRange(start, end, source.timezone)
-        return _loaded(overview.daily_series(conn, wh.marts, rng, funnel, mart_tz=source.timezone))
+        return _loaded(overview.daily_series(conn, wh.marts, rng, funnel, mart_tz=source.timezone, rollup=rolled))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
 def failure_breakdown(source: Source, start: date, end: date, funnel: str | None) -> Loaded:
+    rolled = _open(source).has_rollup()
     with _read(source) as (wh, conn):
-        return _loaded(failures.failure_breakdown(conn, wh.marts, DateRange(start, end, source.timezone), funnel))
+        return _loaded(failures.failure_breakdown(conn, wh.marts, DateRange(start, end, source.timezone), funnel,
+                                                  rollup=rolled))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=1000)
@@ -180,7 +184,7 @@ def recovery_trend(source: Source, start: date, end: date, funnel: str | None) -
     precomputed = wh.has_table(wh.marts.first_failures)
     with _read(source) as (wh, conn):
         return _loaded(recovery.recovery(conn, wh.marts, DateRange(start, end, source.timezone), funnel, precomputed,
-                                         mart_tz=source.timezone))
+                                         mart_tz=source.timezone, rollup=wh.has_rollup()))
 
 
 @st.cache_data(ttl=TTL_OVERVIEW, show_spinner=False, max_entries=100)
@@ -200,8 +204,9 @@ def refresh_overview() -> None:
 # -- Payments explorer --------------------------------------------------------------------
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=100)
 def filter_options(source: Source) -> Loaded:
+    rolled = _open(source).has_rollup()
     with _read(source) as (wh, conn):
-        return _loaded(payments.filter_options(conn, wh.marts))
+        return _loaded(payments.filter_options(conn, wh.marts, rollup=rolled))
 
 
 def search_scope(wh: Warehouse) -> payments.SearchScope:
@@ -209,7 +214,8 @@ def search_scope(wh: Warehouse) -> payments.SearchScope:
     return payments.SearchScope(customers=wh.has_table(wh.marts.customers),
                                 card_last4=wh.has_column(wh.marts.payments, "card_last4"),
                                 id_sketches=wh.has_id_sketches(),
-                                amount_counts=wh.has_table(wh.marts.amount_counts))
+                                amount_counts=wh.has_table(wh.marts.amount_counts),
+                                rollup=wh.has_rollup())
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
@@ -359,9 +365,10 @@ def warehouse_table_name(source: Source, mart: str) -> str:
 def optional_marts(source: Source) -> dict[str, bool]:
     """Which optional marts exist (the warehouse looks them up at most once a minute)."""
     wh = _open(source)
-    return {name: wh.has_table(getattr(wh.marts, name))
-            for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months",
-                         "refunds", "disputes")}
+    present = {name: wh.has_table(getattr(wh.marts, name))
+               for name in ("customers", "promotion_codes", "promotion_usage", "customer_totals", "customer_months",
+                            "refunds", "disputes")}
+    return {**present, "rollup": wh.has_rollup()}
 
 
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)

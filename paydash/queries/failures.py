@@ -4,35 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from paydash.decline_codes import CATEGORIES
 from paydash.queries.dates import DateRange
-from paydash.queries.sql import in_range, money, ratio
+from paydash.queries.sql import hour_split, in_range, money, ratio
 from paydash.warehouse.schema import Marts
 
 
-def failure_breakdown(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None) -> dict[str, Any]:
+def failure_breakdown(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None,
+                      rollup: bool = False) -> dict[str, Any]:
     """Failed attempts (status 'failed') in the range, by failure_category and by failure_code.
 
     Each code row carries its recovery_action; categories are the sum of their codes.
-    Rows are ordered by count, most frequent first.
+    Rows are ordered by count, most frequent first. With the rollup mart (`rollup`) and a
+    range of whole UTC hours (any whole-hour timezone) its hours answer, and the charge mart
+    only a range's last, partial hour.
     """
     p = marts.payments.c
-    stmt = (
-        select(
-            p.failure_category,
-            p.failure_code,
-            p.recovery_action,
-            func.count().label("failures"),
-            func.coalesce(func.sum(p.amount_usd), 0).label("failed_amount_usd"),
-        )
-        .where(p.status == "failed", in_range(p.created_at, rng))
-        .group_by(p.failure_category, p.failure_code, p.recovery_action)
-    )
-    if funnel:
-        stmt = stmt.where(p.funnel_name == funnel)
+    keys = (p.failure_category, p.failure_code, p.recovery_action)
+    where = [p.status == "failed"] + ([p.funnel_name == funnel] if funnel else [])
+    split = hour_split(rng) if rollup else None
+    if split is None:
+        stmt = (select(*keys, func.count().label("failures"),
+                       func.coalesce(func.sum(p.amount_usd), 0).label("failed_amount_usd"))
+                .where(*where, in_range(p.created_at, rng)).group_by(*keys))
+    else:
+        start, hour_stop, stop = split
+        r = marts.rollup.c
+        parts = [select(r.failure_category, r.failure_code, r.recovery_action, r.payments.label("n"),
+                        r.amount_usd.label("usd"))
+                 .where(r.status == "failed", r.hour >= start, r.hour < hour_stop,
+                        *([r.funnel_name == funnel] if funnel else []))]
+        if hour_stop < stop:
+            parts.append(select(*keys, sa.literal(1, sa.BigInteger).label("n"), p.amount_usd.label("usd"))
+                         .where(*where, p.created_at >= hour_stop, p.created_at < stop))
+        rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("failed")
+        stmt = (select(rows.c.failure_category, rows.c.failure_code, rows.c.recovery_action,
+                       func.coalesce(func.sum(rows.c.n), 0).label("failures"),
+                       func.coalesce(func.sum(rows.c.usd), 0).label("failed_amount_usd"))
+                .group_by(rows.c.failure_category, rows.c.failure_code, rows.c.recovery_action))
     rows = conn.execute(stmt).all()
     total = sum(r.failures for r in rows)
 

@@ -14,10 +14,18 @@ refunds that failed or were canceled are left out. Net revenue is revenue minus 
 created in the range; the dispute rate is disputes created / successful attempts.
 Without a mart its fields are None (the page says which mart to add).
 
+With the rollups (paydash's own marts, `rollup=True`: warehouse/rollup.py) a range in
+another timezone whose offsets are whole hours sums the hourly totals by local day (the
+local day of an hour is the hour plus the zone's offset, per DST segment), and so do the
+refunds and disputes; half-hour zones and warehouses without them read the charge mart.
+The same functions decide; tests hold every source's answers equal.
+
 Today so far: given `now`, a range that holds today stops at now and its previous period
 at the same local time of the matching day (`DateRange.so_far`, `previous`). The daily
 mart has whole days only, so the two partial days come from the charge mart (one day
-each, a narrow created_at range) and every other day from the daily mart.
+each, a narrow created_at range) and every other day from the daily mart; with the
+rollups, the partial days' whole hours come from the hourly totals and only the last,
+partial hour from the charge mart.
 """
 
 from __future__ import annotations
@@ -32,12 +40,11 @@ from sqlalchemy import Date, Select, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
-from paydash.queries.sql import count_if, in_range, local_date, money, ratio, sum_if
+from paydash.queries.sql import count_if, hour_split, in_range, local_date, money, ratio, sum_if
+from paydash.warehouse.rollup import REFUND_COUNTED_STATUSES  # noqa: F401 - refunds counted (re-exported)
 from paydash.warehouse.schema import Marts
 
 
-# refunds that moved or are moving money back; failed and canceled ones did not
-REFUND_COUNTED_STATUSES = ("succeeded", "pending", "requires_action")
 
 
 @dataclass(frozen=True)
@@ -94,23 +101,46 @@ class PeriodTotals:
 
 
 def adjustments(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None,
-                with_refunds: bool = False, with_disputes: bool = False) -> Adjustments:
+                with_refunds: bool = False, with_disputes: bool = False, rollup: bool = False) -> Adjustments:
     """Refunds (not failed or canceled) and disputes created in the range, by their own created_at."""
-    return adjustments_of(conn, marts, [rng], funnel, with_refunds, with_disputes)[0]
+    return adjustments_of(conn, marts, [rng], funnel, with_refunds, with_disputes, rollup)[0]
 
 
 def adjustments_of(conn: Connection, marts: Marts, ranges: Sequence[DateRange], funnel: str | None = None,
-                   with_refunds: bool = False, with_disputes: bool = False) -> list[Adjustments]:
+                   with_refunds: bool = False, with_disputes: bool = False, rollup: bool = False) -> list[Adjustments]:
     """`adjustments` of several ranges in one statement: the refunds and disputes of the span they
     cover are read once (a range of created_at each mart keeps in time order), then counted per range.
 
     Refunds and disputes carry no funnel: with one, they count when their charge is in it, which
     means a scan of the charge mart's funnel column; one statement makes it one scan, not four.
+
+    With the rollups (`rollup`) and ranges of whole UTC hours, the hourly totals answer for the
+    whole hours (they hold each hour's refunds and disputes in their charge's funnel) and the
+    refunds and disputes marts only for a range's last, partial hour.
     """
     kinds = (["refund"] if with_refunds else []) + (["dispute"] if with_disputes else [])
     if not ranges or not kinds:
         return [Adjustments() for _ in ranges]
-    bounds = [r.utc_bounds() for r in ranges]
+    splits = [hour_split(r) for r in ranges] if rollup else []
+    if rollup and all(splits):
+        found = _hourly_adjustments(conn, marts, [(a, b) for a, b, _ in splits], kinds, funnel)
+        rest = [(b, c) for _, b, c in splits]
+        if any(b < c for b, c in rest):
+            more = _mart_adjustments(conn, marts, rest, kinds, funnel)
+            found = [{k: (x[k][0] + y[k][0], x[k][1] + y[k][1]) for k in kinds} for x, y in zip(found, more)]
+    else:
+        found = _mart_adjustments(conn, marts, [r.utc_bounds() for r in ranges], kinds, funnel)
+    out = []
+    for counts in found:
+        refunds, refunded = counts.get("refund", (None, None))
+        disputes, disputed = counts.get("dispute", (None, None))
+        out.append(Adjustments(refunds, refunded, disputes, disputed))
+    return out
+
+
+def _mart_adjustments(conn: Connection, marts: Marts, bounds: Sequence[tuple[datetime, datetime]], kinds: list[str],
+                      funnel: str | None) -> list[dict[str, tuple[int, Decimal]]]:
+    """{kind: (count, usd)} per [start, stop) from the refunds and disputes marts, in one statement."""
     low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
     parts = []
     for kind in kinds:
@@ -130,13 +160,27 @@ def adjustments_of(conn: Connection, marts: Marts, ranges: Sequence[DateRange], 
             hit = sa.and_(rows.c.kind == kind, rows.c.created_at >= start, rows.c.created_at < stop)
             columns += [count_if(hit), sum_if(rows.c.amount_usd, hit)]
     values = iter(conn.execute(select(*columns).select_from(rows).where(*where)).one())
-    out = []
-    for _ in ranges:
-        found = {kind: (int(next(values)), money(next(values))) for kind in kinds}
-        refunds, refunded = found.get("refund", (None, None))
-        disputes, disputed = found.get("dispute", (None, None))
-        out.append(Adjustments(refunds, refunded, disputes, disputed))
-    return out
+    return [{kind: (int(next(values)), money(next(values))) for kind in kinds} for _ in bounds]
+
+
+_HOURLY_ADJUSTMENTS = {"refund": ("refunds", "refunded_usd"), "dispute": ("disputes", "disputed_usd")}
+
+
+def _hourly_adjustments(conn: Connection, marts: Marts, bounds: Sequence[tuple[datetime, datetime]], kinds: list[str],
+                        funnel: str | None) -> list[dict[str, tuple[int, Decimal]]]:
+    """The same from the hourly totals, for bounds on whole UTC hours."""
+    h = marts.hourly.c
+    columns = []
+    for start, stop in bounds:
+        hit = sa.and_(h.hour >= start, h.hour < stop)
+        for kind in kinds:
+            count, usd = _HOURLY_ADJUSTMENTS[kind]
+            columns += [sum_if(h[count], hit), sum_if(h[usd], hit)]
+    where = [h.hour >= min(b[0] for b in bounds), h.hour < max(b[1] for b in bounds)]
+    if funnel:
+        where.append(h.funnel_name == funnel)
+    values = iter(conn.execute(select(*columns).where(*where)).one())
+    return [{kind: (int(next(values)), money(next(values))) for kind in kinds} for _ in bounds]
 
 
 def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
@@ -144,17 +188,72 @@ def uses_daily_mart(rng: DateRange, mart_tz: str) -> bool:
     return rng.tz == mart_tz
 
 
-def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str):
-    """(day, attempts, successful, failed, revenue, failed_amount) per day present."""
+def _daily_rows(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None, mart_tz: str,
+                rollup: bool = False) -> list[tuple]:
+    """(day, attempts, successful, failed, revenue, failed_amount) per day present, one row a day.
+
+    Whole days in the reporting timezone from the daily mart; other timezones (with `rollup`,
+    whole-hour zones) from the hourly totals; a day cut "so far" from the hourly totals up to its
+    last whole hour and the charge mart for the rest (or all from the charge mart); anything the
+    marts cannot answer from the charge mart.
+    """
+    split = hour_split(rng) if rollup else None
     if not uses_daily_mart(rng, mart_tz):
-        return conn.execute(_charge_days(marts, rng, funnel)).all()
+        if split is None:
+            return conn.execute(_charge_days(marts, rng, funnel)).all()
+        parts = [_hourly_days(marts, rng, split[0], split[1], funnel)] + _partial_hour(marts, rng, split, funnel)
+        return _by_day(conn.execute(parts[0] if len(parts) == 1 else union_all(*parts)).all())
     partial = rng.partial_day
     if partial is None:
         return conn.execute(_mart_days(marts, rng.start, rng.end, funnel)).all()
     # whole days from the daily mart and the partial day from the charge mart, in one statement
     day = DateRange(partial, partial, rng.tz, rng.until)
-    return conn.execute(union_all(_mart_days(marts, rng.start, partial - timedelta(days=1), funnel),
-                                  _charge_day(marts, day, funnel))).all()
+    whole = _mart_days(marts, rng.start, partial - timedelta(days=1), funnel)
+    day_split = hour_split(day) if rollup else None
+    if day_split is None:
+        return _by_day(conn.execute(union_all(whole, _charge_day(marts, day, funnel))).all())
+    parts = [whole, _hourly_days(marts, day, day_split[0], day_split[1], funnel)] + _partial_hour(marts, day, day_split, funnel)
+    return _by_day(conn.execute(union_all(*parts)).all())
+
+
+def _by_day(rows) -> list[tuple]:  # noqa: ANN001
+    """Rows of the same day (whole hours from one mart, the last hour from another) added up."""
+    days: dict[date, list] = {}
+    for row in rows:
+        found = days.setdefault(row[0], [row[0], 0, 0, 0, 0, 0])
+        for i in range(1, 6):
+            found[i] += row[i] or 0
+    return [tuple(v) for v in days.values()]
+
+
+def _hourly_days(marts: Marts, rng: DateRange, start: datetime, stop: datetime, funnel: str | None) -> Select:
+    """Per local day of `rng.tz` from the hourly totals, hours [start, stop): an hour's local day is
+    the hour plus the zone's (whole-hour) offset in its DST segment."""
+    h = marts.hourly.c
+    where = [h.hour >= start, h.hour < stop] + ([h.funnel_name == funnel] if funnel else [])
+    rows = select(local_date(h.hour, rng.tz, rng).label("day"), h.attempts, h.successful, h.failed, h.revenue_usd,
+                  h.failed_amount_usd).where(*where).subquery()
+    return select(rows.c.day, *(func.coalesce(func.sum(rows.c[name]), 0) for name in
+                                ("attempts", "successful", "failed", "revenue_usd", "failed_amount_usd"))
+                  ).group_by(rows.c.day)
+
+
+def _partial_hour(marts: Marts, rng: DateRange, split: tuple[datetime, datetime, datetime],
+                  funnel: str | None) -> list[Select]:
+    """A cut range's last, partial hour from the charge mart ([] when the range ends on an hour)."""
+    _, hour_stop, stop = split
+    if hour_stop >= stop:
+        return []
+    p = marts.payments.c
+    where = [p.created_at >= hour_stop, p.created_at < stop] + ([p.funnel_name == funnel] if funnel else [])
+    return [select(
+        literal(rng.partial_day, Date).label("day"),
+        func.count(),
+        count_if(p.status == "succeeded"),
+        count_if(p.status == "failed"),
+        sum_if(p.amount_usd, p.status == "succeeded"),
+        sum_if(p.amount_usd, p.status == "failed"),
+    ).where(*where)]
 
 
 def _mart_days(marts: Marts, start: date, end: date, funnel: str | None) -> Select:
@@ -206,18 +305,20 @@ def _charge_day(marts: Marts, day: DateRange, funnel: str | None) -> Select:
 
 
 def period_totals(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
-                  with_refunds: bool = False, with_disputes: bool = False) -> PeriodTotals:
+                  with_refunds: bool = False, with_disputes: bool = False, rollup: bool = False) -> PeriodTotals:
     """Totals of a range: the sum of its days (at most a few hundred rows), with its refunds and
-    disputes when those marts are there (`with_refunds`, `with_disputes`)."""
-    rows = _daily_rows(conn, marts, rng, funnel, mart_tz)
+    disputes when those marts are there (`with_refunds`, `with_disputes`); `rollup`: the rollup
+    marts are there (warehouse/rollup.py)."""
+    rows = _daily_rows(conn, marts, rng, funnel, mart_tz, rollup)
     sums = [sum((row[i] or 0) for row in rows) for i in range(1, 6)]
     attempts, successful, failed, revenue, failed_amount = sums
     return PeriodTotals(rng.start, rng.end, int(attempts), int(successful), int(failed), money(revenue), money(failed_amount),
-                        adjustments(conn, marts, rng, funnel, with_refunds, with_disputes))
+                        adjustments(conn, marts, rng, funnel, with_refunds, with_disputes, rollup))
 
 
 def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
-             with_refunds: bool = False, with_disputes: bool = False, now: datetime | None = None) -> dict[str, Any]:
+             with_refunds: bool = False, with_disputes: bool = False, now: datetime | None = None,
+             rollup: bool = False) -> dict[str, Any]:
     """Totals of the range and of its previous period (same length, ending the day before).
 
     With `now` (aware, or naive UTC) inside the range, the range is today so far and the
@@ -226,10 +327,10 @@ def overview(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None 
     """
     if now is not None:
         rng = rng.so_far(now)
-    current = period_totals(conn, marts, rng, funnel, mart_tz)
-    previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz)
+    current = period_totals(conn, marts, rng, funnel, mart_tz, rollup=rollup)
+    previous = period_totals(conn, marts, rng.previous(), funnel, mart_tz, rollup=rollup)
     # refunds and disputes of both periods in one read
-    these, those = adjustments_of(conn, marts, [rng, rng.previous()], funnel, with_refunds, with_disputes)
+    these, those = adjustments_of(conn, marts, [rng, rng.previous()], funnel, with_refunds, with_disputes, rollup)
     current, previous = replace(current, adjustments=these), replace(previous, adjustments=those)
     return {
         "from": rng.start.isoformat(),
@@ -271,9 +372,10 @@ def changes(current: PeriodTotals, previous: PeriodTotals) -> dict[str, float | 
     }
 
 
-def daily_series(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC") -> list[dict[str, Any]]:
+def daily_series(conn: Connection, marts: Marts, rng: DateRange, funnel: str | None = None, mart_tz: str = "UTC",
+                 rollup: bool = False) -> list[dict[str, Any]]:
     """One row per day of the range (days without payments included, as zeros)."""
-    found = {row[0]: row for row in _daily_rows(conn, marts, rng, funnel, mart_tz)}
+    found = {row[0]: row for row in _daily_rows(conn, marts, rng, funnel, mart_tz, rollup)}
     series = []
     for day in rng.dates():
         row = found.get(day)

@@ -40,9 +40,10 @@ from paydash.currencies import minor_unit_divisor
 from paydash.decline_codes import FAILURE_CATEGORIES
 from paydash.errors import InvalidInput
 from paydash.queries.dates import local_midnight_utc
+from paydash.queries.sql import hour_split
 from paydash.queries.filters import PaymentFilters, PaymentSort, conditions, profile_matches, search_columns, text_arms
 from paydash.queries.search import MIN_FRAGMENT
-from paydash.warehouse.expressions import formula_safe, iso_utc
+from paydash.warehouse.expressions import formula_safe, indexed_distinct_values, iso_utc
 from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts, display_name
 
 PAGE_SIZE = 50
@@ -85,6 +86,9 @@ class SearchScope:
     # the amount-counts mart (paydash's own, beside the daily mart): the amount order counts
     # matches per amount there when the filters allow
     amount_counts: bool = False
+    # the rollup mart (paydash's own, warehouse/rollup.py): counts of filters on its dimensions
+    # over whole UTC hours are summed there
+    rollup: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,38 @@ def _daily_mart_count(filters: PaymentFilters, marts: Marts, mart_tz: str | None
     }[f.status]
 
 
+# PaymentFilters field -> the rollup's column (every filter the rollup can answer)
+_ROLLUP_FILTERS = {"status": "status", "funnel": "funnel_name", "card_brand": "card_brand",
+                   "failure_category": "failure_category", "failure_code": "failure_code", "currency": "currency",
+                   "card_country": "card_country"}
+
+
+def _rollup_where(filters: PaymentFilters | None, marts: Marts, scope: SearchScope | None) -> list | None:
+    """The rollup-mart conditions matching these filters, or None when it cannot answer: it can
+    when every filter is one of its dimensions and the range is whole UTC hours."""
+    if filters is None or scope is None or not scope.rollup or marts.rollup is None:
+        return None
+    f = filters.normalized()
+    if f.search or f.min_amount is not None or f.max_amount is not None:
+        return None
+    r = marts.rollup.c
+    out = [r[column] == getattr(f, field) for field, column in _ROLLUP_FILTERS.items() if getattr(f, field)]
+    if f.date_range is not None:
+        split = hour_split(f.date_range)
+        if split is None or split[1] != split[2]:
+            return None
+        out += [r.hour >= split[0], r.hour < split[2]]
+    return out
+
+
 def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None,
-                where: list[sa.ColumnElement[bool]], ascending: bool = False) -> list[tuple[datetime, datetime, int]]:
+                where: list[sa.ColumnElement[bool]], ascending: bool = False,
+                scope: SearchScope | None = None) -> list[tuple[datetime, datetime, int]]:
     """Matches of `where` per day in walk order: (UTC start, UTC stop, count), days without matches left out.
 
     From the daily mart when it can answer for `filters` (cheap on any engine; pass
-    filters=None when `where` adds more), else counted per UTC day in the charge mart.
+    filters=None when `where` adds more), else from the rollup mart when it can (per UTC
+    day), else counted per UTC day in the charge mart.
     """
     measure = _daily_mart_count(filters, marts, mart_tz) if filters is not None else None
     if measure is not None:
@@ -163,19 +193,33 @@ def _day_counts(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz
             for day, n in conn.execute(stmt)
             if n
         ]
-    t = marts.payments
-    day = cast(t.c.created_at, Date)
-    rows = conn.execute(select(day, func.count()).where(*where).group_by(day).order_by(day.asc() if ascending else day.desc()))
-    return [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), int(n)) for d, n in rows]
+    rolled = _rollup_where(filters, marts, scope)
+    if rolled is not None:
+        r = marts.rollup.c
+        day = cast(r.hour, Date)
+        rows = conn.execute(select(day, func.sum(r.payments)).where(*rolled).group_by(day)
+                            .order_by(day.asc() if ascending else day.desc()))
+    else:
+        t = marts.payments
+        day = cast(t.c.created_at, Date)
+        rows = conn.execute(select(day, func.count()).where(*where).group_by(day)
+                            .order_by(day.asc() if ascending else day.desc()))
+    return [(datetime.combine(d, time.min), datetime.combine(d, time.min) + timedelta(days=1), int(n))
+            for d, n in rows if n]
 
 
 def count_payments(conn: Connection, marts: Marts, filters: PaymentFilters, mart_tz: str | None = None,
                    scope: SearchScope | None = None) -> int:
-    """How many payments match; from the daily mart when it can answer (`mart_tz` given)."""
+    """How many payments match; from the daily mart when it can answer (`mart_tz` given), else
+    from the rollup mart when it can (`scope.rollup`), else from the charge mart."""
     filters = resolve_search(conn, marts, filters, scope)
     where = _where(filters, marts, scope)
     if _daily_mart_count(filters, marts, mart_tz) is not None:
         return sum(n for _, _, n in _day_counts(conn, marts, filters, mart_tz, where))
+    rolled = _rollup_where(filters, marts, scope)
+    if rolled is not None:
+        r = marts.rollup.c
+        return int(conn.execute(select(func.coalesce(func.sum(r.payments), 0)).where(*rolled)).scalar_one())
     t = marts.payments
     return int(conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one())
 
@@ -271,7 +315,7 @@ def payments_page(
         total = count_payments(conn, marts, filters, mart_tz, scope)
         rows = _rows(conn.execute(_select_page(t.c, where, sort, offset, page_size))) if offset < total else []
     else:
-        days = _day_counts(conn, marts, filters, mart_tz, where, sort.ascending)
+        days = _day_counts(conn, marts, filters, mart_tz, where, sort.ascending, scope)
         total = sum(n for _, _, n in days)
         if offset >= total:
             rows = []
@@ -586,13 +630,16 @@ def _outcome(history: list[dict[str, Any]]) -> str:
     return "failed"
 
 
-def filter_options(conn: Connection, marts: Marts) -> dict[str, list[str]]:
+def filter_options(conn: Connection, marts: Marts, rollup: bool = False) -> dict[str, list[str]]:
     """Values the explorer's select boxes offer (statuses and funnels from the daily mart,
-    failure categories from paydash.decline_codes)."""
-    t = marts.payments.c
+    failure categories from paydash.decline_codes, the rest from the rollup mart when it is
+    there (`rollup`), else from the charge mart)."""
+    t = marts.rollup.c if rollup else marts.payments.c
     d = marts.daily.c
 
     def distinct(col) -> list[str]:  # noqa: ANN001
+        if rollup:  # PostgreSQL walks the rollup's index on the column instead of reading every row
+            return [r[0] for r in conn.execute(indexed_distinct_values(col))]
         return [r[0] for r in conn.execute(select(col).where(col.is_not(None)).distinct().order_by(col))]
 
     succeeded, failed, total = conn.execute(
@@ -651,7 +698,7 @@ def export_selects(
     filters = resolve_search(conn, marts, filters, scope)
     windows: list[sa.Select] = []
     stop, rows = None, 0
-    days = _day_counts(conn, marts, filters, mart_tz, _where(filters, marts, scope))
+    days = _day_counts(conn, marts, filters, mart_tz, _where(filters, marts, scope), scope=scope)
     for index, (day_start, day_stop, n) in enumerate(days):
         if stop is None:
             stop, rows = day_stop, 0

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from paydash.queries.dates import DateRange
-from paydash.queries.sql import count_if, in_range, local_date, money, ratio, sum_if
+from paydash.queries.sql import count_if, hour_split, in_range, local_date, money, ratio, sum_if
 from paydash.warehouse.schema import Marts
 
 
@@ -137,6 +137,23 @@ def _first_days_daily_mart(marts: Marts, rng: DateRange, funnel: str | None) -> 
     )
 
 
+def _first_days_hourly(marts: Marts, rng: DateRange, funnel: str | None, start, stop) -> sa.CTE:  # noqa: ANN001
+    """The same from the hourly totals' first attempts (the rollups: whole-hour zones)."""
+    h = marts.hourly.c
+    where = [h.hour >= start, h.hour < stop] + ([h.funnel_name == funnel] if funnel else [])
+    hours = select(local_date(h.hour, rng.tz, rng).label("day"), h.first_attempts, h.first_succeeded
+                   ).where(*where).subquery("first_hours")
+    return (
+        select(
+            hours.c.day,
+            func.sum(hours.c.first_attempts).label("payments"),
+            func.sum(hours.c.first_succeeded).label("first_succeeded"),
+        )
+        .group_by(hours.c.day)
+        .cte("first_days")
+    )
+
+
 def recovery(
     conn: Connection,
     marts: Marts,
@@ -144,17 +161,24 @@ def recovery(
     funnel: str | None = None,
     precomputed: bool = False,
     mart_tz: str | None = None,
+    rollup: bool = False,
 ) -> dict[str, Any]:
     """Recovery and acceptance of the range's cohorts, per local day of the first attempt.
 
     Same numbers whichever way they are read:
     - `precomputed`: failures and their wins from the first-failures mart (present when
       paydash built the marts) instead of joining the charge mart with itself;
-    - `mart_tz` equal to the range's timezone: payments attempted per day as the daily
+    - `rollup` (the rollup marts are there) and a range of whole UTC hours (any whole-hour
+      zone): payments attempted per day from the hourly totals' first attempts;
+    - else `mart_tz` equal to the range's timezone: payments attempted per day as the daily
       mart's attempts minus the retries, instead of counting first attempts.
     """
     failed_days = (_failed_days_precomputed if precomputed else _failed_days_joined)(marts, rng, funnel)
-    first_days = (_first_days_daily_mart if rng.tz == mart_tz else _first_days_charges)(marts, rng, funnel)
+    split = hour_split(rng) if rollup else None
+    if split is not None and split[1] == split[2]:
+        first_days = _first_days_hourly(marts, rng, funnel, split[0], split[2])
+    else:
+        first_days = (_first_days_daily_mart if rng.tz == mart_tz else _first_days_charges)(marts, rng, funnel)
     stmt = (
         select(
             first_days.c.day,

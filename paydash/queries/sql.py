@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 
@@ -51,30 +52,42 @@ def offset_segments(rng: DateRange) -> list[tuple[datetime, timedelta]]:
     """[(UTC stop, UTC offset)] covering the range (plus a day each side), in time order.
 
     Each entry holds until its stop; the last one until the end. Found by checking the
-    offset at every UTC hour, which catches every transition of real zones.
+    offset every three hours (no real zone changes twice in three hours), then the minute
+    of each change by bisection; remembered per zone and bounds (the Overview asks for the
+    same range several times).
     """
-    zone = ZoneInfo(rng.tz)
+    start, stop = rng.utc_bounds()
+    return list(_offset_segments(rng.tz, start, stop))
+
+
+@lru_cache(maxsize=512)
+def _offset_segments(tz: str, start: datetime, stop: datetime) -> tuple[tuple[datetime, timedelta], ...]:
+    zone = ZoneInfo(tz)
 
     def offset_at(utc: datetime) -> timedelta:
         return utc.replace(tzinfo=timezone.utc).astimezone(zone).utcoffset()
 
-    start, stop = rng.utc_bounds()
     t = start - timedelta(days=1)
     end = stop + timedelta(days=1)
     current = offset_at(t)
     segments: list[tuple[datetime, timedelta]] = []
     while t < end:
-        t += timedelta(hours=1)
-        offset = offset_at(t)
+        later = min(t + timedelta(hours=3), end)
+        offset = offset_at(later)
         if offset != current:
-            # the transition happened within the last hour: find the minute
-            m = t - timedelta(hours=1)
-            while offset_at(m) == current:
-                m += timedelta(minutes=1)
-            segments.append((m, current))
+            # the change happened in (t, later]: find its first minute
+            low, high = t, later
+            while high - low > timedelta(minutes=1):
+                middle = low + timedelta(minutes=(high - low) // timedelta(minutes=1) // 2)
+                if offset_at(middle) == current:
+                    low = middle
+                else:
+                    high = middle
+            segments.append((high, current))
             current = offset
+        t = later
     segments.append((end, current))
-    return segments
+    return tuple(segments)
 
 
 def money(value: Any) -> Decimal:
@@ -87,3 +100,30 @@ def money(value: Any) -> Decimal:
 def ratio(numerator: int | float, denominator: int | float) -> float | None:
     """numerator / denominator as a fraction, or None when there is nothing to divide by."""
     return None if not denominator else float(numerator) / float(denominator)
+
+
+def hour_split(rng: DateRange) -> tuple[datetime, datetime, datetime] | None:
+    """(start, whole_hours_stop, stop): the range's UTC bounds and the last whole UTC hour
+    before its stop, when the hour-grain rollups can answer for its local days; else None.
+
+    They can when every local day of the range is a run of whole UTC hours: the zone's
+    offsets over the range are whole hours and its DST transitions fall on whole hours
+    (America/New_York, Europe/Berlin); half- and quarter-hour zones (Asia/Kolkata,
+    Asia/Kathmandu) are read from the charge mart. A range cut "so far" (`until`) has a
+    partial last hour, [whole_hours_stop, stop), that the charge mart answers.
+    """
+    start, stop = rng.utc_bounds()
+    if start != _floor_hour(start):
+        return None
+    if rng.tz == "UTC":
+        return start, max(start, _floor_hour(stop)), stop
+    segments = offset_segments(rng)
+    if any(offset.total_seconds() % 3600 for _, offset in segments):
+        return None
+    if any(transition != _floor_hour(transition) for transition, _ in segments[:-1]):
+        return None
+    return start, max(start, _floor_hour(stop)), stop
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)

@@ -32,7 +32,7 @@ from sqlalchemy.schema import CreateSchema
 
 from paydash.currencies import minor_unit_divisor
 from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd
-from paydash.warehouse import load
+from paydash.warehouse import load, rollup
 from paydash.warehouse.raw import RawTables, _id_of
 from paydash.warehouse.schema import Marts
 from paydash.warehouse.stripe_objects import ObjectTables, coupon_of_promotion_code
@@ -347,6 +347,7 @@ def refresh_refunds_disputes(conn: Connection, marts: Marts, raw: RawTables, obj
     (a charge's amount_usd may have changed with its balance transaction). Returns rows written."""
     charge_ids = sorted(set(charge_ids))
     written = 0
+    earliest = None
     for raw_table, mart, ids, make, key in (
         (objects.refunds, marts.refunds, set(refund_ids), refund_row, "refund_id"),
         (objects.disputes, marts.disputes, set(dispute_ids), dispute_row, "dispute_id"),
@@ -361,4 +362,10 @@ def refresh_refunds_disputes(conn: Connection, marts: Marts, raw: RawTables, obj
         rows = [make(x, charges.get(_id_of(x.get("charge")) or ""), options) for x in found.values()]
         _insert(conn, mart, rows)
         written += len(rows)
+        times = [r["created_at"] for r in rows if r.get("created_at") is not None]
+        if times:
+            earliest = min(times) if earliest is None else min(earliest, *times)
+    if earliest is not None:
+        # the Overview's hourly totals count refunds and disputes by the hour they were created
+        rollup.refresh_adjustments(conn, marts, earliest)
     return written

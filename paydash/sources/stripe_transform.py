@@ -38,7 +38,7 @@ from paydash.currencies import minor_unit_divisor
 from paydash.decline_codes import classify
 from paydash.errors import PaydashError
 from paydash.settings import parse_fx_rates
-from paydash.warehouse import customer_totals, load, locks, transforms
+from paydash.warehouse import customer_totals, load, locks, rollup, transforms
 from paydash.warehouse.id_sketch import id_sketches
 from paydash.warehouse.migrations import add_column, migrate
 from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
@@ -314,6 +314,8 @@ def prepare_database(wh) -> RawTables:  # noqa: ANN001 - a writable Warehouse
             add_column(conn, wh.marts.payments, wh.marts.payments.c[name])
         # the explorer's counts per amount: made once, filled, then kept current like the daily mart
         transforms.create_amount_counts(conn, wh.marts)
+        # the rollups (hour grain, every filter dimension; the Overview's hourly totals): the same
+        rollup.create_rollup(conn, wh.marts)
         # the Customers page's summaries (one row per customer, per customer-month): made once,
         # filled from the charge mart, then kept current by rebuild_derived_marts
         for table, rebuild in ((wh.marts.customer_totals, customer_totals.rebuild_customer_totals),

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
-from paydash.warehouse import load
+from paydash.warehouse import load, rollup
 from paydash.warehouse.id_sketch import SKETCH_COLUMNS, SKETCH_SEARCH_DIALECTS, SKETCH_SQL
 from paydash.warehouse.schema import DAILY_REQUIRED_COLUMNS, OPTIONAL_PAYMENT_COLUMNS, PAYMENT_COLUMNS, display_name
 
@@ -89,7 +89,36 @@ def check_contract(wh: Warehouse) -> ContractReport:
             tr.error = str(exc)
         if table is wh.marts.payments:
             report.notes += _search_notes(wh, columns)
+            report.notes += _speed_notes(wh)
     return report
+
+
+def _speed_notes(wh: Warehouse) -> list[str]:
+    """What would spare the pages a scan of the charge mart: the rollup marts (paydash builds them
+    beside its own marts; dbt marts can add them as models), and on PostgreSQL the charge mart's
+    range and aggregate indexes."""
+    notes = []
+    if not wh.has_rollup(max_age=0):
+        r, h = wh.marts.rollup, wh.marts.hourly
+        with wh.read() as conn:
+            def sql(stmt) -> str:  # noqa: ANN001
+                return " ".join(str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})).split())
+            models = (f"{display_name(r)} AS {sql(rollup.rollup_select(wh.marts))}; "
+                      f"{display_name(h)} AS {sql(rollup.hourly_select(wh.marts, with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes)))}")
+        notes.append(
+            f"no rollup marts ({display_name(r)}, {display_name(h)}): the Overview in another timezone than "
+            "the reporting one, the failure breakdown, the explorer's counts with filters beyond funnel and status, "
+            "and its filter options read the charge mart. paydash builds them beside its own marts; on dbt marts add "
+            "them as models (PAYDASH_ROLLUP_TABLE names the first; docs/data-contract.md), rebuilt with the charge mart: "
+            + models)
+    try:
+        indexes = load.missing_scan_indexes(wh)
+    except PaydashError as exc:
+        return notes + [f"could not read the indexes of {display_name(wh.marts.payments)}: {exc}"]
+    if indexes:
+        notes.append(f"{display_name(wh.marts.payments)} lacks the indexes paydash gives its own marts for date ranges "
+                     "and the Overview's aggregates (index-only scans); add (e.g. as dbt post-hooks): " + "; ".join(indexes))
+    return notes
 
 
 def _search_notes(wh: Warehouse, columns: dict[str, str]) -> list[str]:

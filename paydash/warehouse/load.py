@@ -183,6 +183,27 @@ PG_AGGREGATE_INDEXES = (
 )
 
 
+def rollup_index_specs(rollup: sa.Table, hourly: sa.Table) -> list[tuple]:
+    """PostgreSQL's indexes on the rollups: (table, name suffix, keys, included, predicate).
+
+    Each filter column leads an index, so the filter options walk it (one probe per value:
+    expressions.indexed_distinct_values) and a count filtered on it reads its entries only;
+    failures read a partial covering index of the failed rows; the hourly totals one by hour.
+    """
+    counted = ["payments"]
+    specs = [(rollup, column, [column, "status", "hour"], counted, None)
+             for column in ("card_brand", "card_country", "currency", "failure_code")]
+    specs += [
+        (rollup, "failed", ["hour"], ["funnel_name", "failure_category", "failure_code", "recovery_action", "payments",
+                                      "amount_usd"], "status = 'failed'"),
+        (rollup, "hour", ["hour"], ["funnel_name", "status", "payments"], None),
+        (hourly, "hour", ["hour", "funnel_name"], ["attempts", "successful", "failed", "revenue_usd", "failed_amount_usd",
+                                                   "refunds", "refunded_usd", "disputes", "disputed_usd",
+                                                   "first_attempts", "first_succeeded"], None),
+    ]
+    return specs
+
+
 # The explorer's fragment search (any part of an id, any case: ILIKE '%...%') needs an index
 # that serves "contains": pg_trgm's GIN indexes on PostgreSQL. DuckDB has none; it scans the
 # (uncompressed) id columns. Per dialect: the statements that make one index ({name},
@@ -243,6 +264,40 @@ def create_fragment_indexes(wh: Warehouse) -> bool:
     return True
 
 
+def index_ddl(quote, table: sa.Table, name: str, keys: list[str], include: list[str], where: str | None) -> str:  # noqa: ANN001
+    """CREATE INDEX IF NOT EXISTS, spelled from declared names (validated identifiers), not
+    sa.Index: an Index object would attach itself to the shared Table and be created twice."""
+    def names(columns: list[str]) -> str:
+        return ", ".join(" ".join([quote.quote(c.split()[0])] + c.split()[1:]) for c in columns)
+
+    ddl = f"CREATE INDEX IF NOT EXISTS {quote.quote(name)} ON {quote.format_table(table)} ({names(keys)})"
+    if include:
+        ddl += f" INCLUDE ({names(include)})"
+    if where:
+        ddl += f" WHERE {where}"
+    return ddl
+
+
+def charge_mart_scan_indexes(p: sa.Table) -> list[tuple]:
+    """PostgreSQL's indexes for the charge mart's range scans and aggregates: (table, name, keys,
+    included, predicate); paydash creates them on its own marts, `paydash check` names the missing."""
+    return [(p, f"ix_{p.name}_created", ["created_at DESC", "charge_id DESC"], [], None)] + [
+        (p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
+
+
+def missing_scan_indexes(wh: Warehouse) -> list[str]:
+    """The DDL of charge_mart_scan_indexes a PostgreSQL warehouse lacks (by name; [] elsewhere)."""
+    lookup = FRAGMENT_INDEX_LOOKUP.get(wh.dialect)
+    if lookup is None:
+        return []
+    p = wh.marts.payments
+    with wh.read() as conn:
+        found = {d for (d,) in conn.execute(sa.text(lookup.replace("SELECT indexdef", "SELECT indexname")),
+                                            {"table": p.name, "schema": p.schema})}
+        quote = conn.dialect.identifier_preparer
+        return [index_ddl(quote, *spec) for spec in charge_mart_scan_indexes(p) if spec[1] not in found]
+
+
 def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> None:
     """Indexes for the explorer's lookups and the date-range scans.
 
@@ -260,30 +315,21 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
     wanted = [(p, f"ix_{p.name}_{col}", [col], [], None) for col in id_columns]
     if wh.dialect == "postgresql":
         wanted += [
-            (p, f"ix_{p.name}_created", ["created_at DESC", "charge_id DESC"], [], None),
             (d, f"ix_{d.name}_date_funnel", ["date", "funnel_name"], [], None),
             (p, f"ix_{p.name}_card_last4", ["card_last4"], [], None),  # the search's last4:
         ]
-        wanted += [(p, f"ix_{p.name}_{suffix}", keys, include, where) for suffix, keys, include, where in PG_AGGREGATE_INDEXES]
+        wanted += charge_mart_scan_indexes(p)
+        r, h = wh.marts.rollup, wh.marts.hourly
+        if wh.has_table(r, max_age=0) and wh.has_table(h, max_age=0):  # optional: only where paydash built them
+            wanted += [(t, f"ix_{t.name}_{suffix}", keys, include, where) for t, suffix, keys, include, where
+                       in rollup_index_specs(r, h)]
         f = wh.marts.first_failures
         if wh.has_table(f, max_age=0):  # optional: only where paydash built it
             wanted.append((f, f"ix_{f.name}_first_attempt", ["first_attempt_at"],
                            ["recovered", "recovered_usd", "first_amount_usd", "funnel_name"], None))
     with wh.write() as conn:
-        quote = conn.dialect.identifier_preparer
-
-        def names(columns: list[str]) -> str:
-            return ", ".join(" ".join([quote.quote(c.split()[0])] + c.split()[1:]) for c in columns)
-
-        for table, name, keys, include, where in wanted:
-            # DDL spelled from declared names (validated identifiers), not sa.Index: an
-            # Index object would attach itself to the shared Table and be created twice.
-            ddl = f"CREATE INDEX IF NOT EXISTS {quote.quote(name)} ON {quote.format_table(table)} ({names(keys)})"
-            if include:
-                ddl += f" INCLUDE ({names(include)})"
-            if where:
-                ddl += f" WHERE {where}"
-            conn.execute(sa.text(ddl))
+        for spec in wanted:
+            conn.execute(sa.text(index_ddl(conn.dialect.identifier_preparer, *spec)))
     create_fragment_indexes(wh)
     if wh.dialect == "postgresql":
         with wh.write() as conn:
@@ -301,8 +347,9 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             quote = conn.dialect.identifier_preparer
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(p)}"))
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(d)}"))
-            if wh.has_table(wh.marts.first_failures, max_age=0):
-                conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(wh.marts.first_failures)}"))
+            for table in (wh.marts.first_failures, wh.marts.rollup, wh.marts.hourly):
+                if wh.has_table(table, max_age=0):
+                    conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(table)}"))
 
 
 def insert_new(conn: Connection, table: sa.Table, rows: list[dict], key: str) -> list:

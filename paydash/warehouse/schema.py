@@ -122,6 +122,49 @@ AMOUNT_COUNT_COLUMNS: tuple[tuple[str, object], ...] = (
     ("payments", Integer),
 )
 
+# Optional, built by paydash beside its own marts (paydash/warehouse/rollup.py): charges per UTC
+# hour (of created_at) and every dimension the pages filter on, with their count and amount;
+# the explorer's counts and filter options and the failure breakdown read it instead of
+# the charge mart. Not in the data contract.
+ROLLUP_DIMENSIONS: tuple[str, ...] = (
+    "funnel_name", "status", "is_successful", "card_brand", "card_country", "currency",
+    "failure_category", "failure_code", "recovery_action", "attempt_number",
+)
+ROLLUP_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("hour", DateTime),  # UTC, the start of the hour
+    ("funnel_name", Text),
+    ("status", Text),
+    ("is_successful", Boolean),
+    ("card_brand", Text),
+    ("card_country", Text),
+    ("currency", Text),
+    ("failure_category", Text),
+    ("failure_code", Text),
+    ("recovery_action", Text),
+    ("attempt_number", Integer),
+    ("payments", BigInteger),
+    ("amount_usd", Numeric(18, 2)),  # the sum of the known amounts
+)
+
+# ... and the Overview's totals per UTC hour and funnel: attempts and money by outcome, with the
+# refunds and disputes created in the hour (their charge's funnel): a few rows an hour whatever
+# the volume, so any timezone with whole-hour offsets sums its local days from them.
+HOURLY_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("hour", DateTime),  # UTC
+    ("funnel_name", Text),
+    ("attempts", BigInteger),
+    ("successful", BigInteger),
+    ("failed", BigInteger),
+    ("revenue_usd", Numeric(18, 2)),
+    ("failed_amount_usd", Numeric(18, 2)),
+    ("refunds", BigInteger),  # refunds that were not failed or canceled (REFUND_COUNTED_STATUSES)
+    ("refunded_usd", Numeric(18, 2)),
+    ("disputes", BigInteger),
+    ("disputed_usd", Numeric(18, 2)),
+    ("first_attempts", BigInteger),  # attempts with attempt_number 1: the payments started in the hour
+    ("first_succeeded", BigInteger),  # ... of which succeeded
+)
+
 FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
     ("payment_intent_id", Text),
     ("first_charge_id", Text),
@@ -282,6 +325,9 @@ class Marts:
     disputes: Table | None = None
     # optional, built by paydash beside the daily mart (transforms.rebuild_amount_counts)
     amount_counts: Table | None = None
+    # optional, built by paydash beside the daily mart (paydash/warehouse/rollup.py)
+    rollup: Table | None = None
+    hourly: Table | None = None
 
     @property
     def optional(self) -> tuple[Table, ...]:
@@ -315,6 +361,7 @@ def marts(
     promotion_usage_table: str = "",
     refunds_table: str = "",
     disputes_table: str = "",
+    rollup_table: str = "",
 ) -> Marts:
     metadata = MetaData()
     p_schema, p_name = split_table_name(payments_table)
@@ -335,6 +382,9 @@ def marts(
     daily = Table(d_name, metadata, *(Column(n, t) for n, t in DAILY_COLUMNS), schema=d_schema)
     first_failures = Table(f_name, metadata, *(Column(n, t) for n, t in FIRST_FAILURE_COLUMNS), schema=f_schema)
 
+    r_schema, r_name = split_table_name(rollup_table) if rollup_table else (p_schema, "mart_stripe_payment_rollup")
+    rollup = Table(r_name, metadata, *(Column(n, t) for n, t in ROLLUP_COLUMNS), schema=r_schema)
+
     def beside_payments(configured: str, default: str, columns, plain: frozenset = frozenset()) -> Table:  # noqa: ANN001
         schema, name = split_table_name(configured) if configured else (p_schema, default)
         return Table(name, metadata, *(
@@ -354,6 +404,8 @@ def marts(
         refunds=beside_payments(refunds_table, "mart_stripe_refunds", REFUND_COLUMNS, REFUND_PLAIN),
         disputes=beside_payments(disputes_table, "mart_stripe_disputes", DISPUTE_COLUMNS, REFUND_PLAIN),
         amount_counts=beside_payments("", "mart_stripe_payment_amounts", AMOUNT_COUNT_COLUMNS),
+        rollup=rollup,
+        hourly=Table(r_name + "_hourly", metadata, *(Column(n, t) for n, t in HOURLY_COLUMNS), schema=r_schema),
     )
 
 
@@ -368,4 +420,5 @@ def marts_for(settings) -> Marts:
         settings.promotion_usage_table,
         settings.refunds_table,
         settings.disputes_table,
+        settings.rollup_table,
     )

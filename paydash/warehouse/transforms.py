@@ -14,7 +14,7 @@ from sqlalchemy import Double, cast, func, select
 from sqlalchemy.engine import Connection
 
 from paydash.decline_codes import FAILURE_CATEGORIES
-from paydash.warehouse import customer_totals
+from paydash.warehouse import customer_totals, rollup
 from paydash.warehouse.expressions import count_if, sum_if
 from paydash.warehouse.schema import Marts, category_count_column
 
@@ -134,8 +134,8 @@ def create_amount_counts(conn: Connection, marts: Marts) -> None:
 
 
 def rebuild_derived_marts(conn: Connection, marts: Marts, since: date | None = None) -> int:
-    """Everything built from the charge mart: the daily mart, and the first-failures and
-    amount-counts marts when they exist. Call this after any change to the charge mart.
+    """Everything built from the charge mart: the daily mart, and the first-failures,
+    amount-counts, customer-totals and rollup marts when they exist. Call this after any change to the charge mart.
     Returns daily rows."""
     rows = rebuild_daily_mart(conn, marts, since)
     inspector = sa.inspect(conn)
@@ -145,4 +145,5 @@ def rebuild_derived_marts(conn: Connection, marts: Marts, since: date | None = N
     if inspector.has_table(a.name, schema=a.schema):
         rebuild_amount_counts(conn, marts, since)
     customer_totals.refresh_if_present(conn, marts, since)
+    rollup.refresh_if_present(conn, marts, since)
     return rows
