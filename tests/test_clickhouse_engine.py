@@ -61,6 +61,8 @@ def test_clickhouse_urls_become_clickhouse_connect_urls(tmp_path: Path) -> None:
     assert normalize_url("clickhousedb://u@h:8123/db") == "clickhousedb://u@h:8123/db"
     assert normalize_url("clickhouse+https://u:p@h:8443/db") == "clickhousedb://u:p@h:8443/db?secure=true"
     assert normalize_url(f"chdb://{tmp_path}/ch") == f"chdb://{tmp_path}/ch"
+    # SQLAlchemy's four-slash spelling of an absolute path (duckdb:////abs) means the same
+    assert normalize_url(f"chdb:///{tmp_path}/ch") == f"chdb://{tmp_path}/ch"
     # relative paths resolve like DuckDB paths, against the working directory
     assert normalize_url("chdb://data/ch", cwd=tmp_path) == f"chdb://{tmp_path}/data/ch"
     assert safe_url(normalize_url("clickhouse://u:secret@h:8123/db")) == "clickhousedb://u:***@h:8123/db"

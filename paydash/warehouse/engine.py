@@ -114,8 +114,8 @@ def normalize_url(url_or_path: str, cwd: Path | None = None) -> str:
         if location in ("", "/", ":memory:", "/:memory:", "memory"):
             raise ConfigError(f"{text!r} names no chdb directory (an in-memory database holds no payments); give "
                               "one, e.g. chdb:///var/lib/paydash/clickhouse or chdb://data/clickhouse")
-        if location.startswith("/") and not location.startswith("//"):
-            path = Path(location)  # chdb:///abs/path
+        if location.startswith("/"):
+            path = Path("/" + location.lstrip("/"))  # chdb:///abs/path (and SQLAlchemy's chdb:////abs/path)
         else:
             path = (cwd or Path.cwd()) / location.lstrip("/")  # chdb://relative/path
         return f"chdb://{path.expanduser().resolve()}"
