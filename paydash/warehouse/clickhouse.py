@@ -65,7 +65,9 @@ _SKETCHES = frozenset(f"{c}_sketch" for c in ("charge_id", "payment_intent_id", 
 TABLE_OPTIONS: dict[str, TableOptions] = {
     "payments": TableOptions(
         ("created_at", "charge_id"), "toYYYYMM(created_at)",
-        frozenset({"failure_code", "failure_category", "recovery_action", "card_last4"}) | _SKETCHES,
+        # a charge without a customer, or paid by something other than a card, leaves these NULL
+        frozenset({"failure_code", "failure_category", "recovery_action", "card_last4", "customer_id", "profile_id",
+                   "card_brand", "card_country"}) | _SKETCHES,
         skip_indexes=_blooms("charge_id", "payment_intent_id", "customer_id", "profile_id"),
     ),
     "daily": TableOptions(("date", "funnel_name")),

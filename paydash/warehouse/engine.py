@@ -43,7 +43,7 @@ from paydash.errors import (
     QueryTimeout,
     TableMissing,
 )
-from paydash.warehouse import querylog
+from paydash.warehouse import dialects, querylog  # noqa: F401 - dialects: ClickHouse's compile hooks
 from paydash.warehouse.clickhouse import SESSION_SETTINGS, release_chdb_engine, shared_chdb_engine, tag_marts
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
