@@ -222,6 +222,29 @@ def _drop_database(element, compiler, **kw):  # noqa: ANN001, ANN202
     return f"DROP DATABASE{if_exists} {compiler.preparer.quote(element.element)}"
 
 
+# -- parameters ---------------------------------------------------------------------------------
+def keep_microseconds(engine: Engine) -> Engine:
+    """Bind datetimes with their microseconds: clickhouse-connect renders a plain datetime
+    parameter to the second, so a keyset seek or a time bound inside a second would compare
+    with the wrong instant. Such values go as DateTime64 parameters (all the same elsewhere)."""
+    from datetime import datetime
+
+    from clickhouse_connect.driver.binding import DT64Param
+
+    def fix(params):  # noqa: ANN001, ANN202
+        if isinstance(params, dict):
+            return {k: DT64Param(v) if isinstance(v, datetime) and v.microsecond else v for k, v in params.items()}
+        return params
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _bind(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+        if executemany and isinstance(parameters, (list, tuple)):
+            return statement, [fix(p) for p in parameters]
+        return statement, fix(parameters)
+
+    return engine
+
+
 # -- the process's embedded engine ---------------------------------------------------------
 
 # path -> [{read_only: engine}, users]. Two engines (pools) per path: a read session's

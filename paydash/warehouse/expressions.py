@@ -196,3 +196,12 @@ def istarts_with(column: sa.ColumnElement, text: str) -> sa.ColumnElement[bool]:
         return _istarts_with(column, sa.literal(lowered + "%", sa.Text))
     escaped = "".join("\\" + ch if ch in ("%", "_", "\\") else ch for ch in lowered)
     return _istarts_with_escaped(column, sa.literal(escaped + "%", sa.Text))
+
+
+def keyset_before(columns: tuple[sa.ColumnElement, ...], key: tuple) -> sa.ColumnElement[bool]:
+    """Rows before `key` in the order of `columns` (a keyset seek, descending pages): the row
+    value comparison, plus the redundant bound on the leading column (`created_at <= ...`),
+    which ClickHouse's primary key (and DuckDB's zone maps) prune with; a tuple comparison
+    alone does not narrow the range there."""
+    values = [sa.literal(v, c.type) for c, v in zip(columns, key)]
+    return sa.and_(columns[0] <= values[0], sa.tuple_(*columns) < sa.tuple_(*values))
