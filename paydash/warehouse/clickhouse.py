@@ -116,11 +116,15 @@ LOW_CARDINALITY = frozenset({
 # Every ClickHouse session (server or chdb) runs with these, so the one query layer keeps its
 # SQL meaning: naive timestamps are UTC; an outer join's missing side is NULL, not the type's
 # default (without it, `wins.payment_intent_id IS NOT NULL` held for every first failure);
-# a bare UNION is UNION DISTINCT.
+# a bare UNION is UNION DISTINCT; an aggregate over no rows is NULL, as in SQL (ClickHouse
+# would answer max() of nothing with 1970-01-01 and sum() with 0); a JOIN ON may compare with
+# < and >= (the Operations page's rolling windows join evaluation times to minute counts).
 SESSION_SETTINGS: dict[str, object] = {
     "session_timezone": "UTC",
     "join_use_nulls": 1,
     "union_default_mode": "DISTINCT",
+    "aggregate_functions_null_for_empty": 1,
+    "allow_experimental_join_condition": 1,
 }
 
 MART_INFO_KEY = "paydash_mart"

@@ -20,6 +20,10 @@ before (each hook hands every other dialect back to SQLAlchemy's own visitor).
 - `generate_series(a, b)` as a table with a named column: ClickHouse's generate_series
   table function names its column `generate_series` and takes no column alias list, so
   `(SELECT generate_series AS n FROM generate_series(a, b)) AS g`.
+- A JOIN ON with no equality between its two sides (the Operations page's rolling windows,
+  `minute >= at - window AND minute < at`): ClickHouse needs a join key, so the condition gets
+  `ignore(left) = ignore(right)` (always 0 = 0) beside it; the session's
+  allow_experimental_join_condition (warehouse/clickhouse.py) evaluates the rest.
 - Timezones: expressions.local_timestamp (a validated zone, compiled as a constant) is
   `toTimeZone(ts, 'zone')` there.
 """
@@ -31,7 +35,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, Extract, WithinGroup
 from sqlalchemy.sql.functions import Function
-from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.sql.selectable import Join, TableValuedAlias
+from sqlalchemy.sql.visitors import iterate
 
 CLICKHOUSE = "clickhousedb"  # clickhouse-connect's SQLAlchemy dialect name
 
@@ -124,3 +129,23 @@ def _table_valued(element, compiler, **kw):  # noqa: ANN001, ANN202
     name = compiler.preparer.quote(column.name)
     alias = compiler.preparer.format_alias(element, element.name)
     return f"(SELECT generate_series AS {name} FROM generate_series({args})) AS {alias}"
+
+
+def _has_equi_key(onclause: sa.ColumnElement) -> bool:
+    """Whether the ON condition compares a column of one side equal to one of the other."""
+    for element in iterate(onclause):
+        if isinstance(element, BinaryExpression) and element.operator is operators.eq:
+            left, right = set(element.left._from_objects), set(element.right._from_objects)
+            if left and right and left != right:
+                return True
+    return False
+
+
+@compiles(Join, CLICKHOUSE)
+def _join(element, compiler, **kw):  # noqa: ANN001, ANN202
+    if element.onclause is None or _has_equi_key(element.onclause):
+        return compiler.visit_join(element, **kw)
+    key = sa.func.ignore(next(iter(element.left.c))) == sa.func.ignore(next(iter(element.right.c)))
+    keyed = Join(element.left, element.right, sa.and_(key, element.onclause), isouter=element.isouter,
+                 full=element.full)
+    return compiler.visit_join(keyed, **kw)
