@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-duckdb test-postgres bench clean
+.PHONY: setup demo test test-duckdb test-postgres test-clickhouse bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "paydash needs Python 3.11 or newer")'
@@ -24,10 +24,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-duckdb: $(STAMP)
-	$(BIN)/python -m pytest -m "not postgres" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not postgres and not clickhouse" $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
 	$(BIN)/python -m pytest -m postgres $(PYTEST_ARGS)
+
+# real ClickHouse SQL, embedded (chdb, installed by setup): never skipped
+test-clickhouse: $(STAMP)
+	$(BIN)/python -m pytest -m clickhouse $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

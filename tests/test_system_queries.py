@@ -44,6 +44,10 @@ def write(wh: Warehouse, *statements: str) -> None:
     try:
         with writer.write() as conn:
             for statement in statements:
+                if writer.dialect == "clickhouse" and statement.startswith("UPDATE "):
+                    # a MergeTree changes rows by a mutation (UPDATE needs _block_number columns)
+                    table, rest = statement.removeprefix("UPDATE ").split(" SET ", 1)
+                    statement = f"ALTER TABLE {table} UPDATE {rest} SETTINGS mutations_sync = 1"
                 conn.execute(sa.text(statement))
     finally:
         writer.dispose()

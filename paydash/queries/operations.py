@@ -127,9 +127,11 @@ def open_sessions(conn: Connection, marts: Marts, now: datetime, window: timedel
     active: started within the session window (`window`, 30 minutes); pending: older, still
     open (extended windows, asynchronous payments, or an expiry not yet received).
     """
-    t = marts.operations_events
+    # the outer table aliased too: ClickHouse resolves a bare table name inside the
+    # subquery to the subquery's own (aliased) copy of it
+    t = marts.operations_events.alias("events")
     o = t.c
-    done = t.alias("finished")
+    done = marts.operations_events.alias("finished")
     finished = select(done.c.checkout_session_id).where(
         done.c.checkout_session_id == o.checkout_session_id,
         done.c.event_name.in_(FINISHED_SESSION_EVENTS),
@@ -146,9 +148,11 @@ def open_sessions(conn: Connection, marts: Marts, now: datetime, window: timedel
 
 def retry_backlog(conn: Connection, marts: Marts, now: datetime, lookback: timedelta = timedelta(hours=24)) -> dict[str, Any]:
     """Retries initiated in the last `lookback` with no retry_completed (same intent and attempt) before now."""
-    t = marts.operations_events
+    # the outer table aliased too: ClickHouse resolves a bare table name inside the
+    # subquery to the subquery's own (aliased) copy of it
+    t = marts.operations_events.alias("events")
     o = t.c
-    done = t.alias("completed")
+    done = marts.operations_events.alias("completed")
     completed = select(done.c.event_id).where(
         done.c.event_name == "retry_completed",
         done.c.payment_intent_id == o.payment_intent_id,
@@ -293,13 +297,18 @@ def manual_overrides(conn: Connection, marts: Marts, start: datetime, end: datet
 
 def expired_without_retry(conn: Connection, marts: Marts, start: datetime, end: datetime) -> dict[str, Any]:
     """SLO: sessions that expired in [start, end) with no retry of their payment, over sessions started then."""
-    t = marts.operations_events
+    # the outer table aliased too: ClickHouse resolves a bare table name inside the
+    # subquery to the subquery's own (aliased) copy of it
+    t = marts.operations_events.alias("events")
     o = t.c
-    r = t.alias("retries")
-    retried = select(r.c.event_id).where(
-        r.c.payment_intent_id == o.payment_intent_id,
+    r = marts.operations_events.alias("retries")
+    # the intents retried, uncorrelated (ClickHouse runs no correlated subquery inside an
+    # aggregate); an expiry without an intent counts as not retried, as NOT EXISTS had it
+    retried_intents = select(r.c.payment_intent_id).where(
+        r.c.payment_intent_id.is_not(None),
         r.c.event_name.in_(("retry_initiated", "retry_completed")),
-    ).exists()
+    )
+    retried = sa.and_(o.payment_intent_id.is_not(None), o.payment_intent_id.in_(retried_intents))
     stmt = select(
         count_if(o.event_name == "checkout_started").label("started"),
         count_if(o.event_name == "checkout_expired").label("expired"),

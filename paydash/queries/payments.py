@@ -33,7 +33,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy import Date, cast, func, select, tuple_
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.engine import Connection
 
 from paydash.currencies import minor_unit_divisor
@@ -43,7 +43,7 @@ from paydash.queries.dates import local_midnight_utc
 from paydash.queries.sql import hour_split
 from paydash.queries.filters import PaymentFilters, PaymentSort, conditions, profile_matches, search_columns, text_arms
 from paydash.queries.search import MIN_FRAGMENT
-from paydash.warehouse.expressions import formula_safe, indexed_distinct_values, iso_utc
+from paydash.warehouse.expressions import formula_safe, indexed_distinct_values, iso_utc, keyset_before
 from paydash.warehouse.schema import PAYMENT_COLUMNS, Marts, display_name
 
 PAGE_SIZE = 50
@@ -518,7 +518,7 @@ def payments_after(
     t = marts.payments
     where = conditions(filters, t)
     if after is not None:
-        where.append(tuple_(t.c.created_at, t.c.charge_id) < tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        where.append(keyset_before((t.c.created_at, t.c.charge_id), after))
     stmt = select(*(t.c[name] for name in LIST_COLUMNS)).where(*where).order_by(*_order(t.c)).limit(page_size)
     return _rows(conn.execute(stmt))
 

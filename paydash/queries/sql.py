@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Date, cast, func
+from sqlalchemy import Date, cast
 from zoneinfo import ZoneInfo
 
 from paydash.queries.dates import DateRange
-from paydash.warehouse.expressions import count_if, sum_if  # noqa: F401 - re-exported
+from paydash.warehouse.expressions import count_if, local_timestamp, sum_if  # noqa: F401 - re-exported
 
 
 def in_range(created_at: sa.ColumnElement, rng: DateRange) -> sa.ColumnElement[bool]:
@@ -36,8 +36,8 @@ def local_date(created_at: sa.ColumnElement, tz: str, rng: DateRange | None = No
     if tz == "UTC":
         return cast(created_at, Date)
     if rng is None:
-        # `timezone(zone, ts)` means the same on both engines
-        return cast(func.timezone(tz, func.timezone("UTC", created_at)), Date)
+        # the wall-clock time in the zone (warehouse/expressions.py spells it per engine)
+        return cast(local_timestamp(created_at, tz), Date)
     segments = offset_segments(rng)
     whens = [
         (created_at < stop, cast(created_at + offset, Date)) for stop, offset in segments[:-1]

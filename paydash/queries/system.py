@@ -175,11 +175,12 @@ def quality(conn: Connection, marts: Marts, today: date, tz: str, days: int = QU
     ).scalar_one()
 
     first = p.alias("first_attempt")
+    retry = p.alias("retry")  # aliased too: ClickHouse would resolve a bare name to the subquery's copy
     orphans = conn.execute(
-        sa.select(func.count(sa.distinct(p.c.payment_intent_id))).where(
-            window,
-            p.c.attempt_number > 1,
-            ~sa.exists().where(first.c.payment_intent_id == p.c.payment_intent_id, first.c.attempt_number == 1),
+        sa.select(func.count(sa.distinct(retry.c.payment_intent_id))).where(
+            retry.c.created_at >= start, retry.c.created_at < stop,
+            retry.c.attempt_number > 1,
+            ~sa.exists().where(first.c.payment_intent_id == retry.c.payment_intent_id, first.c.attempt_number == 1),
         )
     ).scalar_one()
 

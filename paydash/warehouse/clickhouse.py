@@ -70,7 +70,9 @@ _SKETCHES = frozenset(f"{c}_sketch" for c in ("charge_id", "payment_intent_id", 
 TABLE_OPTIONS: dict[str, TableOptions] = {
     "payments": TableOptions(
         ("created_at", "charge_id"), "toYYYYMM(created_at)",
-        frozenset({"failure_code", "failure_category", "recovery_action", "card_last4"}) | _SKETCHES,
+        # a charge without a customer, or paid by something other than a card, leaves these NULL
+        frozenset({"failure_code", "failure_category", "recovery_action", "card_last4", "customer_id", "profile_id",
+                   "card_brand", "card_country"}) | _SKETCHES,
         skip_indexes=_blooms("charge_id", "payment_intent_id", "customer_id", "profile_id"),
     ),
     "daily": TableOptions(("date", "funnel_name")),
@@ -119,11 +121,15 @@ LOW_CARDINALITY = frozenset({
 # Every ClickHouse session (server or chdb) runs with these, so the one query layer keeps its
 # SQL meaning: naive timestamps are UTC; an outer join's missing side is NULL, not the type's
 # default (without it, `wins.payment_intent_id IS NOT NULL` held for every first failure);
-# a bare UNION is UNION DISTINCT.
+# a bare UNION is UNION DISTINCT; an aggregate over no rows is NULL, as in SQL (ClickHouse
+# would answer max() of nothing with 1970-01-01 and sum() with 0); a JOIN ON may compare with
+# < and >= (the Operations page's rolling windows join evaluation times to minute counts).
 SESSION_SETTINGS: dict[str, object] = {
     "session_timezone": "UTC",
     "join_use_nulls": 1,
     "union_default_mode": "DISTINCT",
+    "aggregate_functions_null_for_empty": 1,
+    "allow_experimental_join_condition": 1,
 }
 
 MART_INFO_KEY = "paydash_mart"
@@ -223,6 +229,29 @@ def _create_database(element, compiler, **kw):  # noqa: ANN001, ANN202
 def _drop_database(element, compiler, **kw):  # noqa: ANN001, ANN202
     if_exists = " IF EXISTS" if getattr(element, "if_exists", False) else ""
     return f"DROP DATABASE{if_exists} {compiler.preparer.quote(element.element)}"
+
+
+# -- parameters ---------------------------------------------------------------------------------
+def keep_microseconds(engine: Engine) -> Engine:
+    """Bind datetimes with their microseconds: clickhouse-connect renders a plain datetime
+    parameter to the second, so a keyset seek or a time bound inside a second would compare
+    with the wrong instant. Such values go as DateTime64 parameters (all the same elsewhere)."""
+    from datetime import datetime
+
+    from clickhouse_connect.driver.binding import DT64Param
+
+    def fix(params):  # noqa: ANN001, ANN202
+        if isinstance(params, dict):
+            return {k: DT64Param(v) if isinstance(v, datetime) and v.microsecond else v for k, v in params.items()}
+        return params
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _bind(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+        if executemany and isinstance(parameters, (list, tuple)):
+            return statement, [fix(p) for p in parameters]
+        return statement, fix(parameters)
+
+    return engine
 
 
 # -- the process's embedded engine ---------------------------------------------------------

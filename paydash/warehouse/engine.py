@@ -43,8 +43,14 @@ from paydash.errors import (
     QueryTimeout,
     TableMissing,
 )
-from paydash.warehouse import querylog
-from paydash.warehouse.clickhouse import SESSION_SETTINGS, release_chdb_engine, shared_chdb_engine, tag_marts
+from paydash.warehouse import dialects, querylog  # noqa: F401 - dialects: ClickHouse's compile hooks
+from paydash.warehouse.clickhouse import (
+    SESSION_SETTINGS,
+    keep_microseconds,
+    release_chdb_engine,
+    shared_chdb_engine,
+    tag_marts,
+)
 from paydash.warehouse.schema import Marts, display_name, marts_for
 
 # Dialects whose driver raises OperationalError only when the server cannot be reached or refuses us
@@ -245,8 +251,8 @@ class Warehouse:
             connect_args = {**SESSION_SETTINGS, "connect_timeout": s.connect_timeout}
             if self.read_only:
                 connect_args["readonly"] = 2
-            engine = sa.create_engine(self.url, connect_args=connect_args, pool_size=s.pool_size,
-                                      max_overflow=s.pool_size, pool_pre_ping=True, pool_recycle=1800)
+            engine = keep_microseconds(sa.create_engine(self.url, connect_args=connect_args, pool_size=s.pool_size,
+                                                        max_overflow=s.pool_size, pool_pre_ping=True, pool_recycle=1800))
             querylog.install(engine)
             return engine.execution_options(settings=per_statement)
         if self.read_only and not path.exists():
@@ -259,8 +265,8 @@ class Warehouse:
             connect_args = {"interface": "chdb", "path": str(where), **SESSION_SETTINGS}
             if read_only:
                 connect_args["readonly"] = 2
-            return sa.create_engine("clickhousedb://", connect_args=connect_args, pool_size=s.pool_size,
-                                    max_overflow=s.pool_size)
+            return keep_microseconds(sa.create_engine("clickhousedb://", connect_args=connect_args,
+                                                      pool_size=s.pool_size, max_overflow=s.pool_size))
 
         if not self.read_only:
             path.mkdir(parents=True, exist_ok=True)

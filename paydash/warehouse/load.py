@@ -354,9 +354,30 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
 
 def insert_new(conn: Connection, table: sa.Table, rows: list[dict], key: str) -> list:
     """INSERT the rows whose `key` is not stored yet (ON CONFLICT DO NOTHING, which DuckDB and
-    PostgreSQL both speak, on the unique index of `key`); returns the keys inserted now."""
+    PostgreSQL both speak, on the unique index of `key`); returns the keys inserted now.
+    ClickHouse has no unique index: the keys already stored are looked up first."""
+    if conn.dialect.name in _INSERT_NEW:
+        return _INSERT_NEW[conn.dialect.name](conn, table, rows, key)
     stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
     return [k for (k,) in conn.execute(stmt)]
+
+
+def _insert_new_looked_up(conn: Connection, table: sa.Table, rows: list[dict], key: str) -> list:
+    """insert_new without a unique index: the keys not stored yet (nor earlier in `rows`) are
+    inserted. Concurrent writers of one key may both insert it (a ClickHouse mart is written by
+    one loader; readers of the events count distinct keys where it matters)."""
+    wanted = list(dict.fromkeys(r[key] for r in rows))
+    stored = {k for (k,) in conn.execute(sa.select(table.c[key]).where(table.c[key].in_(wanted)))} if wanted else set()
+    fresh: dict = {}
+    for row in rows:
+        if row[key] not in stored and row[key] not in fresh:
+            fresh[row[key]] = row
+    if fresh:
+        conn.execute(table.insert(), list(fresh.values()))
+    return list(fresh)
+
+
+_INSERT_NEW = {"clickhousedb": _insert_new_looked_up}
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], chunk_rows: int = 50_000,
