@@ -15,6 +15,8 @@ question which one answers (docs/metrics.md), and tests hold both answers equal.
   first_attempts, first_succeeded (recovery's payments started per day). Refunds
   count unless failed or canceled, by their own created_at, in their charge's funnel (NULL
   when the charge is not in the charge mart), like the Overview's reading of the marts.
+- `mart_stripe_payment_rollup_failures`: (hour, funnel_name, failure_category, failure_code,
+  recovery_action) -> failures, failed_amount_usd: the failure breakdown's rows.
 """
 
 from __future__ import annotations
@@ -44,9 +46,20 @@ def rollup_select(marts: Marts, since: datetime | None = None) -> sa.Select:
     p = marts.payments.c
     hour = hour_start(p.created_at)
     dims = [p[name] for name in ROLLUP_DIMENSIONS]
+    # written in hour order, so a column store's zone maps skip the hours outside a range
     stmt = select(hour.label("hour"), *dims, func.count().label("payments"),
-                  func.sum(p.amount_usd).label("amount_usd")).group_by(hour, *dims)
+                  func.sum(p.amount_usd).label("amount_usd")).group_by(hour, *dims).order_by(hour)
     return stmt if since is None else stmt.where(p.created_at >= since)
+
+
+def failures_select(marts: Marts, since: datetime | None = None) -> sa.Select:
+    """Failed attempts per hour, funnel and reason, from the (fresh) rollup."""
+    r = marts.rollup.c
+    keys = (r.hour, r.funnel_name, r.failure_category, r.failure_code, r.recovery_action)
+    stmt = (select(*keys, func.sum(r.payments).label("failures"), func.sum(r.amount_usd).label("failed_amount_usd"))
+            .where(r.status == "failed", *([r.hour >= since] if since is not None else []))
+            .group_by(*keys).order_by(r.hour))
+    return stmt
 
 
 def hourly_select(marts: Marts, since: datetime | None = None, with_refunds: bool = False,
@@ -97,6 +110,10 @@ def rebuild_rollup(conn: Connection, marts: Marts, since: datetime | None = None
     conn.execute(r.delete() if since is None else r.delete().where(r.c.hour >= since))
     stmt = rollup_select(marts, since)
     conn.execute(r.insert().from_select([c.name for c in stmt.selected_columns], stmt))
+    f = marts.rollup_failures
+    conn.execute(f.delete() if since is None else f.delete().where(f.c.hour >= since))
+    stmt = failures_select(marts, since)
+    conn.execute(f.insert().from_select([c.name for c in stmt.selected_columns], stmt))
     rebuild_hourly(conn, marts, since)
 
 
@@ -111,8 +128,8 @@ def rebuild_hourly(conn: Connection, marts: Marts, since: datetime | None = None
 
 def create_rollup(conn: Connection, marts: Marts) -> None:
     """Create the rollups when missing, filled from the marts; `rebuild_derived_marts` keeps them current."""
-    if not _present(conn, marts.rollup) or not _present(conn, marts.hourly):
-        for table in (marts.rollup, marts.hourly):
+    if not all(_present(conn, t) for t in marts.rollups):
+        for table in marts.rollups:
             table.drop(conn, checkfirst=True)
             table.create(conn)
         rebuild_rollup(conn, marts)
@@ -120,13 +137,13 @@ def create_rollup(conn: Connection, marts: Marts) -> None:
 
 def refresh_if_present(conn: Connection, marts: Marts, since: date | None = None) -> None:
     """For `rebuild_derived_marts`: the hours of charges on or after the reporting day `since`."""
-    if _present(conn, marts.rollup) and _present(conn, marts.hourly):
+    if all(_present(conn, t) for t in marts.rollups):
         rebuild_rollup(conn, marts, since_hour(since))
 
 
 def refresh_adjustments(conn: Connection, marts: Marts, since: datetime | None) -> None:
     """After refunds or disputes changed (created at or after `since`, UTC; None: any): their hours."""
-    if _present(conn, marts.rollup) and _present(conn, marts.hourly):
+    if all(_present(conn, t) for t in marts.rollups):
         bound = None if since is None else since.replace(minute=0, second=0, microsecond=0)
         rebuild_hourly(conn, marts, bound)
 
