@@ -222,9 +222,12 @@ def test_a_refresh_from_a_day_equals_a_full_rebuild(databases) -> None:  # noqa:
         for table in (m.refunds, m.disputes):
             table.create(conn)
         transforms.rebuild_daily_mart(conn, m)
+        transforms.rebuild_first_failures(conn, m)
         rollup.create_rollup(conn, m)
     later = [charge("ch_6", "2026-03-09 12:00", "failed", "7.00", failure_code="do_not_honor"),
-             charge("ch_7", "2026-03-10 01:00", "succeeded", "9.00", card_brand="amex")]
+             charge("ch_7", "2026-03-10 01:00", "succeeded", "9.00", card_brand="amex"),
+             # a retry that wins back ch_3, a first attempt of the day before `since`
+             charge("ch_8", "2026-03-09 15:00", "succeeded", "5.00", payment_intent_id="pi_3", attempt_number=2)]
     load.load_arrow(wh, m.payments, rows_to_arrow(later))
     refund = {"refund_id": "re_1", "charge_id": "ch_2", "payment_intent_id": None, "amount_usd": Decimal("3.00"),
               "currency": "usd", "status": "succeeded", "reason": None, "created_at": datetime(2026, 3, 9, 13, 5)}
@@ -242,3 +245,6 @@ def test_a_refresh_from_a_day_equals_a_full_rebuild(databases) -> None:  # noqa:
         hourly = conn.execute(sa.select(m.hourly.c.funnel_name, m.hourly.c.refunds, m.hourly.c.refunded_usd)
                               .where(m.hourly.c.hour == datetime(2026, 3, 9, 13))).all()
         assert [(f, int(n), Decimal(usd)) for f, n, usd in hourly] == [("main_funnel", 1, Decimal("3.00"))]
+        won = conn.execute(sa.select(m.hourly.c.first_failed, m.hourly.c.recovered, m.hourly.c.recovered_usd)
+                           .where(m.hourly.c.hour == datetime(2026, 3, 8, 7))).all()
+        assert [(int(a), int(b), Decimal(c)) for a, b, c in won] == [(1, 1, Decimal("5.00"))]

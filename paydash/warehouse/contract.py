@@ -100,7 +100,8 @@ def _speed_notes(wh: Warehouse) -> list[str]:
     notes = []
     if not wh.has_rollup(max_age=0):
         r, h, f = wh.marts.rollups
-        adjusted = {"with_refunds": wh.has_table(wh.marts.refunds), "with_disputes": wh.has_table(wh.marts.disputes)}
+        adjusted = {"with_refunds": wh.has_table(wh.marts.refunds), "with_disputes": wh.has_table(wh.marts.disputes),
+                    "with_first_failures": wh.has_table(wh.marts.first_failures)}
         with wh.read() as conn:
             def sql(stmt) -> str:  # noqa: ANN001
                 return " ".join(str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})).split())

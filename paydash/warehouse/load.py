@@ -182,7 +182,8 @@ def rollup_index_specs(rollup: sa.Table, hourly: sa.Table, failures: sa.Table) -
         (rollup, "hour", ["hour"], ["funnel_name", "status", "payments"], None),
         (hourly, "hour", ["hour", "funnel_name"], ["attempts", "successful", "failed", "revenue_usd", "failed_amount_usd",
                                                    "refunds", "refunded_usd", "disputes", "disputed_usd",
-                                                   "first_attempts", "first_succeeded"], None),
+                                                   "first_attempts", "first_succeeded", "first_failed", "recovered",
+                                                   "recovered_usd", "unrecovered_usd"], None),
     ]
     return specs
 

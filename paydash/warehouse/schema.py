@@ -163,6 +163,11 @@ HOURLY_COLUMNS: tuple[tuple[str, object], ...] = (
     ("disputed_usd", Numeric(18, 2)),
     ("first_attempts", BigInteger),  # attempts with attempt_number 1: the payments started in the hour
     ("first_succeeded", BigInteger),  # ... of which succeeded
+    # from the first-failures mart (where paydash built it), by the hour of the first attempt
+    ("first_failed", BigInteger),
+    ("recovered", BigInteger),
+    ("recovered_usd", Numeric(18, 2)),
+    ("unrecovered_usd", Numeric(18, 2)),
 )
 
 # ... and the failed attempts per UTC hour, funnel and reason: the failure breakdown without the
