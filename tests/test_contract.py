@@ -264,6 +264,7 @@ def test_check_says_which_rollup_and_indexes_would_help(dbt_database, databases)
     assert len(rollup_note) == 1 and check_contract(wh).ok
     models = rollup_note[0].split("rebuilt with the charge mart: ")[1].split("; ")
     assert [m.split(" AS ")[0] for m in models] == [dbt_database.qualified("mart_stripe_payment_rollup"),
+                                                   dbt_database.qualified("mart_stripe_payment_rollup_failures"),
                                                    dbt_database.qualified("mart_stripe_payment_rollup_hourly")]
     index_note = [line for line in lines if "lacks the indexes" in line]
     assert len(index_note) == (1 if dbt_database.kind == "postgres" else 0)

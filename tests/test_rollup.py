@@ -222,9 +222,12 @@ def test_a_refresh_from_a_day_equals_a_full_rebuild(databases) -> None:  # noqa:
         for table in (m.refunds, m.disputes):
             table.create(conn)
         transforms.rebuild_daily_mart(conn, m)
+        transforms.rebuild_first_failures(conn, m)
         rollup.create_rollup(conn, m)
     later = [charge("ch_6", "2026-03-09 12:00", "failed", "7.00", failure_code="do_not_honor"),
-             charge("ch_7", "2026-03-10 01:00", "succeeded", "9.00", card_brand="amex")]
+             charge("ch_7", "2026-03-10 01:00", "succeeded", "9.00", card_brand="amex"),
+             # a retry that wins back ch_3, a first attempt of the day before `since`
+             charge("ch_8", "2026-03-09 15:00", "succeeded", "5.00", payment_intent_id="pi_3", attempt_number=2)]
     load.load_arrow(wh, m.payments, rows_to_arrow(later))
     refund = {"refund_id": "re_1", "charge_id": "ch_2", "payment_intent_id": None, "amount_usd": Decimal("3.00"),
               "currency": "usd", "status": "succeeded", "reason": None, "created_at": datetime(2026, 3, 9, 13, 5)}
@@ -236,9 +239,61 @@ def test_a_refresh_from_a_day_equals_a_full_rebuild(databases) -> None:  # noqa:
         transforms.rebuild_derived_marts(conn, m, since=date(2026, 3, 9))
         load.insert_rows(conn, m.refunds, [refund])
         rollup.refresh_adjustments(conn, m, refund["created_at"])
-        refreshed = [contents(conn, m.rollup), contents(conn, m.hourly)]
+        refreshed = [contents(conn, t) for t in m.rollups]
         rollup.rebuild_rollup(conn, m)
-        assert [contents(conn, m.rollup), contents(conn, m.hourly)] == refreshed
+        assert [contents(conn, t) for t in m.rollups] == refreshed
         hourly = conn.execute(sa.select(m.hourly.c.funnel_name, m.hourly.c.refunds, m.hourly.c.refunded_usd)
                               .where(m.hourly.c.hour == datetime(2026, 3, 9, 13))).all()
         assert [(f, int(n), Decimal(usd)) for f, n, usd in hourly] == [("main_funnel", 1, Decimal("3.00"))]
+        won = conn.execute(sa.select(m.hourly.c.first_failed, m.hourly.c.recovered, m.hourly.c.recovered_usd)
+                           .where(m.hourly.c.hour == datetime(2026, 3, 8, 7))).all()
+        assert [(int(a), int(b), Decimal(c)) for a, b, c in won] == [(1, 1, Decimal("5.00"))]
+
+
+def test_the_stripe_transform_keeps_the_rollups_current(new_database) -> None:  # noqa: ANN001
+    """The Stripe sync and webhook receiver's path: prepare_database makes the rollups, each
+    incremental refresh (a late earlier attempt renumbering its retries, a retry winning back a
+    first failure days later) leaves them as a full rebuild would, and the queries agree."""
+    from stripe_objects import stripe_charge, ts
+
+    from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
+    from paydash.warehouse.raw import upsert_objects
+
+    options = TransformOptions(fx_rates={"eur": 1.08})
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    raw = prepare_database(wh)
+    m = wh.marts
+
+    def load_charges(objects) -> None:  # noqa: ANN001
+        with wh.write() as conn:
+            refresh_charges(conn, m, raw, upsert_objects(conn, raw, objects, 1_800_000_000), options)
+
+    try:
+        assert wh.has_rollup(max_age=0)
+        load_charges([stripe_charge("ch_2", "2026-03-07 22:05", "failed", payment_intent="pi_1",
+                                    failure_code="insufficient_funds")])
+        load_charges([stripe_charge("ch_9", "2026-03-08 06:30", "succeeded", 2500, "eur", payment_intent="pi_9")])
+        # the first attempt arrives late; then a retry wins the intent back two days later
+        load_charges([stripe_charge("ch_1", "2026-03-07 21:00", "failed", payment_intent="pi_1",
+                                    failure_code="card_declined")])
+        load_charges([stripe_charge("ch_3", "2026-03-09 10:00", "succeeded", payment_intent="pi_1")])
+
+        def contents() -> list:
+            with wh.read() as conn:
+                return [sorted(tuple(str(v) for v in row) for row in conn.execute(sa.select(t))) for t in m.rollups]
+
+        incremental = contents()
+        with wh.write() as conn:
+            rollup.rebuild_rollup(conn, m)
+        assert contents() == incremental
+        rng = DateRange(date(2026, 3, 7), date(2026, 3, 9), "America/New_York")
+        with wh.read() as conn:
+            assert (recovery.recovery(conn, m, rng, precomputed=True, rollup=True)
+                    == recovery.recovery(conn, m, rng, precomputed=True))
+            assert recovery.recovery(conn, m, rng, precomputed=True, rollup=True)["recovered"] == 1
+            assert overview.overview(conn, m, rng, rollup=True) == overview.overview(conn, m, rng)
+            assert (failures.failure_breakdown(conn, m, rng, rollup=True)
+                    == failures.failure_breakdown(conn, m, rng))
+    finally:
+        wh.dispose()

@@ -19,7 +19,8 @@ def failure_breakdown(conn: Connection, marts: Marts, rng: DateRange, funnel: st
     """Failed attempts (status 'failed') in the range, by failure_category and by failure_code.
 
     Each code row carries its recovery_action; categories are the sum of their codes.
-    Rows are ordered by count, most frequent first. With the rollup mart (`rollup`) and a
+    Rows are ordered by count, most frequent first. With the rollup marts (`rollup`: its
+    failures per hour, funnel and reason) and a
     range of whole UTC hours (any whole-hour timezone) its hours answer, and the charge mart
     only a range's last, partial hour.
     """
@@ -33,11 +34,10 @@ def failure_breakdown(conn: Connection, marts: Marts, rng: DateRange, funnel: st
                 .where(*where, in_range(p.created_at, rng)).group_by(*keys))
     else:
         start, hour_stop, stop = split
-        r = marts.rollup.c
-        parts = [select(r.failure_category, r.failure_code, r.recovery_action, r.payments.label("n"),
-                        r.amount_usd.label("usd"))
-                 .where(r.status == "failed", r.hour >= start, r.hour < hour_stop,
-                        *([r.funnel_name == funnel] if funnel else []))]
+        r = marts.rollup_failures.c
+        parts = [select(r.failure_category, r.failure_code, r.recovery_action, r.failures.label("n"),
+                        r.failed_amount_usd.label("usd"))
+                 .where(r.hour >= start, r.hour < hour_stop, *([r.funnel_name == funnel] if funnel else []))]
         if hour_stop < stop:
             parts.append(select(*keys, sa.literal(1, sa.BigInteger).label("n"), p.amount_usd.label("usd"))
                          .where(*where, p.created_at >= hour_stop, p.created_at < stop))

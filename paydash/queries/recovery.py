@@ -137,6 +137,20 @@ def _first_days_daily_mart(marts: Marts, rng: DateRange, funnel: str | None) -> 
     )
 
 
+def _failed_days_hourly(marts: Marts, rng: DateRange, funnel: str | None, start, stop) -> sa.CTE:  # noqa: ANN001
+    """The first-failures mart's days, summed from the hourly totals (the rollups: whole-hour zones)."""
+    h = marts.hourly.c
+    where = [h.hour >= start, h.hour < stop] + ([h.funnel_name == funnel] if funnel else [])
+    names = ("first_failed", "recovered", "recovered_usd", "unrecovered_usd")
+    hours = select(local_date(h.hour, rng.tz, rng).label("day"), *(h[n] for n in names)).where(*where).subquery("failed_hours")
+    return (
+        select(hours.c.day, *(func.sum(hours.c[n]).label(n) for n in names))
+        .group_by(hours.c.day)
+        .having(func.sum(hours.c.first_failed) > 0)
+        .cte("failed_days")
+    )
+
+
 def _first_days_hourly(marts: Marts, rng: DateRange, funnel: str | None, start, stop) -> sa.CTE:  # noqa: ANN001
     """The same from the hourly totals' first attempts (the rollups: whole-hour zones)."""
     h = marts.hourly.c
@@ -169,13 +183,19 @@ def recovery(
     - `precomputed`: failures and their wins from the first-failures mart (present when
       paydash built the marts) instead of joining the charge mart with itself;
     - `rollup` (the rollup marts are there) and a range of whole UTC hours (any whole-hour
-      zone): payments attempted per day from the hourly totals' first attempts;
+      zone): payments attempted per day from the hourly totals' first attempts, and with
+      `precomputed` the failures and their wins too (the hourly totals sum the first-failures
+      mart by the hour of the first attempt);
     - else `mart_tz` equal to the range's timezone: payments attempted per day as the daily
       mart's attempts minus the retries, instead of counting first attempts.
     """
-    failed_days = (_failed_days_precomputed if precomputed else _failed_days_joined)(marts, rng, funnel)
     split = hour_split(rng) if rollup else None
-    if split is not None and split[1] == split[2]:
+    hourly = split is not None and split[1] == split[2]
+    if hourly and precomputed:
+        failed_days = _failed_days_hourly(marts, rng, funnel, split[0], split[2])
+    else:
+        failed_days = (_failed_days_precomputed if precomputed else _failed_days_joined)(marts, rng, funnel)
+    if hourly:
         first_days = _first_days_hourly(marts, rng, funnel, split[0], split[2])
     else:
         first_days = (_first_days_daily_mart if rng.tz == mart_tz else _first_days_charges)(marts, rng, funnel)

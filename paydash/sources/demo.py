@@ -440,7 +440,7 @@ def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:
     bar.set_description("building daily mart")
     with wh.write() as conn:
         wh.marts.amount_counts.create(conn, checkfirst=True)  # filled here, kept current by the refreshes
-        for rolled in (wh.marts.rollup, wh.marts.hourly):  # the same
+        for rolled in wh.marts.rollups:  # the same
             rolled.create(conn, checkfirst=True)
         daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
     bar.set_description("operations events")

@@ -99,14 +99,17 @@ def _speed_notes(wh: Warehouse) -> list[str]:
     range and aggregate indexes."""
     notes = []
     if not wh.has_rollup(max_age=0):
-        r, h = wh.marts.rollup, wh.marts.hourly
+        r, h, f = wh.marts.rollups
+        adjusted = {"with_refunds": wh.has_table(wh.marts.refunds), "with_disputes": wh.has_table(wh.marts.disputes),
+                    "with_first_failures": wh.has_table(wh.marts.first_failures)}
         with wh.read() as conn:
             def sql(stmt) -> str:  # noqa: ANN001
                 return " ".join(str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})).split())
-            models = (f"{display_name(r)} AS {sql(rollup.rollup_select(wh.marts))}; "
-                      f"{display_name(h)} AS {sql(rollup.hourly_select(wh.marts, with_refunds=wh.has_table(wh.marts.refunds), with_disputes=wh.has_table(wh.marts.disputes)))}")
+            models = "; ".join(f"{display_name(t)} AS {sql(stmt)}" for t, stmt in (
+                (r, rollup.rollup_select(wh.marts)), (f, rollup.failures_select(wh.marts)),
+                (h, rollup.hourly_select(wh.marts, **adjusted))))
         notes.append(
-            f"no rollup marts ({display_name(r)}, {display_name(h)}): the Overview in another timezone than "
+            f"no rollup marts ({display_name(r)}, {display_name(f)}, {display_name(h)}): the Overview in another timezone than "
             "the reporting one, the failure breakdown, the explorer's counts with filters beyond funnel and status, "
             "and its filter options read the charge mart. paydash builds them beside its own marts; on dbt marts add "
             "them as models (PAYDASH_ROLLUP_TABLE names the first; docs/data-contract.md), rebuilt with the charge mart: "

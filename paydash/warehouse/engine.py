@@ -410,10 +410,10 @@ class Warehouse:
         return cached[0]
 
     def has_rollup(self, max_age: float = 60.0) -> bool:
-        """Whether paydash's rollup marts are there (both: warehouse/rollup.py), so the queries
+        """Whether paydash's rollup marts are there (all three: warehouse/rollup.py), so the queries
         that can read them do (looked up at most once a minute, like has_table)."""
-        r, h = self.marts.rollup, self.marts.hourly
-        return r is not None and h is not None and self.has_table(r, max_age) and self.has_table(h, max_age)
+        tables = self.marts.rollups
+        return len(tables) == 3 and all(self.has_table(t, max_age) for t in tables)
 
     def has_id_sketches(self) -> bool:
         """Whether a search for part of an id should test the charge mart's id sketches first

@@ -183,23 +183,24 @@ PG_AGGREGATE_INDEXES = (
 )
 
 
-def rollup_index_specs(rollup: sa.Table, hourly: sa.Table) -> list[tuple]:
+def rollup_index_specs(rollup: sa.Table, hourly: sa.Table, failures: sa.Table) -> list[tuple]:
     """PostgreSQL's indexes on the rollups: (table, name suffix, keys, included, predicate).
 
     Each filter column leads an index, so the filter options walk it (one probe per value:
     expressions.indexed_distinct_values) and a count filtered on it reads its entries only;
-    failures read a partial covering index of the failed rows; the hourly totals one by hour.
+    the hourly totals and the failures are read by hour.
     """
     counted = ["payments"]
     specs = [(rollup, column, [column, "status", "hour"], counted, None)
              for column in ("card_brand", "card_country", "currency", "failure_code")]
     specs += [
-        (rollup, "failed", ["hour"], ["funnel_name", "failure_category", "failure_code", "recovery_action", "payments",
-                                      "amount_usd"], "status = 'failed'"),
+        (failures, "hour", ["hour"], ["funnel_name", "failure_category", "failure_code", "recovery_action", "failures",
+                                      "failed_amount_usd"], None),
         (rollup, "hour", ["hour"], ["funnel_name", "status", "payments"], None),
         (hourly, "hour", ["hour", "funnel_name"], ["attempts", "successful", "failed", "revenue_usd", "failed_amount_usd",
                                                    "refunds", "refunded_usd", "disputes", "disputed_usd",
-                                                   "first_attempts", "first_succeeded"], None),
+                                                   "first_attempts", "first_succeeded", "first_failed", "recovered",
+                                                   "recovered_usd", "unrecovered_usd"], None),
     ]
     return specs
 
@@ -319,10 +320,9 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             (p, f"ix_{p.name}_card_last4", ["card_last4"], [], None),  # the search's last4:
         ]
         wanted += charge_mart_scan_indexes(p)
-        r, h = wh.marts.rollup, wh.marts.hourly
-        if wh.has_table(r, max_age=0) and wh.has_table(h, max_age=0):  # optional: only where paydash built them
+        if wh.has_rollup(max_age=0):  # optional: only where paydash built them
             wanted += [(t, f"ix_{t.name}_{suffix}", keys, include, where) for t, suffix, keys, include, where
-                       in rollup_index_specs(r, h)]
+                       in rollup_index_specs(*wh.marts.rollups)]
         f = wh.marts.first_failures
         if wh.has_table(f, max_age=0):  # optional: only where paydash built it
             wanted.append((f, f"ix_{f.name}_first_attempt", ["first_attempt_at"],
@@ -347,7 +347,7 @@ def create_indexes(wh: Warehouse, id_columns: tuple[str, ...] = ID_COLUMNS) -> N
             quote = conn.dialect.identifier_preparer
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(p)}"))
             conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(d)}"))
-            for table in (wh.marts.first_failures, wh.marts.rollup, wh.marts.hourly):
+            for table in (wh.marts.first_failures, *wh.marts.rollups):
                 if wh.has_table(table, max_age=0):
                     conn.execute(sa.text(f"VACUUM ANALYZE {quote.format_table(table)}"))
 

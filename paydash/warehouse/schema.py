@@ -163,6 +163,24 @@ HOURLY_COLUMNS: tuple[tuple[str, object], ...] = (
     ("disputed_usd", Numeric(18, 2)),
     ("first_attempts", BigInteger),  # attempts with attempt_number 1: the payments started in the hour
     ("first_succeeded", BigInteger),  # ... of which succeeded
+    # from the first-failures mart (where paydash built it), by the hour of the first attempt
+    ("first_failed", BigInteger),
+    ("recovered", BigInteger),
+    ("recovered_usd", Numeric(18, 2)),
+    ("unrecovered_usd", Numeric(18, 2)),
+)
+
+# ... and the failed attempts per UTC hour, funnel and reason: the failure breakdown without the
+# card and attempt dimensions that multiply the rollup's failed rows (10M payments: 936k
+# failed rollup rows, 134k here).
+ROLLUP_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
+    ("hour", DateTime),  # UTC
+    ("funnel_name", Text),
+    ("failure_category", Text),
+    ("failure_code", Text),
+    ("recovery_action", Text),
+    ("failures", BigInteger),
+    ("failed_amount_usd", Numeric(18, 2)),  # the sum of the known amounts
 )
 
 FIRST_FAILURE_COLUMNS: tuple[tuple[str, object], ...] = (
@@ -328,6 +346,12 @@ class Marts:
     # optional, built by paydash beside the daily mart (paydash/warehouse/rollup.py)
     rollup: Table | None = None
     hourly: Table | None = None
+    rollup_failures: Table | None = None
+
+    @property
+    def rollups(self) -> tuple[Table, ...]:
+        """The rollup marts, built and read together (paydash/warehouse/rollup.py)."""
+        return tuple(t for t in (self.rollup, self.hourly, self.rollup_failures) if t is not None)
 
     @property
     def optional(self) -> tuple[Table, ...]:
@@ -406,6 +430,8 @@ def marts(
         amount_counts=beside_payments("", "mart_stripe_payment_amounts", AMOUNT_COUNT_COLUMNS),
         rollup=rollup,
         hourly=Table(r_name + "_hourly", metadata, *(Column(n, t) for n, t in HOURLY_COLUMNS), schema=r_schema),
+        rollup_failures=Table(r_name + "_failures", metadata, *(Column(n, t) for n, t in ROLLUP_FAILURE_COLUMNS),
+                              schema=r_schema),
     )
 
 
