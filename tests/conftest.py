@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 import pytest
 import sqlalchemy as sa
 
-from builders import PAYMENT_ARROW_SCHEMA, as_utc, charge, pg_execute, rows_to_arrow  # noqa: F401 - re-exported
+from builders import PAYMENT_ARROW_SCHEMA, as_utc, charge, not_on_clickhouse, pg_execute, rows_to_arrow  # noqa: F401 - re-exported
 from paydash.settings import Settings
 from paydash.warehouse import load, transforms
 from paydash.warehouse.engine import Warehouse
@@ -102,13 +102,6 @@ def engine_kind(request) -> str:  # noqa: ANN001
     if request.param == "clickhouse":
         request.getfixturevalue("chdb_path")
     return request.param
-
-
-def not_on_clickhouse(engine_kind: str, reason: str) -> None:
-    """A known gap: what the test covers is not offered on ClickHouse (`reason` says why and
-    what to use instead). Skips the clickhouse run with the reason in the summary (-ra)."""
-    if engine_kind == "clickhouse":
-        pytest.skip(f"not on ClickHouse: {reason}")
 
 
 def ch_execute(url: str, *statements: str) -> None:

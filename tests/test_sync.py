@@ -37,6 +37,7 @@ from paydash.sources.stripe_transform import TransformOptions
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.raw import raw_tables_for
 from paydash.warehouse.stripe_objects import object_tables_for
+from builders import not_on_clickhouse
 
 ROOT = Path(__file__).resolve().parent.parent
 RK = "rk_test_fakerestricted0000000000"
@@ -51,6 +52,14 @@ EVERY_RUN = {t.name for t in OBJECT_TYPES if t.every_run_all}
 def account(charges: int = 150, seed: int = 5) -> Account:
     # history ending three days ago: older than the incremental run's look-back
     return Account.generate(charges, seed=seed, end=NOW - 3 * DAY, days=20)
+
+
+@pytest.fixture(autouse=True)
+def _sync_is_not_on_clickhouse(request) -> None:  # noqa: ANN001
+    if "engine_kind" in request.fixturenames:
+        not_on_clickhouse(request.getfixturevalue("engine_kind"),
+                          "`paydash sync` upserts Stripe objects and takes advisory locks; it refuses a ClickHouse "
+                          "URL (dbt or a ClickHouse pipeline writes the contract's marts there)")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_s
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.raw import raw_tables
 from paydash.warehouse.schema import display_name
-from builders import pg_execute
+from builders import not_on_clickhouse, pg_execute
 from stripe_objects import payment_history, stripe_charge, stripe_event, stripe_payment_intent
 
 SECRET = "whsec_test_secret"
@@ -161,7 +161,15 @@ class Receiver:
                 self.proc.wait()
 
 
+RECEIVER_NOT_ON_CLICKHOUSE = (
+    "the webhook receiver (and its POST /events) upserts rows one event at a time under an advisory lock; "
+    "ClickHouse would need an append-and-collapse design, so `paydash serve` refuses to run the receiver on a "
+    "ClickHouse URL (a ClickHouse pipeline writes the contract's marts instead)"
+)
+
+
 def start_receiver(db, tmp: Path, **env: str) -> Receiver:  # noqa: ANN001
+    not_on_clickhouse(db.kind, RECEIVER_NOT_ON_CLICKHOUSE)
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_") or k == "PAYDASH_TEST_PG"}
     environ.update({
