@@ -154,8 +154,6 @@ def test_query_payments_and_a_payment_equal_what_clickhouse_computes(demo) -> No
             for h in detail["retry_history"]] == [(c, n, s, Decimal(a)) for c, n, s, a in attempts]
 
 
-@pytest.mark.xfail(reason="the export's SQL needs iso_utc and formula_safe's chr() on ClickHouse "
-                          "(warehouse/expressions.py, the query-layer half of issue 12)", strict=False)
 def test_export_streams_the_same_rows_clickhouse_holds(demo) -> None:  # noqa: ANN001
     path, db = demo
     out = path.parent / "failed.csv"
