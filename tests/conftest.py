@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -105,11 +106,16 @@ def engine_kind(request) -> str:  # noqa: ANN001
 
 
 def ch_execute(url: str, *statements: str) -> None:
-    """Run statements on the session's embedded ClickHouse (the shared chdb engine)."""
+    """Run statements on the session's embedded ClickHouse (the shared chdb engine). A schema is
+    a database there: `CREATE SCHEMA x` (as a dbt project runs it) makes database x afresh."""
     wh = Warehouse(url, Settings(), read_only=False)
     try:
         with wh.engine.connect() as conn:
             for statement in statements:
+                schema = re.fullmatch(r"\s*CREATE SCHEMA (\w+)\s*", statement, re.I)
+                if schema:
+                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema.group(1)}`")
+                    statement = f"CREATE DATABASE `{schema.group(1)}`"
                 conn.exec_driver_sql(statement)
     finally:
         wh.dispose()

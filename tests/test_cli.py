@@ -22,6 +22,7 @@ import pytest
 
 from paydash.cli import main
 from paydash.settings import settings_markdown
+from builders import not_on_clickhouse, SUBPROCESS_ON_CHDB
 
 PAYMENTS = 20_000
 PERIOD_KEYS = {"attempts", "successful", "failed", "revenue_usd", "failed_amount_usd", "success_rate", "from", "to",
@@ -51,6 +52,7 @@ def run_json(*args: str) -> dict:
 def demo_db(module_databases, tmp_path_factory) -> str:
     """`paydash demo --no-serve --payments 20000` into a database of its own: its --db value."""
     db = module_databases.isolated()
+    not_on_clickhouse(db.kind, SUBPROCESS_ON_CHDB)
     target = str(tmp_path_factory.mktemp("cli") / "demo.duckdb") if db.kind == "duckdb" else db.url
     with pytest.MonkeyPatch.context() as mp:
         for name in [n for n in os.environ if n.startswith("PAYDASH_") and n != "PAYDASH_TEST_PG"]:

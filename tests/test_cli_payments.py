@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from builders import not_on_clickhouse, SUBPROCESS_ON_CHDB
 
 PAYMENTS = 3_000
 
@@ -34,6 +35,7 @@ def as_json(tmp_path: Path, *args: str) -> dict:
 @pytest.fixture(scope="module")
 def demo(module_databases, tmp_path_factory) -> str:
     db = module_databases.isolated()
+    not_on_clickhouse(db.kind, SUBPROCESS_ON_CHDB)
     target = str(tmp_path_factory.mktemp("cli") / "demo.duckdb") if db.kind == "duckdb" else db.url
     done = paydash(tmp_path_factory.mktemp("cwd"), "demo", "--no-serve", "--payments", str(PAYMENTS), "--db", target)
     assert done.returncode == 0, done.stderr

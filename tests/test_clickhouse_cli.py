@@ -154,21 +154,6 @@ def test_query_payments_and_a_payment_equal_what_clickhouse_computes(demo) -> No
             for h in detail["retry_history"]] == [(c, n, s, Decimal(a)) for c, n, s, a in attempts]
 
 
-def _export_sql_compiles_on_clickhouse() -> bool:
-    from clickhouse_connect.cc_sqlalchemy.dialect import ClickHouseDialect
-
-    from paydash.warehouse.expressions import iso_utc
-
-    try:
-        iso_utc(__import__("sqlalchemy").column("t")).compile(dialect=ClickHouseDialect())
-    except Exception:  # noqa: BLE001 - no ClickHouse spelling yet
-        return False
-    return True
-
-
-@pytest.mark.xfail(not _export_sql_compiles_on_clickhouse(), strict=True,
-                   reason="the export's SQL needs iso_utc (and formula_safe's chr()) on ClickHouse "
-                          "(warehouse/expressions.py, the query-layer half of issue 12)")
 def test_export_streams_the_same_rows_clickhouse_holds(demo) -> None:  # noqa: ANN001
     path, db = demo
     out = path.parent / "failed.csv"

@@ -11,6 +11,15 @@ from paydash.warehouse.load import meta_table
 from paydash.warehouse.migrations import MIGRATIONS, SCHEMA_VERSION, VERSION_KEY, Migration, add_column, column_names, current_version, migrate
 from paydash.warehouse.raw import raw_tables_for, upsert_charge
 from stripe_objects import stripe_charge
+from builders import not_on_clickhouse
+
+
+@pytest.fixture(autouse=True)
+def _migrations_are_not_on_clickhouse(request) -> None:  # noqa: ANN001
+    """Known gap on the clickhouse half, with its reason (-ra prints it)."""
+    if "engine_kind" in request.fixturenames:
+        not_on_clickhouse(request.getfixturevalue("engine_kind"),
+                          'these versions and migrations are of the raw tables the Stripe sync and webhook receiver write, which do not run on ClickHouse (they refuse its URL)')
 
 
 def version_of(wh) -> int:  # noqa: ANN001

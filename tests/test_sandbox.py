@@ -18,7 +18,15 @@ import sqlalchemy as sa
 from paydash.errors import ConfigError, QueryTimeout
 from paydash.warehouse.sandbox import EXAMPLE_QUERIES, QueryRefused, load_saved_queries, run_read_only
 
-from builders import pg_execute
+from builders import not_on_clickhouse, pg_execute
+
+@pytest.fixture(autouse=True)
+def _sandbox_is_not_on_clickhouse(request) -> None:  # noqa: ANN001
+    """Known gap on the clickhouse half, with its reason (-ra prints it)."""
+    if "engine_kind" in request.fixturenames:
+        not_on_clickhouse(request.getfixturevalue("engine_kind"),
+                          "the Data explorer's SQL sandbox (saved queries under the database's own read-only enforcement) does not run on ClickHouse yet; the page says so (chcore)")
+
 
 TIMEOUT = 2  # seconds a saved query may run in these tests
 ROLE = f"paydash_explorer_{os.getpid()}"

@@ -23,6 +23,15 @@ from paydash.sources.stripe_transform import (
 from paydash.warehouse.id_sketch import SKETCH_COLUMNS, sketch
 from paydash.warehouse.raw import upsert_balance_transaction, upsert_charge, upsert_objects, upsert_payment_intent
 from stripe_objects import stripe_balance_transaction, stripe_charge, stripe_payment_intent, ts
+from builders import not_on_clickhouse
+
+@pytest.fixture(autouse=True)
+def _transform_is_not_on_clickhouse(request) -> None:  # noqa: ANN001
+    """Known gap on the clickhouse half, with its reason (-ra prints it)."""
+    if "engine_kind" in request.fixturenames:
+        not_on_clickhouse(request.getfixturevalue("engine_kind"),
+                          "the Stripe transform upserts raw Stripe objects into the marts row by row (the sync's and the webhook receiver's path), which `paydash sync`/`webhooks` refuse on ClickHouse; a ClickHouse pipeline or dbt writes the contract's marts there")
+
 
 OPTIONS = TransformOptions(fx_rates={"eur": 1.08, "jpy": 0.0067, "krw": 0.00075, "kwd": 3.25})
 

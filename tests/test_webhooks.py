@@ -28,6 +28,14 @@ from paydash.warehouse.schema import display_name
 from builders import not_on_clickhouse, pg_execute
 from stripe_objects import payment_history, stripe_charge, stripe_event, stripe_payment_intent
 
+@pytest.fixture(autouse=True)
+def _webhooks_are_not_on_clickhouse(request) -> None:  # noqa: ANN001
+    """Known gap on the clickhouse half, with its reason (-ra prints it)."""
+    if "engine_kind" in request.fixturenames:
+        not_on_clickhouse(request.getfixturevalue("engine_kind"),
+                          'the webhook receiver upserts events under an advisory lock; `paydash webhooks`/`serve` refuse a ClickHouse URL')
+
+
 SECRET = "whsec_test_secret"
 OLD_SECRET = "whsec_old_secret"
 BODY = b'{"id": "evt_test_webhook", "object": "event"}'

@@ -70,9 +70,10 @@ _SKETCHES = frozenset(f"{c}_sketch" for c in ("charge_id", "payment_intent_id", 
 TABLE_OPTIONS: dict[str, TableOptions] = {
     "payments": TableOptions(
         ("created_at", "charge_id"), "toYYYYMM(created_at)",
-        # a charge without a customer, or paid by something other than a card, leaves these NULL
+        # a charge without a customer, or paid by something other than a card, leaves these NULL (and
+        # an amount not known yet: NULL, not 0.00, so it sorts last and counts as unknown)
         frozenset({"failure_code", "failure_category", "recovery_action", "card_last4", "customer_id", "profile_id",
-                   "card_brand", "card_country"}) | _SKETCHES,
+                   "card_brand", "card_country", "amount_usd"}) | _SKETCHES,
         skip_indexes=_blooms("charge_id", "payment_intent_id", "customer_id", "profile_id"),
     ),
     "daily": TableOptions(("date", "funnel_name")),
@@ -80,7 +81,8 @@ TABLE_OPTIONS: dict[str, TableOptions] = {
         ("first_attempt_at", "payment_intent_id"), "toYYYYMM(first_attempt_at)",
         frozenset({"recovered_at", "recovered_usd"}), skip_indexes=_blooms("payment_intent_id"),
     ),
-    "amount_counts": TableOptions(("date", "funnel_name", "status", "amount_usd")),
+    # amount_usd outside the key: a NULL amount has its own group (a key column cannot be NULL)
+    "amount_counts": TableOptions(("date", "funnel_name", "status"), None, frozenset({"amount_usd"})),
     "operations_events": TableOptions(
         ("occurred_at", "event_id"), "toYYYYMM(occurred_at)",
         frozenset({"checkout_session_id", "payment_intent_id", "receipt_id", "customer_id", "attempt_number",

@@ -552,6 +552,8 @@ class Warehouse:
                 f"a query ran longer than {self.settings.statement_timeout} s and was cancelled; "
                 "narrow the date range or filters, or raise PAYDASH_STATEMENT_TIMEOUT"
             )
+        if "in readonly mode" in lowered:  # ClickHouse, a read session (readonly=2)
+            return PaydashError(f"this connection to {self.display_url} is read-only, so the database refused: {message}")
         if "could not set lock" in lowered or "conflicting lock" in lowered:
             return DatabaseUnreachable(
                 f"the DuckDB file {self.duckdb_path} is locked by another process that is writing "
@@ -630,6 +632,7 @@ def _missing_column(message: str) -> str | None:
         r'column "([^"]+)" not found',
         r'does not have a column named "([^"]+)"',  # duckdb 2.0
         r"Unknown expression (?:or function )?identifier `([^`]+)`",  # ClickHouse (UNKNOWN_IDENTIFIER)
+        r"Identifier '(?:[\w$]+\.)*([\w$]+)' cannot be resolved",  # ClickHouse 26 (UNKNOWN_IDENTIFIER)
         r"No such column `?([\w.]+?)`? in table",  # ClickHouse (NO_SUCH_COLUMN_IN_TABLE)
         r"Missing columns: '([^']+)'",  # older ClickHouse
     ):
