@@ -148,12 +148,8 @@ def test_some_first_failures_are_recovered(demo) -> None:
     assert 0.1 < share < 0.9
 
 
-def test_build_demo_database(databases, request) -> None:  # noqa: ANN001
+def test_build_demo_database(databases) -> None:  # noqa: ANN001
     # the whole path the CLI takes: generate, load, daily mart by SQL, indexes, meta
-    if databases.kind == "clickhouse":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known gap: ClickHouse reports no row count for INSERT ... SELECT, so the demo's summary says 0 daily "
-            "rows (transforms.rebuild_derived_marts returns the driver's rowcount); every other number here holds")))
     spec = DemoSpec(payments=4_000, days=20, seed=5, end=END)
     db = databases.isolated()
     writer = db.warehouse(read_only=False)

@@ -194,11 +194,7 @@ def test_table_names_and_columns(make_warehouse) -> None:
     assert wh.ping() >= 0
 
 
-def test_rebuild_daily_mart_from_a_day_on(databases, request) -> None:  # noqa: ANN001
-    if databases.kind == "clickhouse":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known gap: ClickHouse reports no row count for INSERT ... SELECT, so rebuild_daily_mart returns 0 "
-            "(it returns the driver's rowcount; the rows themselves are right)")))
+def test_rebuild_daily_mart_from_a_day_on(databases) -> None:  # noqa: ANN001
     from builders import rows_to_arrow
     from paydash.warehouse import load
 
