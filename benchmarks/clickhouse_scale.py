@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
 import time
 from datetime import date, datetime, time as clock, timedelta
@@ -39,25 +37,11 @@ from paydash.sources.demo import DemoSpec, build_demo_database  # noqa: E402
 from paydash.warehouse import load, transforms  # noqa: E402
 from paydash.warehouse.engine import Warehouse  # noqa: E402
 from paydash.warehouse.schema import display_name  # noqa: E402
+from run import _load, timed  # noqa: E402 - benchmarks/run.py: medians after a warm-up, the load
 
 SEED = 7
 DAYS = 90
 ID_COLUMNS = ("charge_id", "payment_intent_id", "customer_id", "profile_id")
-
-
-def timed(fn, repeat: int) -> float:
-    """Median milliseconds of `repeat` runs after one warm-up."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def ensure_database(url: str, base: int, copies: int, end: date, rebuild_derived: bool = False) -> dict:
