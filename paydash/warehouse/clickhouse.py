@@ -161,29 +161,28 @@ def options_for(table: sa.Table) -> TableOptions:
     return TableOptions(key, None, frozenset(c.name for c in table.columns if c.name not in key))
 
 
+# Declared type -> ClickHouse type, the first that matches (subclasses before their bases:
+# a Float is a Numeric, a BigInteger an Integer); Numeric keeps its precision and scale.
+COLUMN_TYPES: tuple[tuple[type, str], ...] = (
+    (sa.Boolean, "Bool"),
+    (sa.DateTime, "DateTime64(6, 'UTC')"),
+    (sa.Date, "Date32"),
+    (sa.Float, "Float64"),
+    (sa.Numeric, "Decimal({precision}, {scale})"),
+    (sa.BigInteger, "Int64"),
+    (sa.SmallInteger, "Int16"),
+    (sa.Integer, "Int32"),
+    (sa.String, "String"),
+)
+
+
 def column_type(column: sa.Column, nullable: bool) -> str:
     """The ClickHouse type of a declared column."""
     t = column.type
-    if isinstance(t, sa.Boolean):
-        base = "Bool"
-    elif isinstance(t, sa.DateTime):
-        base = "DateTime64(6, 'UTC')"
-    elif isinstance(t, sa.Date):
-        base = "Date32"
-    elif isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
-        base = f"Decimal({t.precision or 38}, {t.scale or 0})"
-    elif isinstance(t, sa.Float):  # Double is a Float
-        base = "Float64"
-    elif isinstance(t, sa.BigInteger):
-        base = "Int64"
-    elif isinstance(t, sa.SmallInteger):
-        base = "Int16"
-    elif isinstance(t, sa.Integer):
-        base = "Int32"
-    elif isinstance(t, sa.String):
-        base = "String"
-    else:
+    spelled = next((name for kind, name in COLUMN_TYPES if isinstance(t, kind)), None)
+    if spelled is None:
         raise ConfigError(f"no ClickHouse type for column {column.name} ({t!r}); add one in warehouse/clickhouse.py")
+    base = spelled.format(precision=getattr(t, "precision", None) or 38, scale=getattr(t, "scale", None) or 0)
     if nullable:
         base = f"Nullable({base})"
     if column.name in LOW_CARDINALITY and isinstance(t, sa.String):
