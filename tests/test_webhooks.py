@@ -368,6 +368,11 @@ class Place:
     url: str
     settings: Settings = Settings()
 
+    @property
+    def kind(self) -> str:
+        """The engine, as a test Database names it (these places are DuckDB files or PostgreSQL)."""
+        return "postgres" if self.url.startswith("postgres") else "duckdb"
+
 
 @pytest.mark.duckdb
 def test_a_dashboard_reading_the_same_duckdb_file_loses_nothing(tmp_path) -> None:

@@ -50,8 +50,12 @@ class DateRange:
         return replace(earlier, until=cut)
 
     def so_far(self, now: datetime) -> "DateRange":
-        """This range cut at `now` (aware, or naive UTC) when now falls on one of its days; else itself."""
+        """This range cut at `now` (aware, or naive UTC) when now falls on one of its days; else itself.
+
+        The cut is `now` to the whole second: the moment a page or `--json` shows as "as of" is
+        exactly where the numbers stop (a charge in the fraction after it is not counted)."""
         now_utc = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+        now_utc = now_utc.replace(microsecond=0)
         start, stop = self.utc_bounds()
         return replace(self, until=now_utc) if start <= now_utc < stop else self
 
