@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from paydash.sources.demo import DemoSpec, generate_payments  # noqa: E402
-from paydash.sources.demo_operations import generate_operations_events  # noqa: E402
+from paydash.sources.demo.operations import generate_operations_events  # noqa: E402
 
 
 def main() -> None:

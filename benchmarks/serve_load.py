@@ -55,7 +55,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 from paydash.settings import Settings  # noqa: E402
-from paydash.sources.stripe_transform import TransformOptions, attempt_numbers, mart_row  # noqa: E402
+from paydash.sources.stripe.transform import TransformOptions, attempt_numbers, mart_row  # noqa: E402
 from paydash.warehouse.engine import Warehouse  # noqa: E402
 from paydash.warehouse.raw import raw_tables_for  # noqa: E402
 from stripe_objects import payment_history  # noqa: E402

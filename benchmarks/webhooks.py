@@ -35,8 +35,8 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from paydash.settings import Settings  # noqa: E402
-from paydash.sources.stripe_transform import TransformOptions, attempt_numbers, mart_row, rebuild_from_raw  # noqa: E402
-from paydash.sources.stripe_webhooks import sign  # noqa: E402
+from paydash.sources.stripe.transform import TransformOptions, attempt_numbers, mart_row, rebuild_from_raw  # noqa: E402
+from paydash.sources.stripe.webhooks import sign  # noqa: E402
 from paydash.warehouse.engine import Warehouse  # noqa: E402
 from paydash.warehouse.raw import raw_tables_for  # noqa: E402
 from stripe_objects import payment_history  # noqa: E402

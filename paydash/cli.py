@@ -259,7 +259,7 @@ def webhooks(
     db: Optional[str] = DbOption,
 ) -> None:
     """Receive Stripe webhooks (POST /webhooks/stripe) apart from the dashboard (`paydash serve` also serves them on its port)."""
-    from paydash.sources.stripe_webhooks import run
+    from paydash.sources.stripe.webhooks import run
 
     run(db=db, address=address, port=_port(port, 8502))
 
@@ -267,7 +267,7 @@ def webhooks(
 @app.command("rebuild-marts")
 def rebuild_marts(db: Optional[str] = DbOption) -> None:
     """Recompute the marts from the raw Stripe tables (after changing PAYDASH_FX_RATES, the metadata keys or the timezone)."""
-    from paydash.sources.stripe_transform import TransformOptions, prepare_database, rebuild_from_raw
+    from paydash.sources.stripe.transform import TransformOptions, prepare_database, rebuild_from_raw
 
     from paydash.warehouse.engine import require_incremental_writes
 
@@ -285,12 +285,17 @@ def sync(
                                           help="Stripe API key (default: PAYDASH_STRIPE_API_KEY, which keeps it out of `ps`)."),
     since: Optional[str] = typer.Option(None, "--since", help="Read objects created from this day on (YYYY-MM-DD, UTC) again."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Stripe API address (default: https://api.stripe.com)."),
+    reconcile: Optional[bool] = typer.Option(
+        None, "--reconcile/--no-reconcile", show_default=False,
+        help="--reconcile: only catch up through the Events API (last 30 days); --no-reconcile: only the list "
+             "endpoints. Default: both, the events when the key may read them."),
     db: Optional[str] = DbOption,
 ) -> None:
-    """Load the Stripe account through its API (backfill, then incremental) and build the marts."""
-    from paydash.sources.stripe_sync import run_cli
+    """Load the Stripe account through its API (backfill, then incremental), catch up changes through
+    its events, and build the marts."""
+    from paydash.cli_sync import run_sync
 
-    run_cli(db=db, api_key=api_key, since=since, api_base=api_base)
+    run_sync(db=db, api_key=api_key, since=since, api_base=api_base, reconcile=reconcile)
 
 
 def _range_command(name: str, doc: str, compute) -> None:  # noqa: ANN001

@@ -30,7 +30,7 @@ PAYMENTS = 110_000  # the default demo's density (300,000 in 90 days): the spike
 
 @pytest.fixture(scope="module")
 def demo(module_databases, tmp_path_factory):  # noqa: ANN001, ANN201
-    from paydash.sources import demo_operations
+    from paydash.sources.demo import operations as demo_operations
     from paydash.sources.demo import DemoSpec, build_demo_database
 
     db = module_databases.isolated()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from paydash.sources.demo import DemoSpec, build_demo_database, generate_payments
-from paydash.sources.demo_customers import _customer_numbers, generate_customer_marts
+from paydash.sources.demo.customers import _customer_numbers, generate_customer_marts
 from paydash.warehouse.customer_totals import customer_months_select, customer_totals_select
 
 END = date(2026, 3, 31)
@@ -109,7 +109,7 @@ def test_customer_numbers_read_from_demo_ids_or_hashed() -> None:
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
 def test_the_demos_numpy_summaries_equal_the_sql_ones(databases, tz: str) -> None:  # noqa: ANN001
     """The demo writes the customer summaries from numpy; the warehouse's SQL must agree."""
-    from paydash.sources.demo_customers import customer_summary_marts
+    from paydash.sources.demo.customers import customer_summary_marts
     from paydash.warehouse import customer_totals, load
 
     payments = generate_payments(DemoSpec(payments=5_000, days=70, seed=4, end=END, tz=tz))

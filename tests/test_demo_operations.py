@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from paydash.sources.demo import DemoSpec, generate_payments, to_plain_strings
-from paydash.sources.demo_operations import describe, generate_operations_events, incident_windows
+from paydash.sources.demo.operations import describe, generate_operations_events, incident_windows
 from paydash.warehouse.schema import OPERATIONS_EVENT_COLUMNS, OPERATIONS_EVENT_NAMES
 
 SPEC = DemoSpec(payments=150_000, days=60, seed=9, end=date(2026, 11, 20))

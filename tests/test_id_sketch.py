@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paydash.sources.demo import DemoSpec, generate_payments
-from paydash.sources.stripe_transform import mart_row
+from paydash.sources.stripe.transform import mart_row
 from paydash.warehouse.id_sketch import BITS, SKETCH_COLUMNS, id_sketches, search_mask, sketch, sketch_array
 
 ID_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=0x24F, blacklist_categories=("Cs",)), max_size=40)

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from paydash.errors import PaydashError
-from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
+from paydash.sources.stripe.transform import TransformOptions, prepare_database, refresh_charges
 from paydash.warehouse.load import meta_table
 from paydash.warehouse.migrations import MIGRATIONS, SCHEMA_VERSION, VERSION_KEY, Migration, add_column, column_names, current_version, migrate
 from paydash.warehouse.raw import raw_tables_for, upsert_charge

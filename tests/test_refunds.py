@@ -15,9 +15,9 @@ from paydash.queries.dates import DateRange
 from paydash.queries.overview import overview
 from paydash.queries.payments import original_amount, payment_detail
 from paydash.sources.demo import DemoSpec, generate_payments
-from paydash.sources.demo_refunds import generate_refunds_disputes
-from paydash.sources.stripe_marts import dispute_row, refund_row
-from paydash.sources.stripe_transform import TransformOptions
+from paydash.sources.demo.refunds import generate_refunds_disputes
+from paydash.sources.stripe.marts import dispute_row, refund_row
+from paydash.sources.stripe.transform import TransformOptions
 from paydash.warehouse import load, transforms
 
 RANGE = DateRange(date(2024, 3, 4), date(2024, 3, 6))  # previous period: 2024-03-01 .. 2024-03-03

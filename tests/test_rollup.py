@@ -258,7 +258,7 @@ def test_the_stripe_transform_keeps_the_rollups_current(new_database, engine_kin
                       "refuse a ClickHouse URL (a ClickHouse pipeline writes the contract's marts; docs/scaling.md)")
     from stripe_objects import stripe_charge, ts
 
-    from paydash.sources.stripe_transform import TransformOptions, prepare_database, refresh_charges
+    from paydash.sources.stripe.transform import TransformOptions, prepare_database, refresh_charges
     from paydash.warehouse.raw import upsert_objects
 
     options = TransformOptions(fx_rates={"eur": 1.08})

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from builders import not_on_clickhouse, pg_execute
 from dashboard_db import build_dashboard_database
 from paydash.settings import Settings
-from paydash.sources.stripe_webhooks import sign
+from paydash.sources.stripe.webhooks import sign
 from paydash.state import open_state
 from serve_process import Refused, clean_env, free_port, new_session_config, run_page, sign_in, start_serve
 from stripe_objects import stripe_charge, stripe_event

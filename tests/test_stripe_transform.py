@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings, load_settings, parse_fx_rates
 from paydash.sources.demo import DemoSpec, build_demo_database
-from paydash.sources.stripe_transform import (
+from paydash.sources.stripe.transform import (
     TransformOptions,
     attempt_numbers,
     mart_row,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from paydash.errors import ConfigError, PaydashError
 from paydash.settings import Settings
-from paydash.sources.stripe_webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
+from paydash.sources.stripe.webhooks import SignatureError, parse_event, parse_secrets, sign, verify_signature
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.raw import raw_tables
 from paydash.warehouse.schema import display_name
@@ -521,7 +521,7 @@ def test_postgres_down_gives_503_then_the_redelivery_is_stored(pg_url, tmp_path)
 def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_marts(databases, tmp_path) -> None:
     import random
 
-    from paydash.sources.stripe_transform import TransformOptions, attempt_numbers, mart_row, rebuild_from_raw
+    from paydash.sources.stripe.transform import TransformOptions, attempt_numbers, mart_row, rebuild_from_raw
 
     events, charges, pis = payment_history(seed=7, intents=40)
     rng = random.Random(11)
@@ -575,8 +575,8 @@ def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_m
 
 def test_one_bad_event_in_a_batch_does_not_fail_the_others(new_database) -> None:
     """Group commit falls back to one transaction per event, so only the bad one fails."""
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver, _Pending
+    from paydash.sources.stripe.transform import TransformOptions
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, _Pending
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -625,8 +625,8 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
     event's error to its caller, and a cancelled wait (a client that hung up) still stores."""
     import asyncio
 
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver, _Pending
+    from paydash.sources.stripe.transform import TransformOptions
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, _Pending
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -671,8 +671,8 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
 
 def test_events_stored_before_a_crash_reach_the_marts_when_the_receiver_starts_again(new_database) -> None:
     """Stored events queue their objects in the same transaction; a refresh that never ran is not lost."""
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+    from paydash.sources.stripe.transform import TransformOptions
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -698,8 +698,8 @@ def test_events_stored_before_a_crash_reach_the_marts_when_the_receiver_starts_a
 
 
 def test_a_failed_refresh_keeps_the_queue_and_reports_the_error(new_database) -> None:
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+    from paydash.sources.stripe.transform import TransformOptions
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -730,8 +730,8 @@ def test_a_failed_refresh_keeps_the_queue_and_reports_the_error(new_database) ->
 
 def test_refused_deliveries_are_kept_within_bounds(new_database) -> None:
     """A flood of bad deliveries cannot fill the disk: the newest INVALID_KEEP_ROWS are kept."""
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
+    from paydash.sources.stripe.transform import TransformOptions
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver
 
     db = new_database()
     wh = db.warehouse(read_only=False)

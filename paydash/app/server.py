@@ -166,7 +166,7 @@ def build_app(settings: Settings, store, on_failed=None, alerts_interval: float 
     in this process too (`paydash serve --alerts`)."""
     import streamlit as st
 
-    from paydash.sources import stripe_webhooks
+    from paydash.sources.stripe import webhooks as stripe_webhooks
 
     service = None
     # machine routes, open without a session (their own authentication: Stripe's signature, the

@@ -2,7 +2,7 @@
 
 Both land in the operations events mart (`marts.operations_events`), idempotent on
 event_id (a unique index; a redelivery inserts nothing). Stripe events are recorded in the
-same transaction as the Stripe event itself (paydash/sources/stripe_webhooks.py), with
+same transaction as the Stripe event itself (paydash/sources/stripe/webhooks.py), with
 occurred_at = the event's `created` and received_at = when it was stored. The mapping is
 documented in docs/stripe.md ("Operations events") and docs/operations.md.
 """

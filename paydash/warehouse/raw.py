@@ -43,7 +43,7 @@ PAYMENT_INTENT_STATUS_RANK = {
 }
 
 
-def _version_columns() -> list[Column]:
+def version_columns() -> list[Column]:
     return [
         Column("state_ts", BigInteger, nullable=False),
         Column("state_rank", Integer, nullable=False),
@@ -79,7 +79,7 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("status", Text),
         Column("created", BigInteger, nullable=False),
         Column("balance_transaction_id", Text),
-        *_version_columns(),
+        *version_columns(),
         schema=schema,
     )
     payment_intents = Table(
@@ -88,7 +88,7 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("customer_id", Text),
         Column("status", Text),
         Column("created", BigInteger, nullable=False),
-        *_version_columns(),
+        *version_columns(),
         schema=schema,
     )
     balance_transactions = Table(
@@ -98,7 +98,7 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("currency", Text),
         Column("amount", BigInteger),
         Column("created", BigInteger, nullable=False),
-        *_version_columns(),
+        *version_columns(),
         schema=schema,
     )
     events = Table(
@@ -111,6 +111,8 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("livemode", Boolean),
         Column("received_at", DateTime, nullable=False),
         Column("data", Text, nullable=False),
+        Column("source", Text),  # 'webhook' or 'api' (found by reconciliation); NULL on older rows: webhook
+        Column("delivered_at", DateTime),  # when a webhook delivered it; NULL: never delivered
         schema=schema,
     )
     # deliveries refused with 400 (bad signature or payload): kept for diagnosis only,
@@ -154,18 +156,18 @@ def canonical_json(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _id_of(value: Any) -> str | None:
+def id_of(value: Any) -> str | None:
     """An expandable field: an id string, an expanded object, or null."""
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
 
 
-def _newer(table: Table, excluded) -> sa.ColumnElement[bool]:  # noqa: ANN001
+def newer_state(table: Table, excluded) -> sa.ColumnElement[bool]:  # noqa: ANN001
     c = table.c
     return sa.or_(
         excluded.state_ts > c.state_ts,
@@ -174,7 +176,7 @@ def _newer(table: Table, excluded) -> sa.ColumnElement[bool]:  # noqa: ANN001
     )
 
 
-def _version_key(row: Mapping[str, Any]) -> tuple[int, int, str]:
+def version_key(row: Mapping[str, Any]) -> tuple[int, int, str]:
     return (row["state_ts"], row["state_rank"], row["state_hash"])
 
 
@@ -184,7 +186,7 @@ def upsert_rows(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         held = best.get(row["id"])
-        if held is None or _version_key(row) > _version_key(held):
+        if held is None or version_key(row) > version_key(held):
             best[row["id"]] = row
     if not best:
         return
@@ -202,11 +204,11 @@ def _when_newer(stmt: sa.Insert, table: Table, columns: tuple[str, ...]) -> sa.I
     return stmt.on_conflict_do_update(
         index_elements=["id"],
         set_={name: getattr(excluded, name) for name in columns if name != "id"},
-        where=_newer(table, excluded),
+        where=newer_state(table, excluded),
     )
 
 
-def _require(obj: Any, kind: str) -> Mapping[str, Any]:
+def require_fields(obj: Any, kind: str) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping) or obj.get("object") != kind or not isinstance(obj.get("id"), str):
         raise ValueError(f"not a Stripe {kind} object (needs object={kind!r} and an id)")
     if not isinstance(obj.get("created"), int):
@@ -214,13 +216,13 @@ def _require(obj: Any, kind: str) -> Mapping[str, Any]:
     return obj
 
 
-def _version(obj: Mapping[str, Any], state_ts: int, rank: int, loaded_at: datetime | None) -> dict[str, Any]:
+def state_version(obj: Mapping[str, Any], state_ts: int, rank: int, loaded_at: datetime | None) -> dict[str, Any]:
     text = canonical_json(obj)
     return {
         "state_ts": int(state_ts),
         "state_rank": rank,
         "state_hash": hashlib.sha256(text.encode()).hexdigest(),
-        "loaded_at": loaded_at or _now(),
+        "loaded_at": loaded_at or utc_now(),
         "data": text,
     }
 
@@ -230,7 +232,7 @@ class RawBatch:
 
     def __init__(self, tables: RawTables, loaded_at: datetime | None = None):
         self.tables = tables
-        self.loaded_at = loaded_at or _now()
+        self.loaded_at = loaded_at or utc_now()
         self.rows: dict[str, list[dict[str, Any]]] = {"charges": [], "payment_intents": [], "balance_transactions": []}
 
     def add(self, obj: Mapping[str, Any], state_ts: int) -> str:
@@ -242,41 +244,41 @@ class RawBatch:
         return kind
 
     def _add_charge(self, charge: Mapping[str, Any], state_ts: int) -> None:
-        _require(charge, "charge")
+        require_fields(charge, "charge")
         bt = charge.get("balance_transaction")
         if isinstance(bt, Mapping):
             self._add_balance_transaction(bt, state_ts)
         self.rows["charges"].append({
             "id": charge["id"],
-            "payment_intent_id": _id_of(charge.get("payment_intent")),
-            "customer_id": _id_of(charge.get("customer")),
+            "payment_intent_id": id_of(charge.get("payment_intent")),
+            "customer_id": id_of(charge.get("customer")),
             "status": charge.get("status"),
             "created": charge["created"],
-            "balance_transaction_id": _id_of(bt),
-            **_version(charge, state_ts, CHARGE_STATUS_RANK.get(charge.get("status"), 0), self.loaded_at),
+            "balance_transaction_id": id_of(bt),
+            **state_version(charge, state_ts, CHARGE_STATUS_RANK.get(charge.get("status"), 0), self.loaded_at),
         })
 
     def _add_payment_intent(self, intent: Mapping[str, Any], state_ts: int) -> None:
-        _require(intent, "payment_intent")
+        require_fields(intent, "payment_intent")
         self.rows["payment_intents"].append({
             "id": intent["id"],
-            "customer_id": _id_of(intent.get("customer")),
+            "customer_id": id_of(intent.get("customer")),
             "status": intent.get("status"),
             "created": intent["created"],
-            **_version(intent, state_ts, PAYMENT_INTENT_STATUS_RANK.get(intent.get("status"), 0), self.loaded_at),
+            **state_version(intent, state_ts, PAYMENT_INTENT_STATUS_RANK.get(intent.get("status"), 0), self.loaded_at),
         })
 
     def _add_balance_transaction(self, bt: Mapping[str, Any], state_ts: int) -> None:
-        _require(bt, "balance_transaction")
+        require_fields(bt, "balance_transaction")
         amount = bt.get("amount")
         self.rows["balance_transactions"].append({
             "id": bt["id"],
-            "source_id": _id_of(bt.get("source")),
+            "source_id": id_of(bt.get("source")),
             "currency": (bt.get("currency") or "").lower() or None,
             "amount": amount if isinstance(amount, int) else None,
             "created": bt["created"],
             # `pending` becomes `available`; nothing else about the amount changes
-            **_version(bt, state_ts, 1 if bt.get("status") == "available" else 0, self.loaded_at),
+            **state_version(bt, state_ts, 1 if bt.get("status") == "available" else 0, self.loaded_at),
         })
 
     def write(self, conn: Connection) -> None:
@@ -287,7 +289,7 @@ class RawBatch:
 
 def _one(conn: Connection, tables: RawTables, obj: Mapping[str, Any], state_ts: int, loaded_at: datetime | None,
          kind: str) -> str:
-    _require(obj, kind)
+    require_fields(obj, kind)
     batch = RawBatch(tables, loaded_at)
     batch.add(obj, state_ts)
     batch.write(conn)

@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Mapping
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, MetaData, Table, Text
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
@@ -31,13 +31,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from paydash.warehouse.raw import (
-    _id_of,
-    _newer,
-    _now,
-    _require,
-    _version,
-    _version_columns,
-    _version_key,
+    id_of,
+    newer_state,
+    utc_now,
+    require_fields,
+    state_version,
+    version_columns,
+    version_key,
     upsert_rows,
 )
 
@@ -77,7 +77,7 @@ def object_tables(schema: str | None = None) -> ObjectTables:
 
     def raw(name: str, *columns: Column) -> Table:
         return Table(name, md, Column("id", Text, primary_key=True), *columns,
-                     Column("created", BigInteger, nullable=False), *_version_columns(), schema=schema)
+                     Column("created", BigInteger, nullable=False), *version_columns(), schema=schema)
 
     return ObjectTables(
         customers=raw("stripe_customers", Column("email", Text), Column("name", Text)),
@@ -106,7 +106,7 @@ def object_tables(schema: str | None = None) -> ObjectTables:
         sync_runs=Table(
             "paydash_sync_runs", md,
             Column("run_id", Text, primary_key=True),
-            Column("status", Text, nullable=False),  # running, failed, complete
+            Column("status", Text, nullable=False),  # running, complete, failed, interrupted (sync_runs.py)
             Column("started_at", DateTime, nullable=False),
             Column("updated_at", DateTime, nullable=False),
             Column("finished_at", DateTime),
@@ -116,6 +116,12 @@ def object_tables(schema: str | None = None) -> ObjectTables:
             Column("objects", Text),  # JSON: object type -> objects read
             Column("error", Text),
             Column("pid", Integer),
+            # reconciliation through the Events API (sources/stripe/reconcile.py)
+            Column("reconciled", Boolean),
+            Column("events_read", BigInteger),
+            Column("events_applied", BigInteger),
+            Column("events_missing", BigInteger),
+            Column("missing", Text),  # JSON: event type -> events never delivered that reconciliation applied
             schema=schema,
         ),
     )
@@ -145,8 +151,8 @@ def coupon_of_promotion_code(promo: Mapping[str, Any]) -> str | None:
     """The coupon id of a promotion code: `promotion.coupon` (API 2025-09 on) or `coupon` before."""
     promotion = promo.get("promotion")
     if isinstance(promotion, Mapping) and promotion.get("coupon"):
-        return _id_of(promotion.get("coupon"))
-    return _id_of(promo.get("coupon"))
+        return id_of(promotion.get("coupon"))
+    return id_of(promo.get("coupon"))
 
 
 def _columns(kind: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
@@ -155,14 +161,14 @@ def _columns(kind: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     if kind == "customer":
         return {"email": obj.get("email"), "name": obj.get("name")}, 0
     if kind == "refund":
-        return {"charge_id": _id_of(obj.get("charge")), "payment_intent_id": _id_of(obj.get("payment_intent")),
+        return {"charge_id": id_of(obj.get("charge")), "payment_intent_id": id_of(obj.get("payment_intent")),
                 "status": status, "amount": _int(obj.get("amount")), "currency": _lower(obj.get("currency"))}, \
             REFUND_STATUS_RANK.get(status, 0)
     if kind == "dispute":
-        return {"charge_id": _id_of(obj.get("charge")), "status": status, "amount": _int(obj.get("amount")),
+        return {"charge_id": id_of(obj.get("charge")), "status": status, "amount": _int(obj.get("amount")),
                 "currency": _lower(obj.get("currency"))}, DISPUTE_STATUS_RANK.get(status, 0)
     if kind == "checkout.session":
-        return {"payment_intent_id": _id_of(obj.get("payment_intent")), "customer_id": _id_of(obj.get("customer")),
+        return {"payment_intent_id": id_of(obj.get("payment_intent")), "customer_id": id_of(obj.get("customer")),
                 "status": status, "payment_status": obj.get("payment_status")}, \
             CHECKOUT_SESSION_STATUS_RANK.get(status, 0)
     if kind == "promotion_code":
@@ -170,7 +176,7 @@ def _columns(kind: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     if kind == "coupon":
         return {}, 0
     if kind == "invoice":
-        return {"customer_id": _id_of(obj.get("customer")), "status": status,
+        return {"customer_id": id_of(obj.get("customer")), "status": status,
                 "attempt_count": _int(obj.get("attempt_count"))}, INVOICE_STATUS_RANK.get(status, 0)
     raise ValueError(f"cannot store a Stripe {kind!r} object")
 
@@ -183,17 +189,17 @@ class ObjectBatch:
 
     def __init__(self, tables: ObjectTables, loaded_at: datetime | None = None):
         self.tables = tables
-        self.loaded_at = loaded_at or _now()
+        self.loaded_at = loaded_at or utc_now()
         self.rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
 
     def add(self, obj: Mapping[str, Any], state_ts: int) -> str:
         kind = obj.get("object") if isinstance(obj, Mapping) else None
         if kind not in self.rows:
             raise ValueError(f"cannot store a Stripe {kind!r} object; expected one of {', '.join(KINDS)}")
-        _require(obj, kind)
+        require_fields(obj, kind)
         own, rank = _columns(kind, obj)
         self.rows[kind].append({"id": obj["id"], "created": obj["created"], **own,
-                                **_version(obj, state_ts, rank, self.loaded_at)})
+                                **state_version(obj, state_ts, rank, self.loaded_at)})
         return kind
 
     def write(self, conn: Connection) -> None:
@@ -214,7 +220,7 @@ def upsert_page(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         held = best.get(row["id"])
-        if held is None or _version_key(row) > _version_key(held):
+        if held is None or version_key(row) > version_key(held):
             best[row["id"]] = row
     rows.clear()
     columns = list(next(iter(best.values())))
@@ -228,7 +234,7 @@ def upsert_page(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={name: getattr(excluded, name) for name in columns if name != "id"},
-            where=_newer(table, excluded),
+            where=newer_state(table, excluded),
         ))
     finally:
         duck.unregister("paydash_sync_page")

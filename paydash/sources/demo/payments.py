@@ -175,7 +175,7 @@ def stripe_ids(prefix: str, ordinal: np.ndarray, rng: np.random.Generator, order
     return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _decimal_cents(cents: np.ndarray, precision: int = 12) -> pa.Array:
+def decimal_cents(cents: np.ndarray, precision: int = 12) -> pa.Array:
     """An Arrow decimal(precision, 2) array from integer cents, exactly (no float on the way)."""
     raw = np.zeros((len(cents), 2), dtype=np.int64)
     raw[:, 0] = cents
@@ -195,7 +195,7 @@ def _sample_times(rng: np.random.Generator, n: int, spec: DemoSpec) -> np.ndarra
     return day_idx.astype(np.int64) * DAY + hour_idx * 3600 + rng.integers(0, 3600, size=n)
 
 
-def _local_to_utc_epoch(local_seconds: np.ndarray, spec: DemoSpec) -> np.ndarray:
+def local_to_utc_epoch(local_seconds: np.ndarray, spec: DemoSpec) -> np.ndarray:
     """Seconds since the Unix epoch (UTC) of local wall-clock seconds from the start day."""
     start = spec.resolved_end() - timedelta(days=spec.days - 1)
     base = int(datetime.combine(start, datetime.min.time(), tzinfo=timezone.utc).timestamp())
@@ -233,7 +233,7 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
     pool = n_target + 64  # intents average ~1.08 attempts, so one round is nearly always enough
     while True:
         local_t1 = _sample_times(rng, pool, spec)
-        t1 = _local_to_utc_epoch(local_t1, spec)
+        t1 = local_to_utc_epoch(local_t1, spec)
         alive = t1 < now_epoch
         by_time = np.argsort(t1)
         # Customers join over time and buy again, recent joiners more often; a customer
@@ -361,22 +361,22 @@ def generate_payments(spec: DemoSpec = DemoSpec(), progress: Callable[[str], Non
             "payment_intent_id": pi_ids.take(pa.array(pi_rank[row_pi])),
             "customer_id": cus_ids.take(pa.array(row_customer)),
             "profile_id": prof_ids.take(pa.array(row_customer)),
-            "status": _labels(status_idx, ["succeeded", "failed", "pending"]),
+            "status": labels(status_idx, ["succeeded", "failed", "pending"]),
             "is_successful": pa.array(status_idx == 0),
-            "amount_usd": _decimal_cents(pi_cents[row_pi]),
-            "currency": _labels(row_country, [c[2] for c in COUNTRIES]),
-            "failure_code": _labels(row_code, code_names, null=fail_mask),
-            "failure_category": _labels(row_code, code_category, null=fail_mask),
-            "recovery_action": _labels(row_code, [CATEGORIES[c][0] for c in code_category], null=fail_mask),
+            "amount_usd": decimal_cents(pi_cents[row_pi]),
+            "currency": labels(row_country, [c[2] for c in COUNTRIES]),
+            "failure_code": labels(row_code, code_names, null=fail_mask),
+            "failure_category": labels(row_code, code_category, null=fail_mask),
+            "recovery_action": labels(row_code, [CATEGORIES[c][0] for c in code_category], null=fail_mask),
             "attempt_number": pa.array(row_attempt),
             "created_at": pa.array(row_time * 1_000_000, type=pa.timestamp("us")),
             "created_date": pa.array(local_days.astype(np.int32), type=pa.date32()),
             "hour_of_day": pa.array(((local_epoch % DAY) // 3600).astype(np.int32)),
-            "day_of_week": _labels((local_days + 3) % 7, list(DAY_NAMES)),  # 1970-01-01 was a Thursday
-            "funnel_name": _labels(pi_funnel[row_pi], [f for f, _ in FUNNELS]),
-            "card_brand": _labels(c_brand[row_customer], [b for b, _ in BRANDS]),
-            "card_country": _labels(row_country, [c[0] for c in COUNTRIES]),
-            "card_last4": _labels(c_last4[row_customer], LAST4),
+            "day_of_week": labels((local_days + 3) % 7, list(DAY_NAMES)),  # 1970-01-01 was a Thursday
+            "funnel_name": labels(pi_funnel[row_pi], [f for f, _ in FUNNELS]),
+            "card_brand": labels(c_brand[row_customer], [b for b, _ in BRANDS]),
+            "card_country": labels(row_country, [c[0] for c in COUNTRIES]),
+            "card_last4": labels(c_last4[row_customer], LAST4),
             "charge_id_sketch": charge_sketch,
             "payment_intent_id_sketch": pi_sketch,
             "customer_id_sketch": cus_sketch,
@@ -392,7 +392,7 @@ def _utc_to_local_epoch(epoch: np.ndarray, tz: str) -> np.ndarray:
     return local.as_unit("s").asi8.astype(np.int64)
 
 
-def _labels(index: np.ndarray, names, null: np.ndarray | None = None) -> pa.DictionaryArray:
+def labels(index: np.ndarray, names, null: np.ndarray | None = None) -> pa.DictionaryArray:
     """names[index] as a dictionary-encoded string array (null where `null`); no per-row Python."""
     indices = pa.array(np.asarray(index, dtype=np.int32), mask=null)
     dictionary = names if isinstance(names, pa.Array) else pa.array(list(names), type=pa.string())
@@ -405,72 +405,3 @@ def to_plain_strings(table: pa.Table) -> pa.Table:
         col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col for col in table.columns
     ]
     return pa.table(columns, names=table.column_names)
-
-
-def build_demo_database(wh, spec: DemoSpec, show_progress: bool = True) -> dict:  # noqa: ANN001
-    """Generate the demo, write the charge mart, build the daily mart from it with SQL, index.
-
-    Refuses to overwrite marts that `paydash demo` did not build. Returns a summary.
-    """
-    import time as _time
-
-    from tqdm import tqdm
-
-    from paydash.sources import demo_operations
-    from paydash.warehouse import load, transforms
-
-    started = _time.perf_counter()
-    load.ensure_replaceable(wh)
-    demo_operations.ensure_replaceable(wh)
-    bar = tqdm(total=spec.payments, unit="payments", unit_scale=True, desc="generating", disable=not show_progress, file=sys.stderr)
-    table = generate_payments(spec, progress=lambda stage: bar.set_description(stage))
-    bar.set_description("writing charge mart")
-    load.recreate_marts(wh)
-    # claimed before loading, so a build that dies halfway can be rebuilt over
-    load.write_meta(wh, {"built_by": "paydash demo", "complete": "false"})
-    load.load_arrow(wh, wh.marts.payments, table, progress=bar.update)
-    bar.set_description("customers and promotions")
-    from paydash.sources import demo_customers
-
-    demo_customers.load_customer_marts(wh, table, spec.seed)
-    bar.set_description("refunds and disputes")
-    from paydash.sources import demo_refunds
-
-    demo_refunds.load_refund_disputes(wh, table, spec.resolved_now(), spec.seed)
-    bar.set_description("building daily mart")
-    with wh.write() as conn:
-        wh.marts.amount_counts.create(conn, checkfirst=True)  # filled here, kept current by the refreshes
-        for rolled in wh.marts.rollups:  # the same
-            rolled.create(conn, checkfirst=True)
-        daily_rows = transforms.rebuild_derived_marts(conn, wh.marts)
-    bar.set_description("operations events")
-    operations_events = demo_operations.load_operations_events(wh, spec, table)
-    bar.set_description("indexing")
-    # Demo charge and intent ids are numbered in time order, like the rows, so DuckDB's
-    # zone maps find them; customers and profiles are scattered and need an index.
-    load.create_indexes(wh, id_columns=("customer_id", "profile_id"))
-    demo_customers.finish_customer_marts(wh, table)
-    load.write_meta(
-        wh,
-        {
-            "built_by": "paydash demo",
-            "complete": "true",
-            "seed": str(spec.seed),
-            "payments": str(spec.payments),
-            "days": str(spec.days),
-            "end": spec.resolved_end().isoformat(),
-            "timezone": spec.tz,
-            # the rates amount_usd was converted at: a payment's detail shows the charge's own amount
-            "fx_rates": ",".join(f"{code}={rate}" for code, rate in FX_TO_USD.items()),
-        },
-    )
-    bar.set_description("done")
-    bar.close()
-    return {
-        "payments": table.num_rows,
-        "operations_events": operations_events,
-        "daily_rows": daily_rows,
-        "start": (spec.resolved_end() - timedelta(days=spec.days - 1)).isoformat(),
-        "end": spec.resolved_end().isoformat(),
-        "seconds": round(_time.perf_counter() - started, 1),
-    }

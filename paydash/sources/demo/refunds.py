@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from paydash.sources.demo import DAY, _decimal_cents, _labels, stripe_ids
+from paydash.sources.demo.payments import DAY, decimal_cents, labels, stripe_ids
 
 REFUND_SHARE = 0.03  # of successful charges
 PARTIAL_SHARE = 0.33  # of refunds
@@ -80,9 +80,9 @@ def generate_refunds_disputes(payments: pa.Table, now: datetime, seed: int) -> d
         "refund_id": stripe_ids("re_3", np.arange(n), rng, ordered_width=8, random_width=15),
         "charge_id": payments["charge_id"].take(pa.array(rows)),
         "payment_intent_id": payments["payment_intent_id"].take(pa.array(rows)),
-        "amount_usd": _decimal_cents(r_cents),
+        "amount_usd": decimal_cents(r_cents),
         "currency": payments["currency"].take(pa.array(rows)).cast(pa.string()),
-        "status": _labels(r_status, REFUND_STATUS_NAMES),
+        "status": labels(r_status, REFUND_STATUS_NAMES),
         "reason": _reason_labels(_pick(rng, REFUND_REASONS, n), REFUND_REASONS),
         "created_at": pa.array(r_created, type=pa.timestamp("us")),
     })
@@ -107,9 +107,9 @@ def generate_refunds_disputes(payments: pa.Table, now: datetime, seed: int) -> d
         "dispute_id": stripe_ids("dp_1", np.arange(m), rng, ordered_width=8, random_width=15),
         "charge_id": payments["charge_id"].take(pa.array(rows)),
         "payment_intent_id": payments["payment_intent_id"].take(pa.array(rows)),
-        "amount_usd": _decimal_cents(cents[d]),
+        "amount_usd": decimal_cents(cents[d]),
         "currency": payments["currency"].take(pa.array(rows)).cast(pa.string()),
-        "status": _labels(status, DISPUTE_STATUS_NAMES),
+        "status": labels(status, DISPUTE_STATUS_NAMES),
         "reason": _reason_labels(_pick(rng, DISPUTE_REASONS, m), DISPUTE_REASONS),
         "created_at": pa.array(d_created, type=pa.timestamp("us")),
         "evidence_due_by": pa.array(due, type=pa.timestamp("us")),
@@ -120,7 +120,7 @@ def generate_refunds_disputes(payments: pa.Table, now: datetime, seed: int) -> d
 def _reason_labels(index: np.ndarray, options) -> pa.DictionaryArray:  # noqa: ANN001
     names = [name or "" for name, _ in options]
     empty = np.array([name is None for name, _ in options])[index] if len(index) else None
-    return _labels(index, names, null=empty)
+    return labels(index, names, null=empty)
 
 
 def load_refund_disputes(wh, payments: pa.Table, now: datetime, seed: int) -> dict[str, int]:  # noqa: ANN001

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from paydash.sources.demo import DAY, _decimal_cents, stripe_ids
+from paydash.sources.demo.payments import DAY, decimal_cents, stripe_ids
 
 FIRST_NAMES = (
     "Ada", "Alan", "Amara", "Ana", "Arjun", "Ben", "Bianca", "Carlos", "Chen", "Chloe", "Dario", "Dina", "Elena",
@@ -131,7 +131,7 @@ def _promotion_codes(start: int, end: int, now: int, rng: np.random.Generator) -
 
 
 def _masked_decimal(cents: np.ndarray, null: np.ndarray) -> pa.Array:
-    values = _decimal_cents(cents)
+    values = decimal_cents(cents)
     return pc.if_else(pa.array(null), pa.scalar(None, values.type), values)
 
 
@@ -317,7 +317,7 @@ def customer_summary_marts(payments: pa.Table) -> dict[str, pa.Table]:
         "attempts": count(),
         "successful": count(succeeded),
         "failed": count(failed),
-        "revenue_usd": _decimal_cents(revenue, 14),
+        "revenue_usd": decimal_cents(revenue, 14),
         "first_payment_at": t_times.take(pa.array(first[seen])),
         "last_payment_at": t_times.take(pa.array(last[seen])),
         "first_success_at": t_times.take(pa.array(np.where(has_success, first_success[seen], 0), mask=~has_success)),
@@ -345,7 +345,7 @@ def customer_summary_marts(payments: pa.Table) -> dict[str, pa.Table]:
         "month": month_dates(pair_month),
         "cohort_month": month_dates(cohort),
         "successful": pa.array(per_key[pairs].astype(np.int64)),
-        "revenue_usd": _decimal_cents(revenue_key[pairs].astype(np.int64), 14),
+        "revenue_usd": decimal_cents(revenue_key[pairs].astype(np.int64), 14),
     })
     return {"customer_totals": totals, "customer_months": months}
 

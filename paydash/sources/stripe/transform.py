@@ -41,7 +41,7 @@ from paydash.settings import parse_fx_rates
 from paydash.warehouse import customer_totals, load, locks, rollup, transforms
 from paydash.warehouse.id_sketch import id_sketches
 from paydash.warehouse.migrations import add_column, migrate
-from paydash.warehouse.raw import RawTables, _now, create_raw_tables, raw_tables_for
+from paydash.warehouse.raw import RawTables, utc_now, create_raw_tables, raw_tables_for
 from paydash.warehouse.schema import ID_SKETCH_COLUMNS, Marts, display_name
 
 log = logging.getLogger("paydash.stripe")
@@ -51,7 +51,7 @@ DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 CENT = Decimal("0.01")
 CHUNK = 500
 # one key for PostgreSQL's advisory lock that serialises mart refreshes (any constant)
-_MART_LOCK_KEY = 0x70617964  # "payd"
+MART_LOCK_KEY = 0x70617964  # "payd"
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def refresh_charges(conn: Connection, marts: Marts, raw: RawTables, charge_ids: 
     if not ids:
         return 0
     # concurrent receivers would otherwise both delete-then-insert the same rows
-    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
+    locks.lock_for_transaction(conn, MART_LOCK_KEY)
     c = raw.charges.c
     intents: set[str] = set()
     for part in _chunks(ids):
@@ -213,46 +213,19 @@ def refresh_charges(conn: Connection, marts: Marts, raw: RawTables, charge_ids: 
 def queue_refresh(conn: Connection, raw: RawTables, touched: Mapping[str, Iterable[str]]) -> None:
     """Note objects ({'charge': ids, 'payment_intent': ids, ...}) whose mart rows must be refreshed.
 
-    Written in the transaction that stores the objects; `refresh_queued` empties it.
+    Written in the transaction that stores the objects; `marts.refresh_queued` empties it.
     """
     q = raw.refresh_queue
-    now = _now()
+    now = utc_now()
     rows = sorted({(kind, object_id) for kind, ids in touched.items() for object_id in ids if object_id})
     if rows:
         load.insert_rows(conn, q, [{"object_type": k, "object_id": i, "queued_at": now} for k, i in rows],
                          on_conflict=lambda insert: insert.on_conflict_do_nothing(index_elements=["object_type", "object_id"]))
 
 
-def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
-    """Carry every queued object into the marts and empty the queue, in the caller's transaction.
-
-    Returns the number of charge-mart rows written.
-    """
-    # taken before reading the queue, so two receivers never refresh the same entries
-    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
-    q = raw.refresh_queue
-    queued = [(k, i) for k, i in conn.execute(sa.select(q.c.object_type, q.c.object_id))]
-    if not queued:
-        return 0
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for kind, object_id in queued:
-        by_kind[kind].append(object_id)
-    c = raw.charges.c
-    charge_ids = set(by_kind.get("charge", ()))
-    for part in _chunks(sorted(by_kind.get("payment_intent", ()))):
-        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.payment_intent_id.in_(part))))
-    for part in _chunks(sorted(by_kind.get("balance_transaction", ()))):
-        charge_ids.update(i for (i,) in conn.execute(sa.select(c.id).where(c.balance_transaction_id.in_(part))))
-    written = refresh_charges(conn, marts, raw, charge_ids, options)
-    for kind, ids in by_kind.items():
-        for part in _chunks(sorted(ids)):
-            conn.execute(q.delete().where(q.c.object_type == kind, q.c.object_id.in_(part)))
-    return written
-
-
 def rebuild_from_raw(conn: Connection, marts: Marts, raw: RawTables, options: TransformOptions) -> int:
     """Recompute both marts entirely from the raw tables."""
-    locks.lock_for_transaction(conn, _MART_LOCK_KEY)
+    locks.lock_for_transaction(conn, MART_LOCK_KEY)
     charges = [json.loads(data) for (data,) in conn.execute(sa.select(raw.charges.c.data))]
     written = _write_rows(conn, marts, raw, charges, options, replace_all=True)
     conn.execute(raw.refresh_queue.delete())  # everything queued is now in the marts

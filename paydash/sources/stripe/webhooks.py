@@ -44,15 +44,11 @@ from starlette.routing import Route
 
 from paydash.errors import ConfigError, DatabaseUnreachable, PaydashError
 from paydash.sources import operations_events
-from paydash.sources.stripe_transform import (
-    TransformOptions,
-    check_transformable,
-    prepare_database,
-    queue_refresh,
-    refresh_queued,
-)
-from paydash.warehouse import load
-from paydash.warehouse.raw import UPSERTS, RawBatch, RawTables, _now
+from paydash.sources.stripe.events import WEBHOOK, check_event, store_events
+from paydash.sources.stripe.marts import create_optional_marts, refresh_queued
+from paydash.sources.stripe.transform import TransformOptions, prepare_database
+from paydash.warehouse.raw import RawTables, utc_now
+from paydash.warehouse.stripe_objects import ObjectTables, create_object_tables, object_tables_for
 
 log = logging.getLogger("paydash.webhooks")
 
@@ -120,18 +116,7 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         event = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the body is not JSON ({exc})") from None
-    if not isinstance(event, dict) or event.get("object") != "event":
-        raise ValueError("the body is not a Stripe event (object != 'event')")
-    if not isinstance(event.get("id"), str) or not event["id"].startswith("evt_"):
-        raise ValueError("the event has no evt_ id")
-    if not isinstance(event.get("type"), str) or not isinstance(event.get("created"), int):
-        raise ValueError("the event needs a type and an integer created")
-    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
-    if not isinstance(obj, dict):
-        raise ValueError("the event has no data.object")
-    kind = obj.get("object")
-    if kind in UPSERTS and (not isinstance(obj.get("id"), str) or not isinstance(obj.get("created"), int)):
-        raise ValueError(f"the event's {kind} has no id or no integer created")
+    check_event(event)
     return event
 
 
@@ -196,6 +181,11 @@ class Receiver:
         self.wh = wh
         self.options = options
         self.raw: RawTables = prepare_database(wh)
+        # refunds, disputes, checkout sessions, invoices, customers, promotion codes: stored like the sync's
+        self.objects: ObjectTables = object_tables_for(wh)
+        with wh.write() as conn:
+            create_object_tables(conn, self.objects)
+            create_optional_marts(conn, wh.marts)
         self.operations = operations_events.ensure_table(wh)  # Stripe events and POST /events land here
         # one writing thread per process (DuckDB allows one writer; PostgreSQL gains batches)
         self._lock = threading.Lock()
@@ -298,7 +288,7 @@ class Receiver:
         """
         def work(c) -> int:  # noqa: ANN001
             with c.begin():
-                return refresh_queued(c, self.wh.marts, self.raw, self.options)
+                return refresh_queued(c, self.wh.marts, self.raw, self.objects, self.options)
 
         started = time.monotonic()
         try:
@@ -367,48 +357,14 @@ class Receiver:
             self._tally, self._tally_since = [0, 0], now
 
     def _store_batch(self, conn, batch: list[Mapping[str, Any]]) -> list[Stored]:  # noqa: ANN001
-        events = self.raw.events
-        unique: dict[str, Mapping[str, Any]] = {}
-        for event in batch:
-            unique.setdefault(event["id"], event)
-        received = _now()
-        rows = [
-            {
-                "id": event["id"], "type": event["type"], "created": event["created"],
-                "object_type": event["data"]["object"].get("object"),
-                "object_id": event["data"]["object"].get("id") if isinstance(event["data"]["object"].get("id"), str) else None,
-                "livemode": bool(event.get("livemode")), "received_at": received,
-                "data": json.dumps(event, sort_keys=True, separators=(",", ":")),
-            }
-            for event in unique.values()
-        ]
-        # PostgreSQL: one statement, many parameter sets; DuckDB: one Arrow table (load.insert_rows)
-        inserted = {
-            i for (i,) in load.insert_rows(
-                conn, events, sorted(rows, key=lambda r: r["id"]), returning=[events.c.id],
-                on_conflict=lambda insert: insert.on_conflict_do_nothing(index_elements=["id"]))
-        }
-        touched: dict[str, set[str]] = {"charge": set(), "payment_intent": set(), "balance_transaction": set()}
-        objects = RawBatch(self.raw, received)
-        for event_id in sorted(inserted):
-            event = unique[event_id]
-            obj = event["data"]["object"]
-            if obj.get("object") not in UPSERTS:
-                continue
-            check_transformable(obj, self.options)  # fails the event now, not the marts later
-            kind = objects.add(obj, event["created"])
-            touched[kind].add(obj["id"])
-        objects.write(conn)
-        queue_refresh(conn, self.raw, touched)
+        stored = store_events(conn, self.wh.marts, self.raw, self.objects, batch, source=WEBHOOK,
+                              received=utc_now(), options=self.options)
         # the first delivery of an event in this batch is the new one; the rest are duplicates
         first_seen: set[str] = set()
         new: list[bool] = []
         for event in batch:
-            new.append(event["id"] in inserted and event["id"] not in first_seen)
+            new.append(event["id"] in stored.new and event["id"] not in first_seen)
             first_seen.add(event["id"])
-        # the raw charges are written: a payment intent event's attempt number is read from them
-        operations_events.record_stripe_events(conn, self.wh.marts, self.raw.charges,
-                                               [unique[i] for i in sorted(inserted)], received)
         return [Stored(is_new) for is_new in new]
 
     def record_invalid(self, reason: str, body: bytes) -> None:
@@ -418,7 +374,7 @@ class Receiver:
 
         def work(conn) -> None:  # noqa: ANN001
             t = self.raw.invalid_deliveries
-            now = _now()
+            now = utc_now()
             conn.execute(t.insert().values(
                 id=uuid.uuid4().hex, received_at=now, reason=reason[:500], body_bytes=len(body),
                 body_prefix=body[:2000].decode("utf-8", "replace"),
@@ -438,7 +394,7 @@ class Receiver:
     def store_api_events(self, rows: list[dict]) -> int:
         """Store validated `POST /events` rows in one transaction; returns how many were new."""
         def work(conn) -> int:  # noqa: ANN001
-            received = _now()
+            received = utc_now()
             return len(operations_events.insert_events(conn, self.operations, [{**r, "received_at": received} for r in rows]))
         return self._retrying(work)
 
@@ -448,7 +404,7 @@ class Receiver:
 
         # under the writer's lock: on a DuckDB file this process opens it one transaction at a time
         with self._lock, self.wh.read() as conn:
-            return prometheus_text(snapshot(conn, self.wh.marts, _now()))
+            return prometheus_text(snapshot(conn, self.wh.marts, utc_now()))
 
 
 async def read_body(request: Request, max_body: int) -> bytes | None:

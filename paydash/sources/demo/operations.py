@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from paydash.sources.demo import DAY, DemoSpec, Incident, _local_to_utc_epoch, stripe_ids
+from paydash.sources.demo.payments import DAY, DemoSpec, Incident, local_to_utc_epoch, stripe_ids
 from paydash.warehouse.schema import OPERATIONS_EVENT_NAMES
 
 TARGET_SESSIONS_PER_DAY = 300
@@ -69,7 +69,7 @@ def incident_windows(spec: DemoSpec) -> dict[str, tuple[datetime, datetime]]:
     out = {}
     for inc in (*spec.incidents, RECEIPT_OUTAGE):
         start_local = (spec.days - 1 - inc.days_before_end) * DAY + inc.start_hour * 3600
-        bounds = _local_to_utc_epoch(np.array([start_local, start_local + int(inc.hours * 3600)], dtype=np.int64), spec)
+        bounds = local_to_utc_epoch(np.array([start_local, start_local + int(inc.hours * 3600)], dtype=np.int64), spec)
         out[inc.name] = tuple(datetime.fromtimestamp(int(b), timezone.utc).replace(tzinfo=None) for b in bounds)
     return out
 

@@ -1,5 +1,7 @@
-"""Raw customers, promotion codes, coupons, checkout sessions and invoices -> the optional
-marts `wh.marts.customers`, `.promotion_codes` and `.promotion_usage` (docs/stripe.md).
+"""Raw Stripe objects -> the marts: which marts an object change touches (`refresh_objects`,
+called by the sync for what it loaded and by the receiver for what it queued), and the
+optional marts `wh.marts.customers`, `.promotion_codes`, `.promotion_usage`, `.refunds` and
+`.disputes` (docs/stripe.md); the charge mart itself is transform.py's.
 
 Each refresh rewrites the mart rows of the objects given (the ones the sync changed):
 
@@ -24,6 +26,7 @@ import json
 import logging
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
@@ -31,9 +34,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from paydash.currencies import minor_unit_divisor
-from paydash.sources.stripe_transform import CENT, TransformOptions, amount_usd
+from paydash.sources.stripe.transform import CENT, MART_LOCK_KEY, TransformOptions, amount_usd, refresh_charges
+from paydash.warehouse import locks
 from paydash.warehouse import load, rollup
-from paydash.warehouse.raw import RawTables, _id_of
+from paydash.warehouse.raw import RawTables, id_of
 from paydash.warehouse.schema import Marts
 from paydash.warehouse.stripe_objects import ObjectTables, coupon_of_promotion_code
 
@@ -156,7 +160,7 @@ def _discount_promotion_code(discount: Any) -> str | None:
     """A discount's promotion code: checkout sessions list {coupon, promotion_code}; invoices
     list Discount objects (expanded) carrying promotion_code."""
     if isinstance(discount, Mapping):
-        return _id_of(discount.get("promotion_code"))
+        return id_of(discount.get("promotion_code"))
     return None
 
 
@@ -176,11 +180,11 @@ def session_usage_rows(session: Mapping[str, Any], codes: Mapping[str, str | Non
         "usage_id": f"{session['id']}:{promo}",
         "promotion_code_id": promo,
         "code": codes.get(promo),
-        "customer_id": _id_of(session.get("customer")),
+        "customer_id": id_of(session.get("customer")),
         "action": "applied",
         "occurred_at": _utc(session.get("created")),
         "checkout_session_id": session["id"],
-        "invoice_id": _id_of(session.get("invoice")),
+        "invoice_id": id_of(session.get("invoice")),
         "discount_usd": discount,
         "failure_reason": None,
     } for promo in dict.fromkeys(promos)]
@@ -194,7 +198,7 @@ def invoice_usage_rows(invoice: Mapping[str, Any], codes: Mapping[str, str | Non
     amounts: dict[str, int] = {}
     for item in invoice.get("total_discount_amounts") or []:
         if isinstance(item, Mapping) and isinstance(item.get("amount"), int):
-            key = _id_of(item.get("discount"))
+            key = id_of(item.get("discount"))
             if key:
                 amounts[key] = amounts.get(key, 0) + item["amount"]
     paid_at = (invoice.get("status_transitions") or {}).get("paid_at") or invoice.get("created")
@@ -207,7 +211,7 @@ def invoice_usage_rows(invoice: Mapping[str, Any], codes: Mapping[str, str | Non
             "usage_id": f"{invoice['id']}:{discount.get('id') or promo}",
             "promotion_code_id": promo,
             "code": codes.get(promo),
-            "customer_id": _id_of(invoice.get("customer")),
+            "customer_id": id_of(invoice.get("customer")),
             "action": "applied",
             "occurred_at": _utc(paid_at),
             "checkout_session_id": None,
@@ -254,8 +258,8 @@ def refresh_promotion_usage(conn: Connection, marts: Marts, raw: RawTables, obje
     sessions = _load(conn, objects.checkout_sessions, session_ids)
     invoices = _load(conn, objects.invoices, invoice_ids)
     # invoices a completed checkout session created: that session's row already counts the use
-    from_checkout = {_id_of(x.get("invoice")) for x in sessions.values()
-                     if x.get("status") == "complete" and _id_of(x.get("invoice"))}
+    from_checkout = {id_of(x.get("invoice")) for x in sessions.values()
+                     if x.get("status") == "complete" and id_of(x.get("invoice"))}
     # a session arriving after its invoice replaces the invoice's own row
     _delete_in(conn, m, m.c.invoice_id, sorted(from_checkout), m.c.checkout_session_id.is_(None))
     from_checkout.update(_sessions_invoices(conn, marts, invoice_ids))
@@ -263,10 +267,10 @@ def refresh_promotion_usage(conn: Connection, marts: Marts, raw: RawTables, obje
     for obj in list(sessions.values()) + list(invoices.values()):
         promo_ids.update(p for p in (_discount_promotion_code(d) for d in (obj.get("discounts") or [])) if p)
     codes = {k: v.get("code") for k, v in _load(conn, objects.promotion_codes, promo_ids).items()}
-    rates = settlement_rates(conn, raw, [_id_of(x.get("payment_intent")) for x in sessions.values()])
+    rates = settlement_rates(conn, raw, [id_of(x.get("payment_intent")) for x in sessions.values()])
     rows: list[dict] = []
     for session in sessions.values():
-        rows += session_usage_rows(session, codes, rates.get(_id_of(session.get("payment_intent")) or ""), options)
+        rows += session_usage_rows(session, codes, rates.get(id_of(session.get("payment_intent")) or ""), options)
     for invoice in invoices.values():
         if invoice["id"] not in from_checkout:
             rows += invoice_usage_rows(invoice, codes, options)
@@ -315,8 +319,8 @@ def share_of_charge_usd(obj: Mapping[str, Any], charge: Mapping[str, Any] | None
 def refund_row(refund: Mapping[str, Any], charge: Mapping[str, Any] | None, options: TransformOptions) -> dict[str, Any]:
     return {
         "refund_id": refund["id"],
-        "charge_id": _id_of(refund.get("charge")),
-        "payment_intent_id": _id_of(refund.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
+        "charge_id": id_of(refund.get("charge")),
+        "payment_intent_id": id_of(refund.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
         "amount_usd": share_of_charge_usd(refund, charge, options),
         "currency": (refund.get("currency") or "").lower() or None,
         "status": refund.get("status"),
@@ -329,8 +333,8 @@ def dispute_row(dispute: Mapping[str, Any], charge: Mapping[str, Any] | None, op
     evidence = dispute.get("evidence_details") if isinstance(dispute.get("evidence_details"), Mapping) else {}
     return {
         "dispute_id": dispute["id"],
-        "charge_id": _id_of(dispute.get("charge")),
-        "payment_intent_id": _id_of(dispute.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
+        "charge_id": id_of(dispute.get("charge")),
+        "payment_intent_id": id_of(dispute.get("payment_intent")) or (charge or {}).get("payment_intent_id"),
         "amount_usd": share_of_charge_usd(dispute, charge, options),
         "currency": (dispute.get("currency") or "").lower() or None,
         "status": dispute.get("status"),
@@ -357,9 +361,9 @@ def refresh_refunds_disputes(conn: Connection, marts: Marts, raw: RawTables, obj
         if not ids:
             continue
         found = _load(conn, raw_table, ids)
-        charges = _charge_facts(conn, marts, raw, [_id_of(x.get("charge")) for x in found.values()])
+        charges = _charge_facts(conn, marts, raw, [id_of(x.get("charge")) for x in found.values()])
         _delete_in(conn, mart, mart.c[key], sorted(ids))
-        rows = [make(x, charges.get(_id_of(x.get("charge")) or ""), options) for x in found.values()]
+        rows = [make(x, charges.get(id_of(x.get("charge")) or ""), options) for x in found.values()]
         _insert(conn, mart, rows)
         written += len(rows)
         times = [r["created_at"] for r in rows if r.get("created_at") is not None]
@@ -368,4 +372,87 @@ def refresh_refunds_disputes(conn: Connection, marts: Marts, raw: RawTables, obj
     if earliest is not None:
         # the Overview's hourly totals count refunds and disputes by the hour they were created
         rollup.refresh_adjustments(conn, marts, earliest)
+    return written
+
+
+# -- what a change touches --------------------------------------------------------------------
+MART_SLICE = 10_000  # charges transformed at a time (their JSON is held in memory)
+
+
+def _slices(ids: Iterable[str]) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i:i + MART_SLICE] for i in range(0, len(ordered), MART_SLICE)]
+
+
+def refresh_objects(conn: Connection, marts: Marts, raw: RawTables, objects: ObjectTables,
+                    changed: Mapping[str, Iterable[str]], options: TransformOptions) -> int:
+    """Rewrite every mart row these stored objects feed ({Stripe `object`: ids}): the charge mart
+    (and the daily marts) for charges, their payment intents and balance transactions, then the
+    customers, promotion codes, refunds and disputes and promotion usage. Returns charge-mart rows written."""
+    c = raw.charges.c
+    charge_ids = set(changed.get("charge", ()))
+    for column, kind in ((c.payment_intent_id, "payment_intent"), (c.balance_transaction_id, "balance_transaction")):
+        for part in _chunks(sorted(set(changed.get(kind, ())))):
+            charge_ids.update(v for (v,) in conn.execute(sa.select(c.id).where(column.in_(part))))
+    written = 0
+    if charge_ids:
+        # in slices of whole payment intents, so memory stays flat after a large backfill
+        intent_of: dict[str, str | None] = {}
+        for part in _chunks(sorted(charge_ids)):
+            intent_of.update(conn.execute(sa.select(c.id, c.payment_intent_id).where(c.id.in_(part))).all())
+        ordered = sorted(charge_ids, key=lambda i: (intent_of.get(i) or "", i))
+        for i in range(0, len(ordered), MART_SLICE):
+            written += refresh_charges(conn, marts, raw, ordered[i:i + MART_SLICE], options)
+    for part in _slices(changed.get("customer", ())):
+        refresh_customers(conn, marts, objects, part)
+    if changed.get("promotion_code") or changed.get("coupon"):
+        refresh_promotion_codes(conn, marts, objects, changed.get("promotion_code", ()), changed.get("coupon", ()),
+                                options)
+    refunds, disputes = set(changed.get("refund", ())), set(changed.get("dispute", ()))
+    for part in _slices(refunds | disputes | charge_ids):
+        # ids of the three kinds never collide (re_, dp_, ch_), so one slice serves all
+        refresh_refunds_disputes(conn, marts, raw, objects, [i for i in part if i in refunds],
+                                 [i for i in part if i in disputes], [i for i in part if i in charge_ids], options)
+    for part in _slices(changed.get("checkout.session", ())):
+        refresh_promotion_usage(conn, marts, raw, objects, part, (), options)
+    for part in _slices(changed.get("invoice", ())):
+        refresh_promotion_usage(conn, marts, raw, objects, (), part, options)
+    return written
+
+
+def changed_since(conn: Connection, raw: RawTables, objects: ObjectTables,
+                  mark: datetime | None) -> tuple[dict[str, set[str]], datetime | None]:
+    """The ids of raw objects loaded after `mark` (all of them when None), by Stripe `object`, and
+    the newest loaded_at among all raw objects (the next mark)."""
+    tables = {"charge": raw.charges, "payment_intent": raw.payment_intents,
+              "balance_transaction": raw.balance_transactions, **objects.by_kind}
+    changed: dict[str, set[str]] = {}
+    newest: datetime | None = None
+    for kind, table in tables.items():
+        stmt = sa.select(table.c.id)
+        if mark is not None:
+            stmt = stmt.where(table.c.loaded_at > mark)
+        changed[kind] = {v for (v,) in conn.execute(stmt) if v}
+        top = conn.execute(sa.select(sa.func.max(table.c.loaded_at))).scalar()
+        if top is not None and (newest is None or top > newest):
+            newest = top
+    return changed, newest
+
+
+def refresh_queued(conn: Connection, marts: Marts, raw: RawTables, objects: ObjectTables,
+                   options: TransformOptions) -> int:
+    """Carry every queued object (stripe_refresh_queue) into the marts and empty the queue, in the
+    caller's transaction. Returns the number of charge-mart rows written."""
+    # taken before reading the queue, so two receivers never refresh the same entries
+    locks.lock_for_transaction(conn, MART_LOCK_KEY)
+    q = raw.refresh_queue
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, object_id in conn.execute(sa.select(q.c.object_type, q.c.object_id)):
+        by_kind[kind].append(object_id)
+    if not by_kind:
+        return 0
+    written = refresh_objects(conn, marts, raw, objects, by_kind, options)
+    for kind, ids in by_kind.items():
+        for part in _chunks(sorted(ids)):
+            conn.execute(q.delete().where(q.c.object_type == kind, q.c.object_id.in_(part)))
     return written
