@@ -26,7 +26,7 @@ from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.raw import raw_tables
 from paydash.warehouse.schema import display_name
 from builders import not_on_clickhouse, pg_execute
-from stripe_objects import payment_history, stripe_charge, stripe_event, stripe_payment_intent
+from stripe_objects import payment_history, stripe_charge, stripe_event, stripe_payment_intent, ts
 
 @pytest.fixture(autouse=True)
 def _webhooks_are_not_on_clickhouse(request) -> None:  # noqa: ANN001
@@ -281,6 +281,43 @@ def test_valid_delivery_is_stored_and_reaches_the_marts(receiver) -> None:
     other = {"id": "prod_1", "object": "product", "created": 1}
     assert receiver.deliver(stripe_event("evt_product", "product.created", other)).status_code == 200
     assert stored_events(receiver.db, "evt_product") == 1
+
+
+def dispute_refund_rows(db, charge_id: str) -> list:  # noqa: ANN001
+    def build(wh, raw):  # noqa: ANN001, ANN202
+        d, r = wh.marts.disputes.c, wh.marts.refunds.c
+        return sa.union_all(
+            sa.select(d.dispute_id, d.status, d.amount_usd).where(d.charge_id == charge_id),
+            sa.select(r.refund_id, r.status, r.amount_usd).where(r.charge_id == charge_id)).order_by("dispute_id")
+    return read(db, build)
+
+
+def test_refund_and_dispute_events_reach_their_marts_and_a_later_state_replaces_an_earlier_one(receiver) -> None:
+    ch = stripe_charge("ch_disputed", "2024-03-05 10:00", payment_intent="pi_disputed", amount=5000)
+    assert receiver.deliver(stripe_event("evt_disputed_ch", "charge.succeeded", ch)).status_code == 200
+    created = ts("2024-03-06 09:00")
+    dispute = {"id": "dp_hooked", "object": "dispute", "charge": "ch_disputed", "payment_intent": "pi_disputed",
+               "amount": 5000, "currency": "usd", "status": "needs_response", "reason": "fraudulent", "created": created,
+               "evidence_details": {"due_by": created + 7 * 86_400}}
+    refund = {"id": "re_hooked", "object": "refund", "charge": "ch_disputed", "payment_intent": "pi_disputed",
+              "amount": 1000, "currency": "usd", "status": "pending", "reason": "requested_by_customer",
+              "created": created}
+    for event in (stripe_event("evt_dp_open", "charge.dispute.created", dispute, created),
+                  stripe_event("evt_re_pending", "refund.created", refund, created)):
+        assert receiver.deliver(event).status_code == 200
+    expected = [("dp_hooked", "needs_response", 50), ("re_hooked", "pending", 10)]
+    got = eventually(lambda: [(i, s, float(a)) for i, s, a in dispute_refund_rows(receiver.db, "ch_disputed")], expected)
+    assert got == expected
+    # three days later the dispute is lost and the refund failed; then an old state arrives late
+    later = created + 3 * 86_400
+    for event in (stripe_event("evt_dp_lost", "charge.dispute.closed", {**dispute, "status": "lost"}, later),
+                  stripe_event("evt_re_failed", "refund.failed", {**refund, "status": "failed"}, later),
+                  stripe_event("evt_dp_late", "charge.dispute.updated", {**dispute, "status": "under_review"},
+                               created + 3600)):
+        assert receiver.deliver(event).status_code == 200
+    expected = [("dp_hooked", "lost", 50), ("re_hooked", "failed", 10)]
+    got = eventually(lambda: [(i, s, float(a)) for i, s, a in dispute_refund_rows(receiver.db, "ch_disputed")], expected)
+    assert got == expected
 
 
 def test_the_previous_secret_still_works_while_rolling(receiver) -> None:
