@@ -12,7 +12,25 @@ slow each request down so that a test can kill a sync midway.
 
 The account is generated from a seed (`Account.generate`) and kept compact: one small record
 per object, rendered into Stripe's published shape (tests/fixtures/*.json, Stripe's own
-OpenAPI fixtures) only when served, so 100k charges fit in little memory.
+OpenAPI fixtures) only when served, so 100k charges fit in little memory. Generation leaves some
+refunds `pending`, disputes open (`needs_response`, `under_review`) and checkout sessions `open`,
+so that a scenario has something to fail, close and expire (`Account.ids(kind, status=...)`).
+
+Events (reconciliation). The account keeps an event log, served by GET /v1/events (newest first,
+`limit`, `starting_after` | `ending_before`, `created[...]`, `type` with `*`, `types[]`, `has_more`)
+and GET /v1/events/{id}, like Stripe's: only events created in the 30 days before `Account.now()`
+(an injectable clock, `Clock`); an unknown or expired id is 404 resource_missing on retrieve and
+400 resource_missing as a cursor. Recorded: each object added after generation (its creation event,
+dated its `created`; generated objects too with generate(events=True)) and each change made through
+`Account.update` or the scenario methods (close_dispute, fail_refund, expire_checkout_session,
+refund_charge, dispute_charge, pay_invoice), dated `now()`, with the object as it is at that moment
+(stored as JSON text, so it never changes) and `previous_attributes`. Events are never backdated by
+Stripe; here an object added with a past `created` (add(created=...), extend(start=...)) gets a
+creation event of that date, behind a reader's cursor if that is newer: for objects made during an
+outage, let them be created at `now()`. A restricted key may lack a permission
+(restricted_keys={"rk_...": {"events": False}}: 403 on /v1/events). `deliver(url, event, secret)`
+posts an event to a webhook receiver signed as Stripe signs (paydash's own `sign`);
+`Account.events_since(mark)` lists the events a receiver missed since `Account.latest_event_id()`.
 """
 
 from __future__ import annotations
@@ -364,6 +382,10 @@ class Account:
                           amount=amount, currency=ch.f["currency"], status=status)
         self.update(charge_id, amount_refunded=ch.f.get("amount_refunded", 0) + amount)
         return refund.id
+
+    def pay_invoice(self, invoice_id: str) -> dict | None:
+        """An open invoice is paid: invoice.paid."""
+        return self.update(invoice_id, status="paid")
 
     def dispute_charge(self, charge_id: str, amount: int | None = None, status: str = "needs_response") -> str:
         """A dispute of a succeeded charge, created now: charge.dispute.created. Returns its id."""
