@@ -945,11 +945,9 @@ class FakeStripe:
 
 # -- webhook delivery, signed as Stripe signs ---------------------------------------------------
 def _sign(payload: bytes, secret: str, timestamp: int) -> str:
-    """paydash's own `sign` (Stripe's v1 scheme), wherever the sources restructuring has put it."""
-    try:
-        from paydash.sources.stripe.webhooks import sign
-    except ImportError:
-        from paydash.sources.stripe_webhooks import sign
+    """paydash's own `sign` (Stripe's v1 scheme)."""
+    from paydash.sources.stripe.webhooks import sign
+
     return sign(payload, secret, timestamp)
 
 
