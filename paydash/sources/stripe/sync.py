@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paydash.errors import PaydashError
+from paydash.sources import operations_events
 from paydash.sources.stripe import marts as stripe_marts
 from paydash.sources.stripe.api import OBJECT_TYPES, PAGE_LIMIT, ObjectType, StripeReader, SyncError
 from paydash.sources.stripe.transform import TransformOptions, prepare_database
@@ -179,6 +180,7 @@ class Syncer:
         with self.wh.write() as conn:
             create_object_tables(conn, self.objects)
             stripe_marts.create_optional_marts(conn, self.wh.marts)
+        operations_events.ensure_table(self.wh)  # reconciled checkout events feed the operations view, as delivered ones
         with self._exclusive(), self._released():
             self.until = self.until or int(time.time())
             self._begin()
