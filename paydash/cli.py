@@ -79,7 +79,7 @@ def _settings() -> Settings:
     return load_settings()
 
 
-_opened: list = []
+OPENED_WAREHOUSES: list = []
 
 
 def _warehouse(db: str | None, read_only: bool = True, **options):  # noqa: ANN202
@@ -87,7 +87,7 @@ def _warehouse(db: str | None, read_only: bool = True, **options):  # noqa: ANN2
 
     settings = _settings()
     wh = Warehouse(db or settings.database_url, settings, read_only=read_only, **options)
-    _opened.append(wh)  # closed in main(), before the interpreter tears DuckDB down
+    OPENED_WAREHOUSES.append(wh)  # closed in main(), before the interpreter tears DuckDB down
     return wh
 
 
@@ -610,9 +610,9 @@ def main(argv: list[str] | None = None) -> None:
                    "traceback)", err=True)
         code = 1
     finally:
-        for wh in _opened:
+        for wh in OPENED_WAREHOUSES:
             wh.dispose()
-        _opened.clear()
+        OPENED_WAREHOUSES.clear()
     sys.exit(code)
 
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from paydash.sources.demo import DemoSpec, build_demo_database, generate_payments
-from paydash.sources.demo.customers import _customer_numbers, generate_customer_marts
+from paydash.sources.demo.customers import customer_numbers, generate_customer_marts
 from paydash.warehouse.customer_totals import customer_months_select, customer_totals_select
 
 END = date(2026, 3, 31)
@@ -100,9 +100,9 @@ def test_seeded_and_derived_from_the_charges() -> None:
 
 def test_customer_numbers_read_from_demo_ids_or_hashed() -> None:
     demo_ids = pa.array(["cus_000003abcdefgh", "cus_00000Aabcdefgh", "cus_000003zzzzzzzz"])
-    numbers, size = _customer_numbers(demo_ids)
+    numbers, size = customer_numbers(demo_ids)
     assert list(numbers) == [3, 10, 3] and size == 11
-    numbers, size = _customer_numbers(pa.array(["cus_x", "cus_y", "cus_x"]))  # not the demo's layout
+    numbers, size = customer_numbers(pa.array(["cus_x", "cus_y", "cus_x"]))  # not the demo's layout
     assert list(numbers) == [0, 1, 0] and size == 2
 
 

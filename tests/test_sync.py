@@ -483,9 +483,9 @@ def test_promotion_code_row_reads_the_coupon_of_either_api_shape() -> None:
     old_shape = _fixture("promotion_code", id="promo_2", code="OLD")
     old_shape.pop("promotion")
     old_shape["coupon"] = _fixture("coupon", id="co_2", percent_off=15.0, amount_off=None)
-    from paydash.sources.stripe.marts import _coupon_object
+    from paydash.sources.stripe.marts import coupon_object
 
-    row = promotion_code_row(old_shape, _coupon_object(old_shape), OPTIONS)
+    row = promotion_code_row(old_shape, coupon_object(old_shape), OPTIONS)
     assert (row["coupon_id"], row["percent_off"], row["amount_off_usd"]) == ("co_2", 15.0, None)
 
 

@@ -525,7 +525,7 @@ def test_many_deliveries_duplicated_shuffled_and_a_restart_give_the_recomputed_m
 def test_one_bad_event_in_a_batch_does_not_fail_the_others(new_database) -> None:
     """Group commit falls back to one transaction per event, so only the bad one fails."""
     from paydash.sources.stripe.transform import TransformOptions
-    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, _Pending
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, PendingDelivery
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -535,7 +535,7 @@ def test_one_bad_event_in_a_batch_does_not_fail_the_others(new_database) -> None
                              stripe_charge(f"ch_batch_{i}", "2024-03-04 10:00", payment_intent=f"pi_batch_{i}")) for i in range(2)]
         # passes the payload checks, but no date can hold it: the transform fails on it
         bad = stripe_event("evt_batch_bad", "charge.succeeded", stripe_charge("ch_batch_bad", 10**13, payment_intent="pi_batch_bad"))
-        batch = [_Pending(good[0]), _Pending(bad), _Pending(good[1]), _Pending(good[0])]
+        batch = [PendingDelivery(good[0]), PendingDelivery(bad), PendingDelivery(good[1]), PendingDelivery(good[0])]
         receiver._write_batch(batch)
         assert all(p.done.is_set() for p in batch)
         assert [p.result.new if p.result else None for p in batch] == [True, None, True, False]
@@ -575,7 +575,7 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
     import asyncio
 
     from paydash.sources.stripe.transform import TransformOptions
-    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, _Pending
+    from paydash.sources.stripe.webhooks import Receiver as EventReceiver, PendingDelivery
 
     db = new_database()
     wh = db.warehouse(read_only=False)
@@ -601,7 +601,7 @@ def test_the_event_loop_waits_for_the_commit_and_a_caller_that_gives_up_loses_no
         receiver.close()  # everything queued is written before the writer stops
         # a delivery queued behind the stop is answered (503), not left waiting
         stopping = EventReceiver(wh, TransformOptions())
-        late = _Pending(stripe_event("evt_async_late", "charge.succeeded",
+        late = PendingDelivery(stripe_event("evt_async_late", "charge.succeeded",
                                      stripe_charge("ch_async_late", "2024-03-04 10:02", payment_intent="pi_async_late")))
         stopping._queue.put(None)
         stopping._queue.put(late)

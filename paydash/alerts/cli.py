@@ -33,14 +33,14 @@ def _setup_logging() -> None:
 def _context(db: str | None):  # noqa: ANN202
     """(settings, rules, read-only warehouse that never holds a DuckDB file between evaluations)."""
     from paydash.alerts.rules import load_rules
-    from paydash.cli import _opened
+    from paydash.cli import OPENED_WAREHOUSES
     from paydash.settings import load_settings
     from paydash.warehouse.engine import Warehouse
 
     settings = load_settings()
     rules, _source = load_rules(settings)
     wh = Warehouse(db or settings.database_url, settings, read_only=True, hold_duckdb_file=False)
-    _opened.append(wh)
+    OPENED_WAREHOUSES.append(wh)
     return settings, rules, wh
 
 

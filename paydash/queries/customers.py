@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from paydash.errors import InvalidInput
 from paydash.queries.csv import for_csv
-from paydash.queries.payments import _outcome
+from paydash.queries.payments import payment_outcome
 from paydash.queries.sql import local_date, money, ratio
 from paydash.warehouse.customer_totals import customer_totals_select, month_of
 from paydash.warehouse.schema import Marts
@@ -234,7 +234,7 @@ def timeline(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "started_at": history[0]["created_at"],
             "last_attempt_at": history[-1]["created_at"],
             "amount_usd": money(history[0]["amount_usd"]),
-            "outcome": _outcome(history),
+            "outcome": payment_outcome(history),
             "attempts": history,
             "paid_usd": money(sum((a["amount_usd"] for a in won), Decimal(0))),
         })

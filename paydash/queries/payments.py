@@ -563,7 +563,7 @@ def payment_detail(
     else:
         history = [{name: detail[name] for name in HISTORY_COLUMNS}]
     detail["retry_history"] = history
-    detail["payment_outcome"] = _outcome(history)
+    detail["payment_outcome"] = payment_outcome(history)
     detail["original_amount"] = original_amount(detail.get("amount_usd"), detail.get("currency"), fx_rates or {})
 
     def of_payment(table: sa.Table, columns: tuple[str, ...]) -> list[dict[str, Any]] | None:
@@ -620,7 +620,7 @@ def timeline(history: list[dict[str, Any]], refunds: list[dict[str, Any]], dispu
     return sorted(events, key=lambda e: (e["at"] is None, e["at"] or datetime.min, order[e["kind"]], e["id"]))
 
 
-def _outcome(history: list[dict[str, Any]]) -> str:
+def payment_outcome(history: list[dict[str, Any]]) -> str:
     """How the payment intent stands after all its attempts."""
     statuses = [h["status"] for h in history]
     if "succeeded" in statuses:

@@ -135,7 +135,7 @@ def _masked_decimal(cents: np.ndarray, null: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(null), pa.scalar(None, values.type), values)
 
 
-def _customer_numbers(ids: pa.Array) -> tuple[np.ndarray, int]:
+def customer_numbers(ids: pa.Array) -> tuple[np.ndarray, int]:
     """(a number per row identifying its customer, how many numbers there can be).
 
     The demo's customer ids are fixed-width `cus_` + a base62 ordinal + a random tail
@@ -183,7 +183,7 @@ def generate_customer_marts(payments: pa.Table, seed: int = 42, now: int | None 
     rng = np.random.default_rng([seed, 6])
     n = payments.num_rows
     ids = payments["customer_id"].combine_chunks()
-    customer, n_customers = _customer_numbers(ids)
+    customer, n_customers = customer_numbers(ids)
     t = _epoch_seconds(payments["created_at"])
     # a customer's first charge: the smallest row number (rows are in time order)
     first_rows = np.full(n_customers, n, dtype=np.int64)
@@ -289,7 +289,7 @@ def customer_summary_marts(payments: pa.Table) -> dict[str, pa.Table]:
     """
     n = payments.num_rows
     ids = payments["customer_id"].combine_chunks()
-    customer, size = _customer_numbers(ids)
+    customer, size = customer_numbers(ids)
     t_us = pc.cast(payments["created_at"], pa.int64()).to_numpy(zero_copy_only=False)
     status = payments["status"].combine_chunks()
     succeeded = _equals(status, "succeeded")

@@ -129,7 +129,7 @@ def promotion_code_row(promo: Mapping[str, Any], coupon: Mapping[str, Any] | Non
     }
 
 
-def _coupon_object(promo: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def coupon_object(promo: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """A coupon embedded in the promotion code itself (older API versions expand it)."""
     for holder in (promo.get("promotion"), promo):
         if isinstance(holder, Mapping) and isinstance(holder.get("coupon"), Mapping):
@@ -149,7 +149,7 @@ def refresh_promotion_codes(conn: Connection, marts: Marts, objects: ObjectTable
     coupons = _load(conn, objects.coupons, [coupon_of_promotion_code(x) for x in promos.values()])
     m = marts.promotion_codes
     _delete_in(conn, m, m.c.promotion_code_id, sorted(ids))
-    rows = [promotion_code_row(x, coupons.get(coupon_of_promotion_code(x) or "") or _coupon_object(x), options)
+    rows = [promotion_code_row(x, coupons.get(coupon_of_promotion_code(x) or "") or coupon_object(x), options)
             for x in promos.values()]
     _insert(conn, m, rows)
     return len(rows)

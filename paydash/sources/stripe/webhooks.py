@@ -126,7 +126,7 @@ class Stored:
 
 
 @dataclass
-class _Pending:
+class PendingDelivery:
     event: Mapping[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     result: Stored | None = None
@@ -189,7 +189,7 @@ class Receiver:
         self.operations = operations_events.ensure_table(wh)  # Stripe events and POST /events land here
         # one writing thread per process (DuckDB allows one writer; PostgreSQL gains batches)
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._queue: queue.Queue[PendingDelivery] = queue.Queue()
         self._refresh_due = True  # whatever an earlier process left queued
         self._next_refresh = 0.0
         self.refresh_error: str | None = None
@@ -214,7 +214,7 @@ class Receiver:
         then waits for the writer cost a thread switch and a GIL hand-over per delivery.
         """
         loop = asyncio.get_running_loop()
-        pending = _Pending(event, loop=loop, woken=loop.create_future())
+        pending = PendingDelivery(event, loop=loop, woken=loop.create_future())
         self._enqueue(pending)
         await asyncio.shield(pending.woken)  # a client that hangs up does not cancel the store
         if pending.error is not None:
@@ -222,7 +222,7 @@ class Receiver:
         assert pending.result is not None
         return pending.result
 
-    def _enqueue(self, pending: _Pending) -> None:
+    def _enqueue(self, pending: PendingDelivery) -> None:
         # a stopped writer would leave the delivery waiting forever: 503, and Stripe delivers again
         if not self._writer.is_alive():
             raise PaydashError("the receiver is shutting down; deliver again later")
@@ -312,7 +312,7 @@ class Receiver:
         if written:
             log.debug("marts refreshed: %d charge rows", written)
 
-    def _write_batch(self, batch: list[_Pending]) -> None:
+    def _write_batch(self, batch: list[PendingDelivery]) -> None:
         """Store a batch in one transaction, wake its waiters, then refresh the marts on the
         same connection when due. If the store fails, each event alone. Wakes every waiter."""
         stored = False
