@@ -447,6 +447,59 @@ def query_payment(
     _emit(detail, as_json)
 
 
+def declared_pages(wh):  # noqa: ANN001, ANN201
+    """The declared pages (paydash's and PAYDASH_PAGES_FILE's), each checked against its table when
+    that exists: a bad declaration is refused in one line (docs/pages.md)."""
+    from paydash.declared_pages import check_all, load_pages
+    from paydash.warehouse.reflect import read_columns
+
+    pages = load_pages(wh.settings)
+    check_all(pages, lambda table: read_columns(wh, table))
+    return pages
+
+
+@query_app.command("page")
+def query_page(
+    name: str = typer.Argument(..., metavar="NAME", help="The declared page (its URL path), e.g. disputes."),
+    search: Optional[str] = typer.Option(None, "--search", help="Text any of the page's search columns contains "
+                                         "(any case)."),
+    filters: Optional[list[str]] = typer.Option(None, "--filter", help="COLUMN=VALUE, one of the page's filters; "
+                                                "a date column takes FROM..TO (YYYY-MM-DD, either end may be left "
+                                                "out). Repeat for several."),
+    page: int = typer.Option(1, "--page", help="Page number (50 rows a page)."),
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """A page of a declared page's rows (search, filters, its order) with the total: {total, page, pages, rows}."""
+    from paydash.declared_pages import filter_args, missing_table, query_from_params
+    from paydash.errors import TableMissing
+    from paydash.queries import declared
+    from paydash.warehouse.reflect import read_columns, table_of
+
+    wh = _warehouse(db)
+    pages = declared_pages(wh)
+    if name not in pages:
+        raise InvalidInput(f"no declared page {name!r}; the pages are {', '.join(sorted(pages))} (declare more in "
+                           "PAYDASH_PAGES_FILE, docs/pages.md)")
+    decl = pages[name]
+    columns = read_columns(wh, decl.table)
+    if columns is None:
+        raise TableMissing(missing_table(decl, wh.display_url))
+    table = table_of(decl.table, columns)
+    params = {**filter_args(decl, filters or []), "q": search or "", "page": str(page)}
+    query, _ = query_from_params(decl, declared.date_filters(decl, table), params, strict=True)
+    with wh.read() as conn:
+        result = declared.page_rows(conn, decl, table, query, wh.settings.timezone)
+    if query.page > result.pages:
+        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
+                           f"row{'' if result.total == 1 else 's'}, {declared.PAGE_SIZE} a page)")
+    if as_json:
+        _emit(result.as_dict(), True)
+    else:
+        typer.echo(f"{decl.title}: {result.total:,} rows, page {result.page} of {result.pages}")
+        _emit(result.rows, False)
+
+
 def _open_out(out: Path):  # noqa: ANN202
     """--out opened for writing, or one line saying why it cannot be."""
     if out.is_dir():
