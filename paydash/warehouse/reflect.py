@@ -29,6 +29,9 @@ _TYPES: tuple[tuple[re.Pattern, sa.types.TypeEngine], ...] = (
 def column_type(data_type: str) -> sa.types.TypeEngine:
     """The SQLAlchemy type of a column whose information_schema data_type is `data_type` (text otherwise)."""
     lowered = data_type.lower()
+    scale = re.search(r"(?:decimal|numeric)\((\d+),\s*(\d+)\)", lowered)
+    if scale:  # its scale kept: 30.00 stays 30.00 (not 30.0000000000)
+        return sa.Numeric(int(scale.group(1)), int(scale.group(2)))
     for pattern, kind in _TYPES:
         if pattern.search(lowered):
             return kind
