@@ -79,6 +79,8 @@ def load_appointments(db, name: str = "appointments") -> str:  # noqa: ANN001
         "(" + ", ".join(_literal(r[c]) for c in ("appointment_id", "title", "end_user", "status", "booking_source",
                                                   "starts_at", "extra")) + ")"
         for r in fixture_rows())
+    if db.kind == "postgres":
+        values = values.replace("%", "%%")  # psycopg reads % as a placeholder even without parameters
     db.execute(DDL[db.kind].format(t=table), f"INSERT INTO {table} VALUES {values}")
     return table
 

@@ -476,7 +476,7 @@ def declared_pages(source: Source) -> dict[str, Any]:
 @st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)
 def declared_columns(source: Source, table: str) -> dict[str, str] | None:
     """What the warehouse says `table` has (name -> type), None when it is not there."""
-    from paydash.warehouse.reflect import read_columns
+    from paydash.queries.declared import read_columns
 
     wh = _open(source)
     try:
@@ -494,7 +494,7 @@ def present_tables(source: Source) -> set[str]:
 
 def declared_table(source: Source, name: str):  # noqa: ANN201
     """(page, its table as SQLAlchemy sees it, or None when the table is missing)."""
-    from paydash.warehouse.reflect import table_of
+    from paydash.queries.declared import table_of
 
     page = declared_pages(source)[name]
     columns = declared_columns(source, page.table)
@@ -540,6 +540,19 @@ def declared_row(source: Source, name: str, key: str) -> Loaded:
     page, table = declared_table(source, name)
     with _read(source) as (wh, conn):
         return _loaded(declared.row_by_key(conn, page, table, key))
+
+
+def declared_date_filters(page: Any, table: Any) -> set[str]:
+    """The page's filters that are date ranges (the rest are choices)."""
+    from paydash.queries import declared
+
+    return declared.date_filters(page, table)
+
+
+def declared_shown_columns(page: Any, table: Any) -> list[str]:
+    from paydash.queries import declared
+
+    return declared.shown_columns(page, table)
 
 
 DECLARED_READS = (declared_pages, present_tables, declared_columns, declared_rows, declared_stats, declared_options, declared_row)

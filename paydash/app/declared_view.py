@@ -154,9 +154,7 @@ def render(name: str) -> None:
             st.warning(fmt.md_escape(missing_table(page, "the database")), icon=":material/table_chart:")
     if table is None:
         return
-    from paydash.queries import declared
-
-    dates = declared.date_filters(page, table)
+    dates = data.declared_date_filters(page, table)
     p = f"declared_{name}"
     state_key, url_key, touched_key = f"{p}_query", f"{p}_url", f"{p}_touched"
     wanted = set(URL_WORDS) | set(page.filters)
@@ -288,9 +286,7 @@ def render(name: str) -> None:
                 file_name=csv_file_name(name, _file_params(query), admin_data.today(source)),
                 mime="text/csv", key=f"{p}_export", on_click="ignore", icon=":material/download:",
                 help="The whole filtered result, in the page's order.")
-        from paydash.queries.declared import shown_columns
-
-        names = shown_columns(page, table)
+        names = data.declared_shown_columns(page, table)
         if found.rows:
             frame = rows_frame(page, found.rows, names, tz)
             keys = [row.get(page.key) for row in found.rows] if page.key else []
@@ -353,7 +349,8 @@ def _detail(source: data.Source, page: DeclaredPage, name: str, key: str, tz: st
         kind = page.format_of(column)
         shown = cell(value, kind if kind != "json" else "text", tz)
         fields.append({"Field": page.label_of(column), "Value": fmt.text(shown)})
-    st.dataframe(pd.DataFrame(fields), hide_index=True, width="stretch", key=f"declared_{name}_fields")
+    st.dataframe(pd.DataFrame(fields), hide_index=True, width="stretch", key=f"declared_{name}_fields",
+                 placeholder=fmt.EMPTY)
     for column, target in links.items():
         url = link_url(target, row.get(column))
         if url:

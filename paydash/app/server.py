@@ -342,7 +342,7 @@ def check_declared_pages(settings: Settings) -> None:
     Columns are checked against the tables that exist; an unreachable database only postpones that."""
     from paydash.declared_pages import check_all, load_pages
     from paydash.warehouse.engine import Warehouse
-    from paydash.warehouse.reflect import read_columns
+    from paydash.queries.declared import read_columns
 
     pages = load_pages(settings)
     wh = Warehouse(settings.database_url, settings, read_only=True)

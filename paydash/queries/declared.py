@@ -24,6 +24,7 @@ from paydash.errors import InvalidInput
 from paydash.queries.csv import csv_column
 from paydash.queries.dates import local_midnight_utc
 from paydash.warehouse.expressions import icontains
+from paydash.warehouse.reflect import read_columns, table_of  # noqa: F401 - the app's door to them
 
 PAGE_SIZE = 50
 STAT_VALUES = 8  # the most frequent values a stats card lists
