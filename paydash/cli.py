@@ -471,7 +471,7 @@ def query_page(
     db: Optional[str] = DbOption,
 ) -> None:
     """A page of a declared page's rows (search, filters, its order) with the total: {total, page, pages, rows}."""
-    from paydash.declared_pages import filter_args, missing_table, query_from_params
+    from paydash.declared_pages import check_columns, filter_args, missing_table, query_from_params
     from paydash.errors import TableMissing
     from paydash.queries import declared
     from paydash.warehouse.reflect import read_columns, table_of
@@ -485,6 +485,7 @@ def query_page(
     columns = read_columns(wh, decl.table)
     if columns is None:
         raise TableMissing(missing_table(decl, wh.display_url))
+    check_columns(decl, columns)  # paydash's own page on a mart of another shape
     table = table_of(decl.table, columns)
     params = {**filter_args(decl, filters or []), "q": search or "", "page": str(page)}
     query, _ = query_from_params(decl, declared.date_filters(decl, table), params, strict=True)

@@ -400,3 +400,13 @@ def test_a_viewer_is_kept_from_an_admin_only_page_of_the_served_app(engine_kind,
     # the viewer's navigation has no such page: the app runs its default page, and nothing of the table
     assert b"Anna Schmidt" not in viewer and b"apt_0" not in viewer
     assert b"Overview" in viewer
+
+
+def test_a_shipped_page_on_a_mart_of_another_shape_never_stops_a_start() -> None:
+    pages = load_pages(Settings())
+    from paydash.declared_pages import check_all
+
+    check_all(pages, lambda table: {"dispute_id": "TEXT"})  # a dbt mart without most columns: no refusal
+    with pytest.raises(ConfigError, match=r"^paydash's Disputes page reads column 'charge_id', which table "
+                                          r"mart_stripe_disputes does not have; add it, or declare your own page"):
+        check_columns(pages["disputes"], {"dispute_id": "TEXT"})

@@ -493,11 +493,14 @@ def present_tables(source: Source) -> set[str]:
 
 
 def declared_table(source: Source, name: str):  # noqa: ANN201
-    """(page, its table as SQLAlchemy sees it, or None when the table is missing)."""
+    """(page, its table as SQLAlchemy sees it, or None when the table is missing); ConfigError when the
+    table lacks a column the page names (a page of paydash's on a mart of another shape)."""
+    from paydash.declared_pages import check_columns
     from paydash.queries.declared import table_of
 
     page = declared_pages(source)[name]
     columns = declared_columns(source, page.table)
+    check_columns(page, columns)
     return page, None if columns is None else table_of(page.table, columns)
 
 

@@ -345,6 +345,8 @@ def check_declared_pages(settings: Settings) -> None:
     from paydash.queries.declared import read_columns
 
     pages = load_pages(settings)
+    if all(page.shipped for page in pages.values()):
+        return  # paydash's own pages are checked when opened
     wh = Warehouse(settings.database_url, settings, read_only=True)
     try:
         check_all(pages, lambda table: read_columns(wh, table))
