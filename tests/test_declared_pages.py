@@ -134,6 +134,12 @@ def test_search_matches_any_search_column_by_substring(board, text: str, expecte
     assert ids(run_query(board, PageQuery(search=text))) == expected
 
 
+def test_a_search_column_of_another_type_is_searched_as_its_text(board) -> None:  # noqa: ANN001
+    wh, page, table = board
+    by_start = (wh, replace(page, search=("starts_at",)), table)
+    assert ids(run_query(by_start, PageQuery(search="2026-03-02"))) == ["apt_02", "apt_01"]
+
+
 def test_choice_and_date_range_filters_combine(board) -> None:  # noqa: ANN001
     assert ids(run_query(board, PageQuery(filters=(("status", "booked"),)))) == ["apt_07", "apt_04", "apt_01"]
     both = PageQuery(filters=(("status", "booked"), ("booking_source", "web")))
@@ -306,8 +312,11 @@ def test_types_of_every_engine_are_mapped() -> None:
                        ("DECIMAL(12,2)", sa.Numeric), ("Decimal(12, 2)", sa.Numeric), ("BIGINT", sa.BigInteger),
                        ("Nullable(Int64)", sa.BigInteger), ("UInt8", sa.BigInteger), ("boolean", sa.Boolean),
                        ("Bool", sa.Boolean), ("double precision", sa.Float), ("VARCHAR", sa.Text),
-                       ("LowCardinality(String)", sa.Text), ("jsonb", sa.Text)]:
+                       ("LowCardinality(String)", sa.Text), ("character varying", sa.Text),
+                       ("timestamp with time zone", sa.DateTime), ("jsonb", sa.types.NullType),
+                       ("uuid", sa.types.NullType)]:
         assert isinstance(column_type(name), kind), name
+    assert column_type("timestamp with time zone").timezone and not column_type("TIMESTAMP").timezone
 
 
 # -- what the user starts: `paydash query page`, `paydash serve` ------------------------------------

@@ -83,6 +83,8 @@ def _day_bounds(page: DeclaredPage, column: sa.Column, start: date | None, end: 
         return [*([column >= start] if start else []), *([column <= end] if end else [])]
     low = local_midnight_utc(start, tz) if start else None
     high = local_midnight_utc(end + timedelta(days=1), tz) if end else None
+    if getattr(column.type, "timezone", False):  # timestamp with time zone: compared as instants
+        low, high = (m.replace(tzinfo=timezone.utc) if m else None for m in (low, high))
     if page.format_of(column.name) == "epoch":
         def seconds(moment: datetime) -> int:
             return int(moment.replace(tzinfo=timezone.utc).timestamp())

@@ -17,17 +17,20 @@ from paydash.warehouse.schema import split_table_name
 
 # (pattern on the lower-cased type name, SQLAlchemy type), first match wins
 _TYPES: tuple[tuple[re.Pattern, sa.types.TypeEngine], ...] = (
+    (re.compile(r"with time zone|timestamptz"), sa.DateTime(timezone=True)),
     (re.compile(r"timestamp|datetime"), sa.DateTime()),
     (re.compile(r"\bdate\b|^date|\(date\)"), sa.Date()),
     (re.compile(r"decimal|numeric"), sa.Numeric()),
     (re.compile(r"bool"), sa.Boolean()),
     (re.compile(r"\b(u?int\d*|bigint|integer|smallint|tinyint|hugeint|ubigint)\b|\((u?int\d*)\)"), sa.BigInteger()),
     (re.compile(r"double|float|real"), sa.Float()),
+    (re.compile(r"char|text|string|clob"), sa.Text()),
 )
 
 
 def column_type(data_type: str) -> sa.types.TypeEngine:
-    """The SQLAlchemy type of a column whose information_schema data_type is `data_type` (text otherwise)."""
+    """The SQLAlchemy type of a column whose information_schema data_type is `data_type`; NullType for
+    anything else (uuid, json, enums): read as the driver gives it, searched as its text."""
     lowered = data_type.lower()
     scale = re.search(r"(?:decimal|numeric)\((\d+),\s*(\d+)\)", lowered)
     if scale:  # its scale kept: 30.00 stays 30.00 (not 30.0000000000)
@@ -35,7 +38,7 @@ def column_type(data_type: str) -> sa.types.TypeEngine:
     for pattern, kind in _TYPES:
         if pattern.search(lowered):
             return kind
-    return sa.Text()
+    return sa.types.NullType()
 
 
 def read_columns(wh, name: str) -> dict[str, str] | None:  # noqa: ANN001 - a Warehouse
