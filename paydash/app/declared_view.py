@@ -113,6 +113,12 @@ def link_url(target: str, value: Any) -> str | None:
     return f"/{target}?{urlencode({word: str(value)})}"
 
 
+def header(page: DeclaredPage, name: str, tz: str) -> str:
+    """A column's header in the table: its label, and the timezone its times are shown in."""
+    label = page.label_of(name)
+    return f"{label} ({tz})" if page.format_of(name) in ("datetime", "epoch") else label
+
+
 def rows_frame(page: DeclaredPage, rows: list[dict[str, Any]], names: list[str], tz: str) -> pd.DataFrame:
     links = page.link_map
     out = []
@@ -120,11 +126,11 @@ def rows_frame(page: DeclaredPage, rows: list[dict[str, Any]], names: list[str],
         shown = {}
         for name in names:
             if name in links:
-                shown[page.label_of(name)] = link_url(links[name], row.get(name))
+                shown[header(page, name, tz)] = link_url(links[name], row.get(name))
             else:
-                shown[page.label_of(name)] = cell(row.get(name), page.format_of(name), tz)
+                shown[header(page, name, tz)] = cell(row.get(name), page.format_of(name), tz)
         out.append(shown)
-    return pd.DataFrame(out, columns=[page.label_of(n) for n in names])
+    return pd.DataFrame(out, columns=[header(page, n, tz) for n in names])
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -295,10 +301,10 @@ def render(name: str) -> None:
             for column, target in page.links:
                 if column in names:
                     word = "charge" if target == PAYMENT_LINK else "key"
-                    config[page.label_of(column)] = st.column_config.LinkColumn(display_text=rf"[?&]{word}=([^&]*)$")
+                    config[header(page, column, tz)] = st.column_config.LinkColumn(display_text=rf"[?&]{word}=([^&]*)$")
             for column in names:
                 if page.format_of(column) == "money":
-                    config[page.label_of(column)] = st.column_config.NumberColumn(format="%.2f")
+                    config[header(page, column, tz)] = st.column_config.NumberColumn(format="%.2f")
             st.dataframe(frame, key=table_key, hide_index=True, width="stretch", placeholder=fmt.EMPTY,
                          column_config=config,
                          **({"on_select": lambda: open_row(table_key, keys), "selection_mode": "single-row"}

@@ -108,3 +108,19 @@ def test_a_missing_table_is_said_on_its_page_only(board) -> None:  # noqa: ANN00
         "table call_logs of page 'calls' not found in the database; create it, grant the warehouse user SELECT on it, "
         f"or fix key 'table' of page 'calls' in {board / 'pages.toml'}")]
     assert signed_in(declared("appointments")).run().dataframe
+
+
+def test_values_links_and_json_as_the_page_shows_them() -> None:
+    from datetime import datetime
+    from decimal import Decimal
+
+    from paydash.app.declared_view import cell, link_url, pretty_json
+
+    assert cell(datetime(2026, 3, 2, 9, 0), "datetime", "Europe/Berlin") == "2026-03-02 10:00:00"
+    assert cell(1772442000, "epoch", "UTC") == "2026-03-02 09:00:00"
+    assert cell(Decimal("19.99"), "money", "UTC") == 19.99 and cell(None, "money", "UTC") is None
+    assert link_url("payments", "ch_1") == "/payments?charge=ch_1"
+    assert link_url("appointments", "apt 1&x") == "/appointments?key=apt+1%26x"
+    assert link_url("appointments", None) is None
+    assert pretty_json('{"b": 1, "a": [2]}') == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}'
+    assert pretty_json("not json") == "not json"
