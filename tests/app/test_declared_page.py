@@ -8,13 +8,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD, TIMEOUT, clear_data_caches, signed_in
 from paydash.app.format import md_escape
 from paydash.settings import load_settings
 from paydash.state import open_state
 
+TIMEOUT = 60  # the first run imports pandas and the query layer: generous, not timed
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "appointments.csv"
 MISSING = '''
@@ -43,13 +44,14 @@ def board_db(tmp_path_factory) -> Path:  # noqa: ANN001
 
 
 @pytest.fixture
-def board(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, board_db: Path) -> Path:
+def board(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, board_db: Path, team_password: str) -> Path:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pages.toml").write_text(doc_example() + MISSING)
     monkeypatch.setenv("PAYDASH_DATABASE_URL", str(board_db))
-    monkeypatch.setenv("PAYDASH_PASSWORD", PASSWORD)
+    monkeypatch.setenv("PAYDASH_PASSWORD", team_password)
     monkeypatch.setenv("PAYDASH_PAGES_FILE", str(tmp_path / "pages.toml"))
-    clear_data_caches()
+    st.cache_data.clear()
+    st.cache_resource.clear()
     return tmp_path
 
 
@@ -66,7 +68,7 @@ def shown_ids(at: AppTest) -> list[str]:
     return list(rows["Appointment"])
 
 
-def test_the_page_searches_filters_and_counts(board) -> None:  # noqa: ANN001
+def test_the_page_searches_filters_and_counts(board, signed_in) -> None:  # noqa: ANN001
     at = signed_in(declared("appointments")).run()
     assert not at.exception and not at.error
     assert [t.value for t in at.title] == ["Appointments"]
@@ -82,7 +84,7 @@ def test_the_page_searches_filters_and_counts(board) -> None:  # noqa: ANN001
     assert any("**1** matching row" in m.value for m in at.markdown)
 
 
-def test_a_link_reproduces_the_view_with_the_detail_open(board) -> None:  # noqa: ANN001
+def test_a_link_reproduces_the_view_with_the_detail_open(board, signed_in) -> None:  # noqa: ANN001
     at = signed_in(declared("appointments", q="haircut", starts_at="2026-03-03..", key="apt_06")).run()
     assert not at.exception and not at.error
     assert shown_ids(at) == ["apt_06", "apt_03"]
@@ -93,7 +95,7 @@ def test_a_link_reproduces_the_view_with_the_detail_open(board) -> None:  # noqa
     assert not at.code and "key" not in at.query_params
 
 
-def test_a_viewer_cannot_open_an_admin_only_page(board) -> None:  # noqa: ANN001
+def test_a_viewer_cannot_open_an_admin_only_page(board, signed_in) -> None:  # noqa: ANN001
     open_state(load_settings()).users.add("bob", "bob-password", "viewer")
     at = signed_in(declared("appointments"), username="bob", role="viewer").run()
     assert [e.value for e in at.error] == ["This page is not available to you. Ask an admin of this dashboard if you "
@@ -101,7 +103,7 @@ def test_a_viewer_cannot_open_an_admin_only_page(board) -> None:  # noqa: ANN001
     assert not at.dataframe and not at.metric
 
 
-def test_a_missing_table_is_said_on_its_page_only(board) -> None:  # noqa: ANN001
+def test_a_missing_table_is_said_on_its_page_only(board, signed_in) -> None:  # noqa: ANN001
     at = signed_in(declared("calls")).run()
     assert not at.exception and not at.error
     assert [w.value for w in at.warning] == [md_escape(
