@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -414,3 +414,45 @@ def test_a_viewer_is_kept_from_an_admin_only_page_of_the_served_app(tmp_path: Pa
     # the viewer's navigation has no such page: the app runs its default page, and nothing of the table
     assert b"Anna Schmidt" not in viewer and b"apt_0" not in viewer
     assert b"Overview" in viewer
+
+
+def test_the_checkout_sessions_page_reads_the_syncs_raw_table(engine_kind, databases) -> None:  # noqa: ANN001
+    """paydash's Checkout sessions page over the table `paydash sync` writes: `created` (seconds since 1970)
+    filtered by days, the Stripe object in `data` for the detail."""
+    not_on_clickhouse(engine_kind, "the Stripe sync and its raw tables are PostgreSQL/DuckDB only (docs/scaling.md)")
+    from paydash.warehouse.stripe_objects import create_object_tables, object_tables_for
+
+    db = databases.new()
+    writer = db.warehouse(read_only=False)
+    tables = object_tables_for(writer)
+    loaded = datetime(2026, 3, 10)
+
+    def session(n: int, day: int, status: str, paid: str) -> dict:
+        created = int(datetime(2026, 3, day, 12, tzinfo=timezone.utc).timestamp())
+        obj = {"id": f"cs_{n}", "object": "checkout.session", "status": status, "payment_status": paid, "created": created}
+        return {"id": f"cs_{n}", "payment_intent_id": f"pi_{n}", "customer_id": "cus_1", "status": status,
+                "payment_status": paid, "created": created, "state_ts": created, "state_rank": 1, "state_hash": str(n),
+                "loaded_at": loaded, "data": json.dumps(obj)}
+
+    try:
+        with writer.write() as conn:
+            create_object_tables(conn, tables)
+            conn.execute(tables.checkout_sessions.insert(), [
+                session(1, 1, "complete", "paid"), session(2, 2, "expired", "unpaid"), session(3, 3, "complete", "paid"),
+                session(4, 9, "open", "unpaid")])
+    finally:
+        writer.dispose()
+    page = load_pages(db.settings)["checkout_sessions"]
+    wh = databases.track(db.warehouse())
+    columns = read_columns(wh, page.table)
+    check_columns(page, columns)
+    table = table_of(page.table, columns)
+    assert declared.date_filters(page, table) == {"created"}
+    first_days = PageQuery(filters=(("created", (date(2026, 3, 2), date(2026, 3, 3))),))
+    with wh.read() as conn:
+        result = declared.page_rows(conn, page, table, first_days, "UTC")
+        counts = declared.value_counts(conn, page, table, PageQuery(), "UTC")
+        row = declared.row_by_key(conn, page, table, "cs_4")
+    assert [r["id"] for r in result.rows] == ["cs_3", "cs_2"]
+    assert counts["status"] == [("complete", 2), ("expired", 1), ("open", 1)]
+    assert json.loads(row["data"])["status"] == "open"
