@@ -4,6 +4,7 @@ the URL holding the view, a viewer kept out of an admin-only page, a missing tab
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -82,6 +83,12 @@ def test_the_page_searches_filters_and_counts(board, signed_in) -> None:  # noqa
     assert {(m.label, m.value) for m in at.metric} == {("booked", "1"), ("web", "1")}
     assert at.query_params["status"] == "booked"
     assert any("**1** matching row" in m.value for m in at.markdown)
+    at.button(key="declared_appointments_clear").click().run()
+    at.date_input(key="declared_appointments_f_starts_at").set_value((date(2026, 3, 2), date(2026, 3, 5))).run()
+    assert shown_ids(at) == ["apt_05", "apt_04", "apt_03", "apt_02", "apt_01"]
+    assert dict(at.query_params) == {"starts_at": "2026-03-02..2026-03-05"}
+    at.button(key="declared_appointments_refresh").click().run()
+    assert not at.exception and len(shown_ids(at)) == 5
 
 
 def test_a_link_reproduces_the_view_with_the_detail_open(board, signed_in) -> None:  # noqa: ANN001
