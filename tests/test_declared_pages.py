@@ -414,6 +414,7 @@ def test_a_viewer_is_kept_from_an_admin_only_page_of_the_served_app(tmp_path: Pa
     # the viewer's navigation has no such page: the app runs its default page, and nothing of the table
     assert b"Anna Schmidt" not in viewer and b"apt_0" not in viewer
     assert b"Overview" in viewer
+    assert b"Appointments" not in viewer  # nor in the viewer's menu (the navigation message names every page)
 
 
 def test_the_checkout_sessions_page_reads_the_syncs_raw_table(engine_kind, databases) -> None:  # noqa: ANN001
