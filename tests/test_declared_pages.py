@@ -359,6 +359,17 @@ def test_query_page_prints_a_page_as_json(served_board, tmp_path: Path) -> None:
     assert done.returncode == 1 and done.stderr.startswith("error: no declared page 'meetings'; the pages are")
 
 
+def test_export_page_writes_the_whole_filtered_result(served_board, tmp_path: Path) -> None:  # noqa: ANN001
+    db, pages = served_board
+    out = tmp_path / "app.csv"
+    done = paydash(tmp_path, "export", "page", "appointments", "--out", str(out), "--filter", "booking_source=app",
+                   "--db", db.url, env={"PAYDASH_PAGES_FILE": str(pages)})
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    assert [r[0] for r in rows] == ["appointment_id", "apt_05", "apt_02"]
+    assert rows[1][1] == "'=HYPERLINK(\"http://x\")"
+
+
 def test_a_bad_declaration_stops_query_page_and_serve(served_board, tmp_path: Path) -> None:  # noqa: ANN001
     db, pages = served_board
     pages.write_text(pages.read_text().replace('stats = ["status", "booking_source"]', 'stats = ["status", "booking_channel"]'))

@@ -283,7 +283,9 @@ def render(name: str) -> None:
         count_col, export_col = st.columns([3, 2], vertical_alignment="bottom")
         count_col.markdown(f"**{fmt.count(found.total)}** matching {fmt.plural(found.total, 'row')}")
         if found.total > settings.export_max_rows:
-            export_col.caption(f"{fmt.count(found.total)} rows are more than one download holds; narrow the filters.")
+            export_col.caption(f"{fmt.count(found.total)} rows are more than one download holds "
+                               f"({fmt.count(settings.export_max_rows)}); narrow the filters or run:")
+            export_col.code(export_command(name, query), language="bash")
         elif found.total:
             export_col.download_button(
                 f"Download CSV ({fmt.quantity(found.total, 'row')})",
@@ -330,6 +332,18 @@ def render(name: str) -> None:
     if params != url:
         st.query_params.from_dict(params)
     st.session_state[url_key] = params
+
+
+def export_command(name: str, query: PageQuery) -> str:
+    """The CLI command that exports the same result (for exports too big for the browser)."""
+    import shlex
+
+    args = ["paydash", "export", "page", name, "--out", f"{name}.csv"]
+    if query.search:
+        args += ["--search", query.search]
+    for column, value in query.filters:
+        args += ["--filter", f"{column}={format_range(value) if isinstance(value, tuple) else value}"]
+    return shlex.join(args)
 
 
 def _file_params(query: PageQuery) -> dict[str, str]:

@@ -123,7 +123,8 @@ def test_values_links_and_json_as_the_page_shows_them() -> None:
     from datetime import datetime
     from decimal import Decimal
 
-    from paydash.app.declared_view import cell, link_url, pretty_json
+    from paydash.app.declared_view import cell, export_command, link_url, pretty_json
+    from paydash.declared_pages import PageQuery
 
     assert cell(datetime(2026, 3, 2, 9, 0), "datetime", "Europe/Berlin") == "2026-03-02 10:00:00"
     assert cell(1772442000, "epoch", "UTC") == "2026-03-02 09:00:00"
@@ -133,3 +134,7 @@ def test_values_links_and_json_as_the_page_shows_them() -> None:
     assert link_url("appointments", None) is None
     assert pretty_json('{"b": 1, "a": [2]}') == '{\n  "a": [\n    2\n  ],\n  "b": 1\n}'
     assert pretty_json("not json") == "not json"
+    query = PageQuery("anna's", (("status", "booked"), ("starts_at", (date(2026, 3, 1), None))))
+    assert export_command("appointments", query) == ("paydash export page appointments --out appointments.csv "
+                                                     "--search 'anna'\"'\"'s' --filter status=booked "
+                                                     "--filter starts_at=2026-03-01..")
