@@ -272,7 +272,7 @@ def render(name: str) -> None:
                     continue
                 cards = st.columns(min(len(values), 6))
                 for i, (value, n) in enumerate(values[:6]):
-                    cards[i].metric(fmt.text(cell(value, page.format_of(column), tz)), fmt.count(n))
+                    cards[i].metric(fmt.md_escape(fmt.text(cell(value, page.format_of(column), tz))), fmt.count(n))
 
     # -- the rows, a page at a time --------------------------------------------------------------
     with data.section(page.title):
@@ -356,7 +356,7 @@ def _file_params(query: PageQuery) -> dict[str, str]:
 def _detail(source: data.Source, page: DeclaredPage, name: str, key: str, tz: str, on_close: Callable[[], None]) -> None:
     row = data.declared_row(source, name, key).value
     head, close = st.columns([5, 1], vertical_alignment="center")
-    head.subheader(f"{page.title}: {key}", anchor=False)
+    head.subheader(fmt.md_escape(f"{page.title}: {key}"), anchor=False)
     close.button("Close", key=f"declared_{name}_close", on_click=on_close, icon=":material/close:")
     if row is None:
         st.warning(fmt.md_escape(f"No row with {page.key} {key!r} (any more)."), icon=":material/search_off:")

@@ -97,7 +97,7 @@ def test_a_link_reproduces_the_view_with_the_detail_open(board, signed_in) -> No
     assert shown_ids(at) == ["apt_06", "apt_03"]
     assert at.date_input(key="declared_appointments_f_starts_at").value[0].isoformat() == "2026-03-03"
     assert [c.value for c in at.code] == ['{\n  "child": "Mia"\n}']  # the extra data, as formatted JSON
-    assert any("apt_06" in s.value for s in at.subheader)
+    assert [s.value for s in at.subheader] == [md_escape("Appointments: apt_06")]
     at.button(key="declared_appointments_close").click().run()
     assert not at.code and "key" not in at.query_params
 
