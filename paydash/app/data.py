@@ -492,6 +492,27 @@ def present_tables(source: Source) -> set[str]:
     return _open(source).table_names()
 
 
+_TABLES_UNKNOWN_SINCE: dict[str, float] = {}  # configuration -> when the database last failed to list them
+TABLES_RETRY = 30.0  # seconds the menu does without the list after a failure (no wait on every click)
+
+
+def tables_present(source: Source) -> set[str] | None:
+    """present_tables, or None when the database cannot say (the menu then shows every page, and each
+    page says what is wrong); after a failure it is not asked again for TABLES_RETRY seconds."""
+    import time
+
+    failed = _TABLES_UNKNOWN_SINCE.get(source.key)
+    if failed is not None and time.monotonic() - failed < TABLES_RETRY:
+        return None
+    try:
+        found = present_tables(source)
+    except PaydashError:
+        _TABLES_UNKNOWN_SINCE[source.key] = time.monotonic()
+        return None
+    _TABLES_UNKNOWN_SINCE.pop(source.key, None)
+    return found
+
+
 def declared_table(source: Source, name: str):  # noqa: ANN201
     """(page, its table as SQLAlchemy sees it, or None when the table is missing); ConfigError when the
     table lacks a column the page names (a page of paydash's on a mart of another shape)."""
