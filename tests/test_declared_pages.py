@@ -468,3 +468,24 @@ def test_the_checkout_sessions_page_reads_the_syncs_raw_table(engine_kind, datab
     assert [r["id"] for r in result.rows] == ["cs_3", "cs_2"]
     assert counts["status"] == [("complete", 2), ("expired", 1), ("open", 1)]
     assert json.loads(row["data"])["status"] == "open"
+
+
+def test_the_shipped_pages_on_the_demo(tmp_path: Path) -> None:
+    """`paydash demo`'s refunds and disputes marts through `paydash query page` (no pages file): the rows
+    the marts hold, disputes with their evidence due soonest first; Invoices (not in the demo) is said missing."""
+    import duckdb
+
+    db = tmp_path / "demo.duckdb"
+    done = paydash(tmp_path, "demo", "--no-serve", "--payments", "3000", "--days", "30", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        refunds = con.execute("SELECT count(*) FROM mart_stripe_refunds").fetchone()[0]
+        due = [r[0] for r in con.execute("SELECT dispute_id FROM mart_stripe_disputes "
+                                         "ORDER BY evidence_due_by ASC NULLS LAST, created_at DESC, dispute_id").fetchall()]
+    assert refunds and due
+    shown = json.loads(paydash(tmp_path, "query", "page", "refunds", "--json", "--db", str(db)).stdout)
+    assert shown["total"] == refunds and shown["pages"] == -(-refunds // 50)
+    disputes = json.loads(paydash(tmp_path, "query", "page", "disputes", "--json", "--db", str(db)).stdout)
+    assert [r["dispute_id"] for r in disputes["rows"]] == due[:50]
+    missing = paydash(tmp_path, "query", "page", "invoices", "--db", str(db))
+    assert missing.returncode == 1 and missing.stderr.startswith("error: table stripe_invoices not found in ")
