@@ -26,8 +26,9 @@ OPTIONAL = ("columns", "key", "stats", "json", "links", "roles", "description")
 KEYS = REQUIRED + OPTIONAL
 COLUMN_KEYS = ("name", "label", "format")
 FORMATS = ("text", "number", "money", "datetime", "date", "epoch", "json")
-# the built-in pages' paths: a declared page cannot take them
+# the built-in pages' paths, and what `paydash serve` answers before the pages: a declared page cannot take them
 BUILT_IN = ("overview", "payments", "operations", "customers", "promotions", "system", "data-explorer")
+SERVED_PATHS = ("auth", "healthz", "webhooks", "events", "metrics")
 # links may lead to the built-in Payments page: it opens a charge by its id
 PAYMENT_LINK = "payments"
 # the query string of a declared page: these words, then one parameter per filter column
@@ -185,8 +186,9 @@ def _page(raw: Any, index: int, where: str, shipped: bool) -> DeclaredPage:
     name = raw["name"]
     if not isinstance(name, str) or not _NAME.match(name):
         raise fail("name", f"{name!r} is not a page name (its URL path); use lower-case letters, digits, _ and -")
-    if name in BUILT_IN:
-        raise fail("name", f"{name!r} is a built-in page of paydash; choose another name")
+    if name in BUILT_IN or name in SERVED_PATHS:
+        what = "a built-in page of paydash" if name in BUILT_IN else "a path `paydash serve` answers itself"
+        raise fail("name", f"{name!r} is {what}; choose another name")
     title = raw["title"]
     if not isinstance(title, str) or not title.strip():
         raise fail("title", "must be text, e.g. title = \"Appointments\"")

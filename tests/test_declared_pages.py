@@ -243,6 +243,7 @@ key = "call_id"
     (None, "calls", "order_by", "add it"),  # missing
     ('name = "Call Logs"', "Call Logs", "name", "lower-case letters"),
     ('name = "payments"', "payments", "name", "choose another name"),
+    ('name = "healthz"', "healthz", "name", "a path `paydash serve` answers itself; choose another name"),
     ('links = { caller = "people" }', "calls", "links", "name a declared page"),
     ('roles = ["superuser"]', "calls", "roles", "use viewer or admin"),
     ('order_by = ["started_at sideways"]', "calls", "order_by", "write e.g. order_by"),
