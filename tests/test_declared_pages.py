@@ -269,6 +269,15 @@ def test_a_bad_declaration_is_refused_in_one_line(tmp_path: Path, change, page, 
     assert fix in message
 
 
+def test_query_page_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "pages.toml"
+    path.write_text(GOOD.replace('key = "call_id"', 'key = "call_id"\nroles = ["owner"]'))
+    done = paydash(tmp_path, "query", "page", "calls", "--db", str(tmp_path / "none.duckdb"),
+                   env={"PAYDASH_PAGES_FILE": str(path)})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"error: {path}: page 'calls': key 'roles' 'owner' is not a role; use viewer or admin\n"
+
+
 def test_two_pages_of_one_name_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "pages.toml"
     path.write_text(GOOD + GOOD)
