@@ -452,6 +452,86 @@ def query_payment(
     _emit(detail, as_json)
 
 
+def declared_pages(wh):  # noqa: ANN001, ANN201
+    """The declared pages (paydash's and PAYDASH_PAGES_FILE's), each checked against its table when
+    that exists: a bad declaration is refused in one line (docs/pages.md)."""
+    from paydash.declared_pages import check_all, load_pages
+    from paydash.warehouse.reflect import read_columns
+
+    pages = load_pages(wh.settings)
+    check_all(pages, lambda table: read_columns(wh, table))
+    return pages
+
+
+def _declared_query(wh, name: str, search: str | None, filters: list[str] | None, page: int = 1):  # noqa: ANN001, ANN202
+    """(declaration, its table, the query) of declared page `name` asked by the CLI; one line on any mistake."""
+    from paydash.declared_pages import check_columns, filter_args, missing_table, query_from_params
+    from paydash.errors import TableMissing
+    from paydash.queries import declared
+    from paydash.warehouse.reflect import read_columns, table_of
+
+    pages = declared_pages(wh)
+    if name not in pages:
+        raise InvalidInput(f"no declared page {name!r}; the pages are {', '.join(sorted(pages))} (declare more in "
+                           "PAYDASH_PAGES_FILE, docs/pages.md)")
+    decl = pages[name]
+    columns = read_columns(wh, decl.table)
+    if columns is None:
+        raise TableMissing(missing_table(decl, wh.display_url))
+    check_columns(decl, columns)  # paydash's own page on a mart of another shape
+    table = table_of(decl.table, columns)
+    params = {**filter_args(decl, filters or []), "q": search or "", "page": str(page)}
+    query, _ = query_from_params(decl, declared.date_filters(decl, table), params, strict=True)
+    return decl, table, query
+
+
+PageSearchOption = typer.Option(None, "--search", help="Text any of the page's search columns contains (any case).")
+PageFilterOption = typer.Option(None, "--filter", help="COLUMN=VALUE, one of the page's filters; a date column takes "
+                                "FROM..TO (YYYY-MM-DD, either end may be left out). Repeat for several.")
+
+
+@query_app.command("page")
+def query_page(
+    name: str = typer.Argument(..., metavar="NAME", help="The declared page (its URL path), e.g. disputes."),
+    search: Optional[str] = PageSearchOption,
+    filters: Optional[list[str]] = PageFilterOption,
+    page: int = typer.Option(1, "--page", help="Page number (50 rows a page)."),
+    as_json: bool = JsonOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """A page of a declared page's rows (search, filters, its order) with the total: {total, page, pages, rows}."""
+    from paydash.queries import declared
+
+    wh = _warehouse(db)
+    decl, table, query = _declared_query(wh, name, search, filters, page)
+    with wh.read() as conn:
+        result = declared.page_rows(conn, decl, table, query, wh.settings.timezone)
+    if query.page > result.pages:
+        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
+                           f"row{'' if result.total == 1 else 's'}, {declared.PAGE_SIZE} a page)")
+    if as_json:
+        _emit(result.as_dict(), True)
+    else:
+        typer.echo(f"{decl.title}: {result.total:,} rows, page {result.page} of {result.pages}")
+        _emit(result.rows, False)
+
+
+@export_app.command("page")
+def export_page(
+    name: str = typer.Argument(..., metavar="NAME", help="The declared page (its URL path), e.g. disputes."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write ('-' for standard output)."),
+    search: Optional[str] = PageSearchOption,
+    filters: Optional[list[str]] = PageFilterOption,
+    db: Optional[str] = DbOption,
+) -> None:
+    """A declared page's whole filtered result as CSV (formula-safe, in the page's order), streamed."""
+    from paydash.queries import declared
+
+    wh = _warehouse(db, duckdb_memory_limit="128MB")
+    decl, table, query = _declared_query(wh, name, search, filters)
+    _write_csv(wh, [declared.export_select(decl, table, query, wh.settings.timezone)], out)
+
+
 def _open_out(out: Path):  # noqa: ANN202
     """--out opened for writing, or one line saying why it cannot be."""
     if out.is_dir():
@@ -489,6 +569,13 @@ def export_payments(
                        failure_category=failure_category, failure_code=failure_code, currency=currency,
                        card_country=card_country, min_amount=min_amount, max_amount=max_amount)
     wh = _warehouse(db, duckdb_memory_limit="128MB")
+    scope = _search_scope(wh)
+    _write_csv(wh, lambda conn: export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone, scope=scope), out)
+
+
+def _write_csv(wh, selects, out: Path) -> None:  # noqa: ANN001
+    """The statements' results as one CSV (the first one's header) into --out, streamed; `selects` is a
+    list, or a function of the read connection making it. A failed export leaves no partial file."""
     to_stdout = str(out) == "-"
     target = sys.stdout.buffer if to_stdout else _open_out(out)
     written = 0
@@ -498,12 +585,10 @@ def export_payments(
         written += len(data)
         target.write(data)
 
-    scope = _search_scope(wh)
     done = False
     try:
         with wh.read() as conn:
-            selects = export_selects(conn, wh.marts, filters, mart_tz=wh.settings.timezone, scope=scope)
-            for index, stmt in enumerate(selects):
+            for index, stmt in enumerate(selects(conn) if callable(selects) else selects):
                 wh.copy_csv(conn, stmt, write, header=index == 0)
         done = True
     finally:

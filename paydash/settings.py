@@ -343,6 +343,14 @@ SETTINGS: tuple[Setting, ...] = (
         "they run read-only with the limits below. Relative to the working directory.",
     ),
     Setting(
+        "pages_file",
+        "",
+        "TOML file of pages declared in configuration ([[page]] tables: name, title, table, search, filters, "
+        "order_by, ...; docs/pages.md), added to paydash's own Disputes, Refunds, Checkout sessions and Invoices "
+        "pages (a page of the same name replaces paydash's). Checked when `paydash serve` starts. Relative to the "
+        "working directory.",
+    ),
+    Setting(
         "explorer_database_url",
         "",
         "Database the Data explorer's saved queries run on, if not PAYDASH_DATABASE_URL: on PostgreSQL "

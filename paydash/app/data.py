@@ -463,6 +463,138 @@ def table_csv(source: Source, table: str, *args: Any, on_done: Callable[[], None
     return _csv_builder(wh, _exports(source)[table](wh.marts, *args), on_done)
 
 
+# -- pages declared in configuration (docs/pages.md) ------------------------------------------
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=10)
+def declared_pages(source: Source) -> dict[str, Any]:
+    """The declared pages by name (paydash's and PAYDASH_PAGES_FILE's); `paydash serve` refused a bad
+    file at start, so a ConfigError here means the file changed since (the caller shows it)."""
+    from paydash.declared_pages import load_pages
+
+    return load_pages(source.settings)
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)
+def declared_columns(source: Source, table: str) -> dict[str, str] | None:
+    """What the warehouse says `table` has (name -> type), None when it is not there."""
+    from paydash.queries.declared import read_columns
+
+    wh = _open(source)
+    try:
+        return read_columns(wh, table)
+    except DatabaseUnreachable:
+        _went_down(wh.display_url)  # the page's banner says it, as for the other reads
+        raise
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=10)
+def present_tables(source: Source) -> set[str]:
+    """The tables and views there are (bare names in the current schema, schema.name for all)."""
+    return _open(source).table_names()
+
+
+_TABLES_UNKNOWN_SINCE: dict[str, float] = {}  # configuration -> when the database last failed to list them
+TABLES_RETRY = 30.0  # seconds the menu does without the list after a failure (no wait on every click)
+
+
+def tables_present(source: Source) -> set[str] | None:
+    """present_tables, or None when the database cannot say (the menu then shows every page, and each
+    page says what is wrong); after a failure it is not asked again for TABLES_RETRY seconds."""
+    import time
+
+    failed = _TABLES_UNKNOWN_SINCE.get(source.key)
+    if failed is not None and time.monotonic() - failed < TABLES_RETRY:
+        return None
+    try:
+        found = present_tables(source)
+    except PaydashError:
+        _TABLES_UNKNOWN_SINCE[source.key] = time.monotonic()
+        return None
+    _TABLES_UNKNOWN_SINCE.pop(source.key, None)
+    return found
+
+
+def declared_table(source: Source, name: str):  # noqa: ANN201
+    """(page, its table as SQLAlchemy sees it, or None when the table is missing); ConfigError when the
+    table lacks a column the page names (a page of paydash's on a mart of another shape)."""
+    from paydash.declared_pages import check_columns
+    from paydash.queries.declared import table_of
+
+    page = declared_pages(source)[name]
+    columns = declared_columns(source, page.table)
+    check_columns(page, columns)
+    return page, None if columns is None else table_of(page.table, columns)
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def declared_rows(source: Source, name: str, query: Any) -> Loaded:
+    from paydash.queries import declared
+
+    page, table = declared_table(source, name)
+    with _read(source) as (wh, conn):
+        result = declared.page_rows(conn, page, table, query, source.timezone)
+        if result.total and query.page > result.pages:  # a link past the end: its last page
+            from dataclasses import replace
+
+            result = declared.page_rows(conn, page, table, replace(query, page=result.pages), source.timezone)
+        return _loaded(result)
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def declared_stats(source: Source, name: str, query: Any) -> Loaded:
+    from paydash.queries import declared
+
+    page, table = declared_table(source, name)
+    with _read(source) as (wh, conn):
+        return _loaded(declared.value_counts(conn, page, table, query, source.timezone))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=200)
+def declared_options(source: Source, name: str) -> Loaded:
+    from paydash.queries import declared
+
+    page, table = declared_table(source, name)
+    with _read(source) as (wh, conn):
+        return _loaded(declared.filter_options(conn, page, table))
+
+
+@st.cache_data(ttl=TTL_EXPLORER, show_spinner=False, max_entries=2000)
+def declared_row(source: Source, name: str, key: str) -> Loaded:
+    from paydash.queries import declared
+
+    page, table = declared_table(source, name)
+    with _read(source) as (wh, conn):
+        return _loaded(declared.row_by_key(conn, page, table, key))
+
+
+def declared_date_filters(page: Any, table: Any) -> set[str]:
+    """The page's filters that are date ranges (the rest are choices)."""
+    from paydash.queries import declared
+
+    return declared.date_filters(page, table)
+
+
+def declared_shown_columns(page: Any, table: Any) -> list[str]:
+    from paydash.queries import declared
+
+    return declared.shown_columns(page, table)
+
+
+DECLARED_READS = (declared_pages, present_tables, declared_columns, declared_rows, declared_stats, declared_options, declared_row)
+
+
+def refresh_declared() -> None:
+    for read in DECLARED_READS:
+        read.clear()
+
+
+def declared_csv(source: Source, name: str, query: Any, on_done: Callable[[], None] | None = None) -> Callable[[], bytes]:
+    """A deferred CSV of the page's whole filtered result, formula-safe, streamed by the warehouse."""
+    from paydash.queries import declared
+
+    page, table = declared_table(source, name)
+    return _csv_builder(warehouse(source), declared.export_select(page, table, query, source.timezone), on_done)
+
+
 # -- an unreachable database: said once, at the top of the page ----------------------------------
 # when each database (by its display URL) was first found unreachable since it last answered,
 # for this server process; a successful read forgets it

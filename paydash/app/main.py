@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from paydash.app import data, login
+from paydash.app import data, declared_view, login
 
 st.set_page_config(page_title="paydash", page_icon=":material/payments:", layout="wide")
 
@@ -37,13 +37,16 @@ ADMIN_PAGES = [
 settings = data.settings()
 session = login.check_session(settings)
 user = session.session
+# pages declared in configuration (docs/pages.md): those this user may see; paydash's own only
+# once their table exists
+declared = declared_view.navigation_pages(settings, None if user is None else user.role)
 if user is None:
     # every page declared, hidden, so the address stays what the browser asked for and the
     # sign-in link comes back to it (after sign-in, a viewer's navigation has no admin page)
-    st.navigation(pages + ADMIN_PAGES, position="hidden")
+    st.navigation(pages + declared + ADMIN_PAGES, position="hidden")
     login.session_ended(session.problem)
     st.stop()
 
-page = st.navigation(pages + ADMIN_PAGES if user.is_admin else pages, position="sidebar")
+page = st.navigation(pages + declared + ADMIN_PAGES if user.is_admin else pages + declared, position="sidebar")
 login.sidebar_account(settings, user)
 page.run()

@@ -276,6 +276,7 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
         problem = oidc_config_problem(settings)
         if problem:
             raise ConfigError(f"refusing to start the dashboard: {problem}")
+    check_declared_pages(settings)  # a bad [[page]] stops the start, in one line
     store = open_state(settings)
     settings, demo_password, config = _login_or_demo(settings, store, demo_login)
     served.configure(settings)
@@ -334,6 +335,27 @@ def run_server(port: int = 8501, address: str = "0.0.0.0", db: str | None = None
         raise PaydashError(failure[0])
     if not server.started:
         raise PaydashError("the dashboard did not start; see the messages above")
+
+
+def check_declared_pages(settings: Settings) -> None:
+    """Refuse to start on a bad declared page (docs/pages.md): the file, the page, the key and the fix.
+    Columns are checked against the tables that exist; an unreachable database only postpones that."""
+    from paydash.declared_pages import check_all, load_pages
+    from paydash.warehouse.engine import Warehouse
+    from paydash.queries.declared import read_columns
+
+    pages = load_pages(settings)
+    if all(page.shipped for page in pages.values()):
+        return  # paydash's own pages are checked when opened
+    wh = Warehouse(settings.database_url, settings, read_only=True)
+    try:
+        check_all(pages, lambda table: read_columns(wh, table))
+    except ConfigError:
+        raise
+    except PaydashError as exc:
+        print(f"warning: the declared pages' columns are not checked: {exc}", file=sys.stderr, flush=True)
+    finally:
+        wh.dispose()
 
 
 def _quiet_exit(signum, frame) -> None:  # noqa: ANN001
