@@ -106,6 +106,21 @@ def account_states(fake: FakeStripe) -> dict[str, dict[str, str]]:
     return {kind: {o["id"]: o["status"] for o in fake.account.all_objects(kind)} for kind in ("dispute", "refund")}
 
 
+def page_states(db, fake: FakeStripe, page: str, key: str, cwd: Path) -> dict[str, str]:  # noqa: ANN001
+    """What `paydash query page NAME --json` shows, every page of it: id -> status."""
+    states: dict[str, str] = {}
+    number, pages = 1, 1
+    while number <= pages:
+        out = paydash(db, fake, "query", "page", page, "--page", str(number), "--json", cwd=cwd)
+        assert out.returncode == 0, out.stdout + out.stderr
+        body = json.loads(out.stdout)
+        assert set(body) == {"total", "page", "pages", "rows"}
+        states.update({row[key]: row["status"] for row in body["rows"]})
+        pages, number = body["pages"], number + 1
+    assert len(states) == body["total"]
+    return states
+
+
 def raw_session_status(db, session_id: str) -> str:  # noqa: ANN001
     wh = db.warehouse()
     try:
@@ -158,6 +173,9 @@ def test_an_outage_of_the_receiver_is_caught_up_exactly_once(new_database, fake:
     assert mart_states(db) == account_states(fake)
     assert mart_states(db)["refund"][new_refund] == "succeeded" and new_dispute in mart_states(db)["dispute"]
     assert raw_session_status(db, session) == "expired"
+    final = account_states(fake)
+    assert page_states(db, fake, "disputes", "dispute_id", tmp_path) == final["dispute"]
+    assert page_states(db, fake, "refunds", "refund_id", tmp_path) == final["refund"]
     run = latest_run(db)
     relevant = [e for e in missed if e["data"]["object"]["object"] in STORED]
     assert run["status"] == "complete" and run["reconciled"]
