@@ -21,6 +21,7 @@ counted twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -95,12 +96,14 @@ class Reconciliation:
                 if (event.get("created") or 0, event.get("id") or "") > (newest[0] or 0, newest[1] or ""):
                     newest = (event["created"], event["id"])
             kept = [e for e in page.objects if _object_kind(e) in STORED_KINDS]
+            clock = time.perf_counter()
             with s.transaction(group=True) as conn:
                 stored = store_events(conn, s.wh.marts, s.raw, s.objects, kept, source=API, received=utc_now(),
                                       options=s.options)
                 self.applied += stored.applied
                 self.missing.update(stored.types)
                 s.record_progress(conn)
+            s.timings["pages"] += time.perf_counter() - clock
             s.progress("events", self.read, start, now)
             if not (page.has_more and page.objects):
                 break
