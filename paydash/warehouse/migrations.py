@@ -26,6 +26,7 @@ from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.load import meta_table
 from paydash.warehouse.raw import RawTables, create_raw_tables
+from paydash.warehouse.stripe_objects import object_tables, sync_run_event_columns
 
 VERSION_KEY = "schema_version"
 _LOCK_KEY = 0x6D696772  # "migr": any constant, distinct from the mart-refresh lock
@@ -59,9 +60,33 @@ def _create_missing_raw_tables(conn: Connection, raw: RawTables) -> None:
     create_raw_tables(conn, raw)
 
 
+def table_exists(conn: Connection, table: sa.Table) -> bool:
+    return sa.inspect(conn).has_table(table.name, schema=table.schema)
+
+
+def _sync_health_columns(conn: Connection, raw: RawTables) -> None:
+    """stripe_events.source and delivered_at (the rows before are webhook deliveries: marked so),
+    and the reconcile pass's columns of paydash_sync_runs when the sync has made that table (when
+    it has not, `create_object_tables` makes it whole later)."""
+    create_raw_tables(conn, raw)
+    events = raw.events
+    had = column_names(conn, events)
+    for name in ("source", "delivered_at"):
+        add_column(conn, events, events.c[name])
+    if "source" not in had:
+        conn.execute(events.update().where(events.c.source.is_(None))
+                     .values(source="webhook", delivered_at=events.c.received_at))
+    runs = object_tables(raw.charges.schema).sync_runs
+    if table_exists(conn, runs):
+        for column in sync_run_event_columns():
+            add_column(conn, runs, runs.c[column.name])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "raw Stripe tables, events and invalid deliveries (first release)", _create_missing_raw_tables),
     Migration(2, "stripe_refresh_queue: stored objects waiting for the marts", _create_missing_raw_tables),
+    Migration(3, "sync health: stripe_events.source and delivered_at, the reconcile counts of paydash_sync_runs",
+              _sync_health_columns),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

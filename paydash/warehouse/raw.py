@@ -111,6 +111,11 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("livemode", Boolean),
         Column("received_at", DateTime, nullable=False),
         Column("data", Text, nullable=False),
+        # how paydash got it: 'webhook' (delivered) or 'api' (read from /v1/events by the reconcile
+        # pass); when a webhook delivered it (null: never delivered). Added by migration 3, which
+        # marks the rows before it as delivered webhooks.
+        Column("source", Text),
+        Column("delivered_at", DateTime),
         schema=schema,
     )
     # deliveries refused with 400 (bad signature or payload): kept for diagnosis only,
