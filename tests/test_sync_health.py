@@ -1,0 +1,312 @@
+"""Sync health (`paydash sync status`, the System page's section) on states built row by row:
+a complete run, a failed one, a `running` one left behind by a dead process, events the
+receiver never delivered, object types never populated; an old-shaped database migrated
+without losing rows; no sync tables at all (and ClickHouse, where the sync does not run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from builders import SUBPROCESS_ON_CHDB, not_on_clickhouse
+from paydash.queries.sync_health import SyncTables, Thresholds, scope_of, sync_health
+from paydash.warehouse.migrations import SCHEMA_VERSION, column_names, current_version, migrate
+from paydash.warehouse.stripe_objects import create_object_tables
+
+NOW = datetime(2026, 12, 4, 12, 0)
+NOT_ON_CH = "the Stripe sync and webhook receiver do not write to ClickHouse (they refuse its URL); its status says so"
+
+
+def unix(t: datetime) -> int:
+    return int(t.replace(tzinfo=timezone.utc).timestamp())
+
+
+def sync_database(db):  # noqa: ANN001, ANN201
+    """A writable Warehouse with the tables the sync and the receiver make."""
+    wh = db.warehouse(read_only=False)
+    tables = SyncTables.of(wh)
+    migrate(wh, tables.raw)
+    with wh.write() as conn:
+        create_object_tables(conn, tables.objects)
+    return wh, tables
+
+
+def run_row(run_id: str, status: str, started: datetime, finished: datetime | None = None,
+            updated: datetime | None = None, error: str | None = None, **extra) -> dict:  # noqa: ANN003
+    return {"run_id": run_id, "status": status, "started_at": started, "updated_at": updated or finished or started,
+            "finished_at": finished, "error": error, "objects": json.dumps(extra.pop("objects", {})), "pid": 1,
+            "events_read": None, "events_applied": None, "events_missing": None, "missing": None, "reconciled": None,
+            **extra}
+
+
+def event_row(event_id: str, type_: str, created: datetime, received: datetime, source: str = "webhook",
+              delivered: datetime | None | str = "received") -> dict:
+    return {"id": event_id, "type": type_, "created": unix(created), "object_type": "charge", "object_id": "ch_1",
+            "livemode": False, "received_at": received, "data": "{}", "source": source,
+            "delivered_at": received if delivered == "received" else delivered}
+
+
+def raw_row(object_id: str, created: datetime, loaded: datetime) -> dict:
+    return {"id": object_id, "created": unix(created), "state_ts": unix(created), "state_rank": 0, "state_hash": "h",
+            "loaded_at": loaded, "data": "{}"}
+
+
+def state_row(name: str, updated: datetime, synced_until: datetime | None = None, objects: int = 0, **extra) -> dict:  # noqa: ANN003
+    return {"object_type": name, "synced_until": unix(synced_until) if synced_until else None, "window_start": None,
+            "window_end": None, "starting_after": None, "objects": objects, "transformed_through": None,
+            "updated_at": updated, **extra}
+
+
+def health_of(wh, now: datetime = NOW, **thresholds) -> dict:  # noqa: ANN001, ANN003
+    tables = SyncTables.of(wh)
+    with wh.read() as conn:
+        return sync_health(conn, tables, scope_of(wh, tables), now, Thresholds(**thresholds))
+
+
+@pytest.fixture
+def troubled(new_database, engine_kind):  # noqa: ANN001, ANN201
+    """A complete run (4 h ago), then a failed one, then one left `running` by a dead process; webhooks
+    delivered up to 5 minutes ago; three events only the Events API saw; charges and refunds stored,
+    the rest never populated."""
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    wh, t = sync_database(new_database())
+    o, r = t.objects, t.raw
+    with wh.write() as conn:
+        conn.execute(o.sync_runs.insert(), [
+            run_row("run_complete", "complete", NOW - timedelta(hours=4), NOW - timedelta(hours=3, minutes=50),
+                    objects={"charges": 2, "refunds": 1}, reconciled=True, events_read=40, events_applied=3,
+                    events_missing=3, missing=json.dumps({"charge.dispute.closed": 2, "charge.refunded": 1})),
+            run_row("run_failed", "failed", NOW - timedelta(hours=3), NOW - timedelta(hours=2, minutes=59),
+                    error="Stripe answered 500 five times on /v1/charges\nsecond line", objects={"charges": 0}),
+            run_row("run_dead", "running", NOW - timedelta(hours=2), updated=NOW - timedelta(hours=1, minutes=40)),
+        ])
+        conn.execute(o.sync_state.insert(), [
+            state_row("charges", NOW - timedelta(hours=3, minutes=51), NOW - timedelta(hours=4), objects=2),
+            state_row("refunds", NOW - timedelta(hours=2), NOW - timedelta(days=2), objects=1,
+                      window_start=unix(NOW - timedelta(days=2)), window_end=unix(NOW - timedelta(days=1)),
+                      starting_after="re_9"),
+            state_row("events", NOW - timedelta(hours=3, minutes=51), NOW - timedelta(hours=4), objects=40,
+                      starting_after="evt_api_3"),
+            state_row("marts", NOW - timedelta(hours=3, minutes=50), transformed_through=NOW - timedelta(hours=3, minutes=55)),
+        ])
+        conn.execute(r.charges.insert(), [{**raw_row(f"ch_{i}", NOW - timedelta(days=1), NOW - timedelta(hours=4)),
+                                           "status": "succeeded"} for i in (1, 2)])
+        conn.execute(o.refunds.insert(), [raw_row("re_1", NOW - timedelta(days=1), NOW - timedelta(hours=4))])
+        conn.execute(r.events.insert(), [
+            event_row("evt_old", "charge.succeeded", NOW - timedelta(hours=30), NOW - timedelta(hours=30)),
+            event_row("evt_1", "charge.succeeded", NOW - timedelta(minutes=10), NOW - timedelta(minutes=10) + timedelta(seconds=2)),
+            event_row("evt_2", "charge.failed", NOW - timedelta(minutes=5), NOW - timedelta(minutes=5) + timedelta(seconds=4)),
+            event_row("evt_api_1", "charge.refunded", NOW - timedelta(days=2), NOW - timedelta(hours=4), "api", None),
+            event_row("evt_api_2", "charge.dispute.closed", NOW - timedelta(days=2, hours=1), NOW - timedelta(hours=4), "api", None),
+            event_row("evt_api_3", "charge.dispute.closed", NOW - timedelta(days=1), NOW - timedelta(hours=4), "api", None),
+            # found by the API first, delivered late: delivered
+            event_row("evt_api_late", "invoice.paid", NOW - timedelta(days=1), NOW - timedelta(hours=4), "api",
+                      NOW - timedelta(hours=3)),
+        ])
+    yield wh
+    wh.dispose()
+
+
+def test_a_troubled_sync_shows_every_problem_most_severe_first(troubled) -> None:  # noqa: ANN001
+    h = health_of(troubled)
+    assert h["present"] and h["message"] is None
+    assert [r["run_id"] for r in h["runs"]] == ["run_dead", "run_failed", "run_complete"]
+    complete = h["runs"][2]
+    assert complete["objects"] == {"charges": 2, "refunds": 1} and complete["reconciled"] is True
+    assert (complete["events_read"], complete["events_applied"], complete["events_missing"]) == (40, 3, 3)
+    assert complete["missing"] == {"charge.dispute.closed": 2, "charge.refunded": 1}
+    assert h["last_complete_at"] == NOW - timedelta(hours=3, minutes=50)
+    assert h["data_complete_at"] == NOW - timedelta(minutes=5) + timedelta(seconds=4)
+
+    objects = {o["object_type"]: o for o in h["objects"]}
+    assert list(objects) == ["customers", "coupons", "promotion_codes", "payment_intents", "charges", "refunds",
+                             "disputes", "checkout_sessions", "invoices"]
+    assert objects["charges"]["stored"] == 2 and objects["charges"]["synced_until"] == "2026-12-04T08:00:00Z"
+    assert objects["refunds"]["window"] == {"start": "2026-12-02T12:00:00Z", "end": "2026-12-03T12:00:00Z",
+                                            "starting_after": "re_9"}
+    assert objects["customers"] == {**objects["customers"], "stored": 0, "synced_until": None, "window": None}
+    assert h["never_populated"] == ["customers", "coupons", "promotion_codes", "payment_intents", "disputes",
+                                    "checkout_sessions", "invoices"]
+    assert h["reconcile"] == {"synced_until": "2026-12-04T08:00:00Z", "starting_after": "evt_api_3", "events": 40,
+                              "updated_at": NOW - timedelta(hours=3, minutes=51)}
+
+    w = h["webhooks"]
+    assert w["newest"] == {"id": "evt_2", "type": "charge.failed", "created": "2026-12-04T11:55:00Z",
+                           "received_at": NOW - timedelta(minutes=5) + timedelta(seconds=4)}
+    assert w["lag_seconds"] == 4.0 and w["median_lag_seconds_last_hour"] == 3.0
+    # the late delivery (3 h ago) counts among the day's deliveries; the 30-hour-old one does not
+    assert (w["events_last_hour"], w["events_last_24h"]) == (2, 3)
+    u = h["undelivered"]
+    assert u["count"] == 3 and u["by_type"] == {"charge.dispute.closed": 2, "charge.refunded": 1}
+    assert [e["id"] for e in u["newest"]] == ["evt_api_3", "evt_api_1", "evt_api_2"]
+
+    problems = h["problems"]
+    assert [p["severity"] for p in problems] == ["error", "warning", "warning", "info"]
+    assert "the last sync (run_failed, started 2026-12-04 09:00 UTC) failed: Stripe answered 500 five times" in problems[0]["problem"]
+    assert "second line" not in problems[0]["problem"] and "paydash sync" in problems[0]["fix"]
+    assert "run_dead is recorded as running but has made no progress for 100 min" in problems[1]["problem"]
+    assert "3 events were read through the Events API but never delivered" in problems[2]["problem"]
+    assert "webhook endpoint" in problems[2]["fix"]
+    assert problems[3]["problem"].startswith("never populated: customers, coupons")
+    assert all(p["fix"] for p in problems)
+
+
+def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) -> None:  # noqa: ANN001
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    wh, t = sync_database(new_database())
+    try:
+        # nothing ran yet: tables there, no run
+        h = health_of(wh)
+        assert h["present"] and h["runs"] == [] and h["webhooks"]["newest"] is None
+        assert [(p["severity"], p["problem"]) for p in h["problems"]] == [("info", "no sync has completed yet (none has started)")]
+        # one complete run, 30 hours ago, a failed one after it that stored refunds its marts never got
+        with wh.write() as conn:
+            conn.execute(t.objects.sync_runs.insert(), [
+                run_row("r1", "complete", NOW - timedelta(hours=31), NOW - timedelta(hours=30)),
+                run_row("r2", "interrupted", NOW - timedelta(hours=29), NOW - timedelta(hours=28), error="interrupted"),
+            ])
+            conn.execute(t.objects.sync_state.insert(), state_row("marts", NOW - timedelta(hours=30),
+                                                                  transformed_through=NOW - timedelta(hours=30)))
+            conn.execute(t.objects.refunds.insert(), [raw_row("re_1", NOW - timedelta(days=3), NOW - timedelta(hours=28))])
+        h = health_of(wh)
+        severities = [(p["severity"], p["problem"].split(": ")[0]) for p in h["problems"]]
+        assert severities == [("error", "the last sync (r2, started 2026-12-03 07:00 UTC) interrupted"),
+                              ("error", "Stripe data is stale"), ("warning", "the marts are behind the raw tables"),
+                              ("info", "never populated")]
+        assert "nothing known complete for 30 h" in h["problems"][1]["problem"]
+        assert not [p for p in health_of(wh, stale_after=timedelta(hours=48))["problems"] if "stale" in p["problem"]]
+        # only runs that never completed
+        with wh.write() as conn:
+            conn.execute(t.objects.sync_runs.delete().where(t.objects.sync_runs.c.run_id == "r1"))
+        assert ("warning", "no sync has completed yet") in [(p["severity"], p["problem"]) for p in health_of(wh)["problems"]]
+    finally:
+        wh.dispose()
+
+
+def test_without_sync_tables_the_status_says_so(new_database) -> None:  # noqa: ANN001
+    """An empty database, and on ClickHouse (where neither the sync nor the receiver writes)."""
+    wh = new_database().warehouse(read_only=False)  # a DuckDB file is made
+    try:
+        h = health_of(wh)
+    finally:
+        wh.dispose()
+    assert not h["present"] and h["problems"] == [] and h["runs"] == []
+    assert "no Stripe sync has run against this database" in h["message"] and "run `paydash sync`" in h["message"]
+
+
+# -- an older paydash's database ----------------------------------------------------------------------
+def old_shape(schema: str | None) -> tuple[sa.Table, sa.Table]:
+    """stripe_events and paydash_sync_runs as the paydash before sync health made them."""
+    md = sa.MetaData()
+    events = sa.Table("stripe_events", md, sa.Column("id", sa.Text, primary_key=True), sa.Column("type", sa.Text, nullable=False),
+                      sa.Column("created", sa.BigInteger, nullable=False), sa.Column("object_type", sa.Text),
+                      sa.Column("object_id", sa.Text), sa.Column("livemode", sa.Boolean),
+                      sa.Column("received_at", sa.DateTime, nullable=False), sa.Column("data", sa.Text, nullable=False),
+                      schema=schema)
+    runs = sa.Table("paydash_sync_runs", md, sa.Column("run_id", sa.Text, primary_key=True),
+                    sa.Column("status", sa.Text, nullable=False), sa.Column("started_at", sa.DateTime, nullable=False),
+                    sa.Column("updated_at", sa.DateTime, nullable=False), sa.Column("finished_at", sa.DateTime),
+                    sa.Column("since_ts", sa.BigInteger), sa.Column("until_ts", sa.BigInteger), sa.Column("api_base", sa.Text),
+                    sa.Column("objects", sa.Text), sa.Column("error", sa.Text), sa.Column("pid", sa.Integer), schema=schema)
+    return events, runs
+
+
+def test_an_old_database_is_read_then_migrated_without_losing_rows(new_database, engine_kind) -> None:  # noqa: ANN001
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    wh = new_database().warehouse(read_only=False)
+    try:
+        tables = SyncTables.of(wh)
+        events, runs = old_shape(tables.raw.charges.schema)
+        with wh.write() as conn:
+            if events.schema:
+                conn.execute(sa.schema.CreateSchema(events.schema, if_not_exists=True))
+            # version 2: the raw tables of the release before, events and runs in their old shape
+            for table in tables.raw.all:
+                if table.name != "stripe_events":
+                    table.create(conn)
+            events.create(conn)
+            conn.execute(events.insert(), [{k: v for k, v in event_row("evt_a", "charge.succeeded", NOW - timedelta(minutes=3),
+                                                                      NOW - timedelta(minutes=2)).items()
+                                            if k not in ("source", "delivered_at")}])
+            create_object_tables(conn, tables.objects)  # the other sync tables, as they were
+            tables.objects.sync_runs.drop(conn)
+            runs.create(conn)
+            conn.execute(runs.insert(), [{k: v for k, v in run_row("run_old", "complete", NOW - timedelta(hours=2),
+                                                                   NOW - timedelta(hours=1)).items() if k in runs.c}])
+        from paydash.warehouse.load import meta_table
+
+        meta = meta_table(wh)
+        with wh.write() as conn:
+            meta.create(conn, checkfirst=True)
+            conn.execute(meta.insert().values(key="schema_version", value="2"))
+        # an older database is read as it is (the status of a database this paydash has not migrated yet)
+        h = health_of(wh)
+        assert [r["run_id"] for r in h["runs"]] == ["run_old"] and h["runs"][0]["events_read"] is None
+        assert h["webhooks"]["newest"]["id"] == "evt_a" and h["undelivered"]["count"] == 0
+
+        assert [m.version for m in migrate(wh, tables.raw)] == [3] and SCHEMA_VERSION == 3
+        with wh.read() as conn:
+            assert current_version(conn, wh, tables.raw) == 3
+            assert {"source", "delivered_at"} <= column_names(conn, tables.raw.events)
+            assert {"events_read", "events_applied", "events_missing", "missing", "reconciled"} <= column_names(
+                conn, tables.objects.sync_runs)
+            e = tables.raw.events.c
+            assert conn.execute(sa.select(e.id, e.source, e.delivered_at, e.received_at)).all() == [
+                ("evt_a", "webhook", NOW - timedelta(minutes=2), NOW - timedelta(minutes=2))]
+            rr = tables.objects.sync_runs.c
+            assert conn.execute(sa.select(rr.run_id, rr.status, rr.finished_at, rr.events_read, rr.reconciled)).all() == [
+                ("run_old", "complete", NOW - timedelta(hours=1), None, None)]
+        assert migrate(wh, tables.raw) == []  # idempotent
+        h = health_of(wh)
+        assert h["runs"][0]["run_id"] == "run_old" and h["webhooks"]["newest"]["id"] == "evt_a"
+        assert h["last_complete_at"] == NOW - timedelta(hours=1)
+    finally:
+        wh.dispose()
+
+
+# -- the command ----------------------------------------------------------------------------------------
+def paydash(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("paydash")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "paydash.cli"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PAYDASH_")}, **settings}
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_sync_status_command(troubled, databases, tmp_path) -> None:  # noqa: ANN001
+    not_on_clickhouse(databases.kind, SUBPROCESS_ON_CHDB)
+    db = troubled.engine.url.render_as_string(hide_password=False)
+    if databases.kind == "duckdb":
+        db = db.removeprefix("duckdb:///")
+    schema = SyncTables.of(troubled).raw.charges.schema
+    troubled.dispose()  # the subprocess opens the DuckDB file
+    # PostgreSQL: the tables live in the test's schema, beside the charge mart named there
+    env = {"PAYDASH_PAYMENTS_TABLE": f"{schema}.mart_payments"} if schema else {}
+    done = paydash("sync", "status", "--db", db, "--json", cwd=tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["present"] and [r["run_id"] for r in data["runs"]] == ["run_dead", "run_failed", "run_complete"]
+    assert data["runs"][0]["started_at"] == "2026-12-04T10:00:00Z"
+    assert data["undelivered"]["count"] == 3 and data["problems"][0]["severity"] == "error"
+    done = paydash("sync", "status", "--db", db, cwd=tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.index("problems:") < out.index("runs (newest first):") < out.index("object types:") < out.index("webhooks:")
+    assert "ERROR: the last sync (run_failed" in out and "seen through the API but never delivered: 3" in out
+    # `paydash sync --db X status` works too; the sync's own options are refused before a subcommand
+    done = paydash("sync", "--db", db, "status", cwd=tmp_path, **env)
+    assert done.returncode == 0 and "ERROR: the last sync (run_failed" in done.stdout
+    done = paydash("sync", "--api-base", "http://127.0.0.1:1", "status", "--db", db, cwd=tmp_path, **env)
+    assert done.returncode == 1 and "belong to `paydash sync` itself" in done.stderr and "Traceback" not in done.stderr
+    empty = tmp_path / "empty.duckdb"
+    import duckdb
+
+    duckdb.connect(str(empty)).close()
+    done = paydash("sync", "status", "--db", str(empty), cwd=tmp_path)
+    assert done.returncode == 0 and "no Stripe sync has run against this database" in done.stdout
