@@ -309,21 +309,29 @@ def sync_status(
     ctx: typer.Context,
     db: Optional[str] = DbOption,
     as_json: bool = JsonOption,
+    stale_after: str = typer.Option("26h", "--stale-after", help="Call the data stale when no sync completed and no "
+                                    "webhook event arrived for this long (30m, 6h, 2d)."),
 ) -> None:
     """Sync health: problems first, then each run, each object type's cursor and stored rows, the webhooks.
 
-    Exit 0 whatever the health (read the `problems`); on a database no sync has run against, one line
-    saying so (with --json: {"present": false, "message": ...}), exit 0 too.
+    Exits 0 whatever the health (read the problems); on a database no sync has run against it
+    prints one line saying so (--json: "present": false and the "message"), and exits 0 too.
     """
     from datetime import datetime, timezone
 
-    from paydash.queries.sync_health import SyncTables, scope_of, sync_health
+    from paydash.alerts.rules import parse_duration
+    from paydash.queries.sync_health import SyncTables, Thresholds, scope_of, sync_health
 
+    try:
+        stale = parse_duration(stale_after)
+    except ValueError as exc:
+        raise InvalidInput(f"--stale-after: {exc}") from None
     wh = _warehouse(db or (ctx.obj or {}).get("db"))
     tables = SyncTables.of(wh)
     scope = scope_of(wh, tables)
     with wh.read() as conn:
-        health = sync_health(conn, tables, scope, datetime.now(timezone.utc).replace(tzinfo=None))
+        health = sync_health(conn, tables, scope, datetime.now(timezone.utc).replace(tzinfo=None),
+                             Thresholds(stale_after=stale))
     if as_json:
         typer.echo(jsonout.dumps(health))
         return
@@ -346,11 +354,12 @@ def sync_status_lines(health: dict, where: str) -> list[str]:
     lines += ["", "runs (newest first):"]
     if not h["runs"]:
         lines.append("  none yet")
+    width = max((len(r["run_id"]) for r in h["runs"]), default=0)
     for r in h["runs"]:
         read = ", ".join(f"{k} {v:,}" for k, v in r["objects"].items() if v) or "nothing read"
         events = "" if not r["reconciled"] else (f"; events read {r['events_read'] or 0:,}, applied "
                                                   f"{r['events_applied'] or 0:,}, never delivered {r['events_missing'] or 0:,}")
-        lines.append(f"  {r['run_id']}  {r['status']:<11}  started {_fmt(r['started_at'])}  finished "
+        lines.append(f"  {r['run_id']:<{width}}  {r['status']:<11}  started {_fmt(r['started_at'])}  finished "
                      f"{_fmt(r['finished_at'])}  {read}{events}")
         if r["error"]:
             lines.append(f"      error: {r['error'].splitlines()[0][:300]}")

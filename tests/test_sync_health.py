@@ -310,3 +310,115 @@ def test_sync_status_command(troubled, databases, tmp_path) -> None:  # noqa: AN
     duckdb.connect(str(empty)).close()
     done = paydash("sync", "status", "--db", str(empty), cwd=tmp_path)
     assert done.returncode == 0 and "no Stripe sync has run against this database" in done.stdout
+
+
+# -- the alert rule ---------------------------------------------------------------------------------------
+def stale_rule():  # noqa: ANN201
+    from paydash.alerts.rules import load_rules
+    from paydash.settings import Settings
+
+    rules, _ = load_rules(Settings())
+    return [r for r in rules if r.name == "stripe_data_stale"]
+
+
+def test_the_stale_data_rule_fires_when_stale_and_not_when_fresh(new_database, engine_kind, tmp_path) -> None:  # noqa: ANN001
+    """Through the runner, delivered to a loopback Slack: a last complete run 30 hours ago fires after
+    the rule's 10 minutes; a webhook event an hour ago keeps it quiet; the replay agrees."""
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    from alert_helpers import Sink, check_slack
+    from paydash.alerts.channels import Sender
+    from paydash.alerts.runner import evaluate, replay, run_once
+    from paydash.queries.alert_metrics import METRICS
+    from paydash.settings import Settings
+    from paydash.state import StateStore
+
+    [rule] = stale_rule()
+    assert (rule.metric, rule.comparison, rule.threshold, rule.channel) == ("stripe_data_age_minutes", ">", 1560, "slack")
+    assert METRICS[rule.metric].unit == "minutes"
+    db = new_database()
+    wh, t = sync_database(db)
+    with wh.write() as conn:
+        conn.execute(t.objects.sync_runs.insert(), [run_row("r1", "complete", NOW - timedelta(hours=31), NOW - timedelta(hours=30))])
+    sink = Sink()
+    try:
+        settings = Settings({"slack_webhook_url": sink.url + "/services/T/B/x", "state_url": str(tmp_path / "state.sqlite")})
+        store, sender = StateStore(settings.state_url).alerts, Sender(timeout=5)
+        first = run_once(wh, [rule], store, settings, sender, at=NOW)
+        assert first.values["stripe_data_stale"].value == 30 * 60 and not first.notifications  # pending for 10 minutes
+        fired = run_once(wh, [rule], store, settings, sender, at=NOW + timedelta(minutes=10))
+        [n] = fired.notifications
+        assert n.action == "trigger" and n.details["last_complete_sync"] == "2026-12-03T06:00:00Z"
+        [body] = sink.bodies()
+        check_slack(body, "http://localhost:8501/operations")
+        assert "Stripe data not known complete" in body["text"]
+        # a webhook event delivered: fresh again, resolved
+        with wh.write() as conn:
+            conn.execute(t.raw.events.insert(), [event_row("evt_1", "charge.succeeded", NOW + timedelta(minutes=11),
+                                                           NOW + timedelta(minutes=11))])
+        for minute in (12, 22):
+            result = run_once(wh, [rule], store, settings, sender, at=NOW + timedelta(minutes=minute))
+        assert result.values["stripe_data_stale"].value == 11.0
+        assert [n.action for n in result.notifications] == ["resolve"] and len(sink.bodies()) == 2
+        sender.close()
+        # the replay over the same span sends the same, one query per family (the series form)
+        replayed, problems = replay(wh, [rule], settings, NOW, NOW + timedelta(minutes=22), timedelta(minutes=1))
+        assert problems == [] and [(r["action"], r["at"]) for r in replayed] == [
+            ("trigger", NOW + timedelta(minutes=10)), ("resolve", NOW + timedelta(minutes=22))]
+        # fresh from the start: a complete run an hour ago never fires
+        with wh.write() as conn:
+            conn.execute(t.objects.sync_runs.insert(), [run_row("r2", "complete", NOW - timedelta(hours=2), NOW - timedelta(hours=1))])
+        fresh = evaluate(wh, [rule], StateStore(str(tmp_path / "fresh.sqlite")).alerts, settings, NOW)
+        assert fresh.values["stripe_data_stale"].value == 60 and not fresh.notifications
+    finally:
+        sink.stop()
+        wh.dispose()
+
+
+def test_the_stale_rule_measures_nothing_without_sync_tables(new_database, engine_kind) -> None:  # noqa: ANN001
+    """Where no sync or receiver writes (and on ClickHouse) the rule has no value: never fires, no warning."""
+    from paydash.alerts.runner import evaluate
+    from paydash.settings import Settings
+    from paydash.state import StateStore
+
+    db = new_database()
+    wh = db.warehouse(read_only=False)
+    try:
+        result = evaluate(wh, stale_rule(), StateStore(":memory:").alerts, Settings(), NOW)
+        assert result.values["stripe_data_stale"].value is None and result.problems == [] and not result.notifications
+    finally:
+        wh.dispose()
+
+
+def test_the_age_metric_series_equals_the_metric_at_each_time(new_database, engine_kind) -> None:  # noqa: ANN001
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    from paydash.queries.alert_metrics import MetricQuery, StripeSync, metric_at, metric_series
+
+    wh, t = sync_database(new_database())
+    try:
+        with wh.write() as conn:
+            conn.execute(t.objects.sync_runs.insert(), [
+                run_row("r0", "running", NOW - timedelta(hours=3), updated=NOW - timedelta(hours=3)),
+                run_row("r1", "complete", NOW - timedelta(hours=2), NOW - timedelta(minutes=95)),
+                run_row("r2", "failed", NOW - timedelta(minutes=50), NOW - timedelta(minutes=40), error="x"),
+            ])
+            conn.execute(t.raw.events.insert(), [
+                event_row("e1", "charge.succeeded", NOW - timedelta(minutes=70), NOW - timedelta(minutes=70, seconds=-20)),
+                event_row("e2", "charge.succeeded", NOW - timedelta(minutes=30), NOW - timedelta(minutes=30)),
+                event_row("e3", "charge.refunded", NOW - timedelta(minutes=20), NOW, "api", None),  # never delivered
+            ])
+        stripe = StripeSync(t.objects.sync_runs, t.raw.events)
+        query = MetricQuery("stripe_data_age_minutes", timedelta(minutes=1))
+        times = [NOW - timedelta(hours=4) + timedelta(minutes=5 * i) for i in range(50)]
+        with wh.read() as conn:
+            series = metric_series(conn, wh.marts, [query], times, stripe)[query]
+            single = [metric_at(conn, wh.marts, query, at, stripe) for at in times]
+        assert series == single
+        values = dict(zip(times, (v.value for v in series)))
+        assert values[NOW - timedelta(hours=4)] is None  # before anything started
+        assert values[NOW - timedelta(hours=2)] == 60  # since the first start (nothing complete yet)
+        assert values[NOW - timedelta(minutes=90)] == 5  # the complete run's end
+        assert values[NOW - timedelta(minutes=60)] == 9.7  # the webhook event delivered at 69m40s before NOW
+        assert values[NOW - timedelta(minutes=40)] == 29.7  # the failed run in between does not count
+        assert values[NOW] == 30  # the failed run and the undelivered event do not count
+    finally:
+        wh.dispose()

@@ -44,7 +44,8 @@ MARTS_ROW, EVENTS_ROW = "marts", "events"
 
 @dataclass(frozen=True)
 class Thresholds:
-    stale_after: timedelta = timedelta(hours=24)  # no complete run nor delivered event for longer: stale
+    # no complete run nor delivered event for longer: stale (as the default alert rule stripe_data_stale)
+    stale_after: timedelta = timedelta(hours=26)
     stuck_after: timedelta = timedelta(minutes=30)  # a `running` run without progress for longer: probably dead
     marts_grace: timedelta = timedelta(minutes=10)  # stored objects waiting for the marts longer than this: behind
 
