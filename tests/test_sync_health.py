@@ -114,7 +114,7 @@ def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) 
         wh.dispose()
 
 
-def test_without_sync_tables_the_status_says_so(new_database) -> None:  # noqa: ANN001
+def test_without_sync_tables_the_status_says_so(new_database, engine_kind) -> None:  # noqa: ANN001
     """An empty database, and on ClickHouse (where neither the sync nor the receiver writes)."""
     wh = new_database().warehouse(read_only=False)  # a DuckDB file is made
     try:
@@ -122,7 +122,10 @@ def test_without_sync_tables_the_status_says_so(new_database) -> None:  # noqa: 
     finally:
         wh.dispose()
     assert not h["present"] and h["problems"] == [] and h["runs"] == []
-    assert "no Stripe sync has run against this database" in h["message"] and "run `paydash sync`" in h["message"]
+    if engine_kind == "clickhouse":
+        assert h["message"].startswith("paydash's Stripe sync and webhook receiver do not write to this database's engine")
+    else:
+        assert "no Stripe sync has run against this database" in h["message"] and "run `paydash sync`" in h["message"]
 
 
 # -- an older paydash's database ----------------------------------------------------------------------
@@ -187,6 +190,12 @@ def test_an_old_database_is_read_then_migrated_without_losing_rows(new_database,
             rr = tables.objects.sync_runs.c
             assert conn.execute(sa.select(rr.run_id, rr.status, rr.finished_at, rr.events_read, rr.reconciled)).all() == [
                 ("run_old", "complete", NOW - timedelta(hours=1), None, None)]
+        if engine_kind == "postgres":  # the newest delivery and the undelivered events are indexed
+            with wh.read() as conn:
+                names = {n for (n,) in conn.execute(sa.text(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'stripe_events' AND schemaname = :s"),
+                    {"s": tables.raw.events.schema})}
+            assert {"ix_stripe_events_delivered_at", "ix_stripe_events_undelivered"} <= names
         assert migrate(wh, tables.raw) == []  # idempotent
         h = health_of(wh)
         assert h["runs"][0]["run_id"] == "run_old" and h["webhooks"]["newest"]["id"] == "evt_a"

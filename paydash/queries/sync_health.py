@@ -29,13 +29,14 @@ from sqlalchemy import func
 from sqlalchemy.engine import Connection
 
 from paydash.queries import system
+from paydash.warehouse.engine import INCREMENTAL_WRITE_DIALECTS
 from paydash.warehouse.raw import RawTables, raw_tables
 from paydash.warehouse.schema import display_name
 from paydash.warehouse.stripe_objects import ObjectTables, object_tables
 
 RUNS = 20  # runs shown, newest first
 UNDELIVERED_IDS = 5  # newest ids of undelivered events shown
-EXACT_COUNT_LIMIT = 2_000_000  # above this a PostgreSQL table's rows are the planner's estimate
+EXACT_COUNT_LIMIT = 1_000_000  # above this a PostgreSQL table's rows are the planner's estimate (as on System)
 STATUSES = ("running", "complete", "failed", "interrupted")
 SEVERITIES = ("error", "warning", "info")  # most severe first
 # the sync_state rows that are not object types
@@ -83,6 +84,7 @@ class SyncScope:
     tables: frozenset[str]
     run_columns: frozenset[str] = frozenset()
     event_columns: frozenset[str] = frozenset()
+    synced_engine: bool = True  # an engine the sync and the receiver write (not ClickHouse)
 
     def has(self, table: sa.Table) -> bool:
         return display_name(table) in self.tables
@@ -96,7 +98,7 @@ def scope_of(wh, tables: SyncTables) -> SyncScope:  # noqa: ANN001 - a Warehouse
     def columns(table: sa.Table) -> frozenset[str]:
         return frozenset(wh.columns_of(table)) if display_name(table) in present else frozenset()
 
-    return SyncScope(present, columns(runs), columns(events))
+    return SyncScope(present, columns(runs), columns(events), wh.dialect in INCREMENTAL_WRITE_DIALECTS)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -265,6 +267,9 @@ def marts_lag(conn: Connection, tables: SyncTables, scope: SyncScope, states: di
 NO_SYNC = ("no Stripe sync has run against this database (its tables paydash_sync_runs and paydash_sync_state "
            "are not there); run `paydash sync` to load the account, and `paydash serve` or `paydash webhooks` "
            "to receive its events")
+NOT_SYNCED_ENGINE = ("paydash's Stripe sync and webhook receiver do not write to this database's engine (they write "
+                     "DuckDB and PostgreSQL), so it has no sync status: its marts come from dbt or a pipeline of your own "
+                     "(docs/scaling.md); run `paydash sync status` against the DuckDB or PostgreSQL database the sync loads")
 
 
 def sync_health(conn: Connection, tables: SyncTables, scope: SyncScope, now: datetime,
@@ -279,7 +284,7 @@ def sync_health(conn: Connection, tables: SyncTables, scope: SyncScope, now: dat
         "stale_after_hours": thresholds.stale_after.total_seconds() / 3600,
     }
     if not out["present"]:
-        out["message"] = NO_SYNC
+        out["message"] = NO_SYNC if scope.synced_engine else NOT_SYNCED_ENGINE
         return out
     states: dict[str, dict[str, Any]] = {}
     if runs_there:
