@@ -109,7 +109,28 @@ def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) 
         # only runs that never completed
         with wh.write() as conn:
             conn.execute(t.objects.sync_runs.delete().where(t.objects.sync_runs.c.run_id == "r1"))
-        assert ("warning", "no sync has completed yet") in [(p["severity"], p["problem"]) for p in health_of(wh)["problems"]]
+        problems = [(p["severity"], p["problem"]) for p in health_of(wh)["problems"]]
+        # the first run started 29 hours ago, more than the 26 of the stale threshold
+        assert ("error", "no sync has completed yet (the first started 2026-12-03 07:00 UTC)") in problems
+        assert ("warning", "no sync has completed yet (the first started 2026-12-03 07:00 UTC)") in [
+            (p["severity"], p["problem"]) for p in health_of(wh, stale_after=timedelta(hours=48))["problems"]]
+    finally:
+        wh.dispose()
+
+
+def test_a_database_only_the_receiver_writes(new_database, engine_kind) -> None:  # noqa: ANN001
+    not_on_clickhouse(engine_kind, NOT_ON_CH)
+    wh = new_database().warehouse(read_only=False)
+    try:
+        tables = SyncTables.of(wh)
+        migrate(wh, tables.raw)  # what the receiver makes: the raw tables, no sync bookkeeping
+        with wh.write() as conn:
+            conn.execute(tables.raw.events.insert(), [event_row("evt_1", "charge.succeeded", NOW - timedelta(minutes=1), NOW)])
+        h = health_of(wh)
+        assert h["present"] and h["runs"] == [] and h["webhooks"]["newest"]["id"] == "evt_1"
+        assert h["data_complete_at"] == NOW and h["last_complete_at"] is None
+        [problem] = h["problems"]
+        assert problem["severity"] == "info" and problem["problem"].startswith("no `paydash sync` has run against this database")
     finally:
         wh.dispose()
 

@@ -327,12 +327,21 @@ def problems(health: dict[str, Any], runs_there: bool, now: datetime, thresholds
                 f"{_ago(now - run['updated_at'])} (started {_at(run['started_at'])}): its process probably died",
                 "if no `paydash sync` process is alive, run `paydash sync`: it marks that run interrupted and resumes"))
     running = any(r["status"] == "running" and r not in stuck for r in runs)
-    if runs_there and health["last_complete_at"] is None:
-        found.append(_problem(
-            "warning" if runs else "info", "no sync has completed yet" + (
-                "" if runs else " (none has started)"),
-            "run `paydash sync` until it prints `sync complete`" if runs else "run `paydash sync`"))
     complete_at = health["data_complete_at"]
+    if runs_there and health["last_complete_at"] is None:
+        first = min((r["started_at"] for r in runs), default=None)
+        # nothing ever complete for longer than the stale threshold: as stale as it gets
+        severity = "info" if first is None else (
+            "error" if complete_at is None and now - first > thresholds.stale_after else "warning")
+        found.append(_problem(
+            severity, "no sync has completed yet" + (
+                f" (the first started {_at(first)})" if first else " (none has started)"),
+            "run `paydash sync` until it prints `sync complete`" if runs else "run `paydash sync`"))
+    if not runs_there:
+        found.append(_problem(
+            "info", "no `paydash sync` has run against this database: only the webhook receiver writes here, so objects "
+            "created before it started, and changes it missed, are not loaded",
+            "run `paydash sync` (a restricted key with read access is enough), then schedule it"))
     if complete_at is not None and now - complete_at > thresholds.stale_after:
         found.append(_problem(
             "error", f"Stripe data is stale: nothing known complete for {_ago(now - complete_at)} (last complete sync "
