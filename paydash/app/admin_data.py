@@ -188,6 +188,7 @@ def system_report(settings: Settings, source: data.Source, username: str) -> dic
         ("tables", lambda: [vars(c) for c in table_counts(source).value]),
         ("growth", lambda: growth(source, today_).value[0]),
         ("data_quality", lambda: quality(source, today_, system.QUALITY_DAYS).value),
+        ("stripe_sync", lambda: sync_health(source).value),
     ):
         try:
             report[key] = read()
