@@ -328,7 +328,7 @@ def test_the_stale_data_rule_fires_when_stale_and_not_when_fresh(new_database, e
         wh.dispose()
 
 
-def test_the_stale_rule_measures_nothing_without_sync_tables(new_database, engine_kind) -> None:  # noqa: ANN001
+def test_the_stale_rule_measures_nothing_without_sync_tables(new_database, engine_kind, tmp_path) -> None:  # noqa: ANN001
     """Where no sync or receiver writes (and on ClickHouse) the rule has no value: never fires, no warning."""
     from paydash.alerts.runner import evaluate
     from paydash.settings import Settings
@@ -337,7 +337,7 @@ def test_the_stale_rule_measures_nothing_without_sync_tables(new_database, engin
     db = new_database()
     wh = db.warehouse(read_only=False)
     try:
-        result = evaluate(wh, stale_rule(), StateStore(":memory:").alerts, Settings(), NOW)
+        result = evaluate(wh, stale_rule(), StateStore(str(tmp_path / "state.sqlite")).alerts, Settings(), NOW)
         assert result.values["stripe_data_stale"].value is None and result.problems == [] and not result.notifications
     finally:
         wh.dispose()
