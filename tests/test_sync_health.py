@@ -377,39 +377,3 @@ def test_the_age_metric_series_equals_the_metric_at_each_time(new_database, engi
     finally:
         wh.dispose()
 
-
-def test_the_receiver_marks_deliveries_and_a_late_delivery_of_an_event_the_api_found(new_database, engine_kind) -> None:  # noqa: ANN001
-    """source='webhook' and delivered_at on what it stores; an event the reconcile pass stored first
-    (source 'api', never delivered) gets delivered_at when its webhook comes, and stays a duplicate."""
-    not_on_clickhouse(engine_kind, NOT_ON_CH)
-    from paydash.sources.stripe_transform import TransformOptions
-    from paydash.sources.stripe_webhooks import Receiver as EventReceiver
-    from stripe_objects import stripe_charge, stripe_event
-
-    wh, t = sync_database(new_database())
-    e = t.raw.events
-    try:
-        receiver = EventReceiver(wh, TransformOptions())
-        receiver.close()  # no writer thread: batches are stored by hand below
-        found_by_api = stripe_event("evt_api_first", "charge.refunded", stripe_charge("ch_r", 1_709_546_400, payment_intent="pi_r"))
-        fresh = stripe_event("evt_fresh", "charge.succeeded", stripe_charge("ch_f", 1_709_546_500, payment_intent="pi_f"))
-        with wh.write() as conn:
-            conn.execute(e.insert().values(id="evt_api_first", type="charge.refunded", created=found_by_api["created"],
-                                           object_type="charge", object_id="ch_r", livemode=False, data="{}",
-                                           received_at=NOW - timedelta(days=1), source="api", delivered_at=None))
-        with wh.write() as conn:
-            assert [s.new for s in receiver._store_batch(conn, [fresh, found_by_api])] == [True, False]
-        with wh.read() as conn:
-            rows = {r.id: r for r in conn.execute(sa.select(e.c.id, e.c.source, e.c.delivered_at, e.c.received_at))}
-        assert rows["evt_fresh"].source == "webhook" and rows["evt_fresh"].delivered_at == rows["evt_fresh"].received_at
-        late = rows["evt_api_first"]
-        assert late.source == "api" and late.received_at == NOW - timedelta(days=1)
-        assert late.delivered_at == rows["evt_fresh"].delivered_at  # delivered now, in the same batch
-        with wh.write() as conn:  # a redelivery changes nothing
-            assert [s.new for s in receiver._store_batch(conn, [fresh, found_by_api])] == [False, False]
-        with wh.read() as conn:
-            again = {r.id: r.delivered_at for r in conn.execute(sa.select(e.c.id, e.c.delivered_at))}
-        assert again == {"evt_fresh": rows["evt_fresh"].delivered_at, "evt_api_first": late.delivered_at}
-        assert health_of(wh)["undelivered"]["count"] == 0
-    finally:
-        wh.dispose()

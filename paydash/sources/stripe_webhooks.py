@@ -379,7 +379,6 @@ class Receiver:
                 "object_id": event["data"]["object"].get("id") if isinstance(event["data"]["object"].get("id"), str) else None,
                 "livemode": bool(event.get("livemode")), "received_at": received,
                 "data": json.dumps(event, sort_keys=True, separators=(",", ":")),
-                "source": "webhook", "delivered_at": received,
             }
             for event in unique.values()
         ]
@@ -389,10 +388,6 @@ class Receiver:
                 conn, events, sorted(rows, key=lambda r: r["id"]), returning=[events.c.id],
                 on_conflict=lambda insert: insert.on_conflict_do_nothing(index_elements=["id"]))
         }
-        late = sorted(set(unique) - inserted)
-        if late:  # stored before: by the reconcile pass (never delivered until now), or a duplicate
-            conn.execute(events.update().where(events.c.id.in_(late), events.c.delivered_at.is_(None))
-                         .values(delivered_at=received))
         touched: dict[str, set[str]] = {"charge": set(), "payment_intent": set(), "balance_transaction": set()}
         objects = RawBatch(self.raw, received)
         for event_id in sorted(inserted):

@@ -26,7 +26,7 @@ from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.load import meta_table
 from paydash.warehouse.raw import RawTables, create_raw_tables
-from paydash.warehouse.stripe_objects import object_tables, sync_run_event_columns
+from paydash.warehouse.stripe_objects import object_tables
 
 VERSION_KEY = "schema_version"
 _LOCK_KEY = 0x6D696772  # "migr": any constant, distinct from the mart-refresh lock
@@ -64,6 +64,9 @@ def table_exists(conn: Connection, table: sa.Table) -> bool:
     return sa.inspect(conn).has_table(table.name, schema=table.schema)
 
 
+RECONCILE_COLUMNS = ("reconciled", "events_read", "events_applied", "events_missing", "missing")
+
+
 def _sync_health_columns(conn: Connection, raw: RawTables) -> None:
     """stripe_events.source and delivered_at (the rows before are webhook deliveries: marked so),
     and the reconcile pass's columns of paydash_sync_runs when the sync has made that table (when
@@ -87,8 +90,8 @@ def _sync_health_columns(conn: Connection, raw: RawTables) -> None:
                              "WHERE delivered_at IS NULL"))
     runs = object_tables(raw.charges.schema).sync_runs
     if table_exists(conn, runs):
-        for column in sync_run_event_columns():
-            add_column(conn, runs, runs.c[column.name])
+        for name in RECONCILE_COLUMNS:
+            add_column(conn, runs, runs.c[name])
 
 
 MIGRATIONS: tuple[Migration, ...] = (

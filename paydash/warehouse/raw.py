@@ -111,11 +111,8 @@ def raw_tables(schema: str | None = None) -> RawTables:
         Column("livemode", Boolean),
         Column("received_at", DateTime, nullable=False),
         Column("data", Text, nullable=False),
-        # how paydash got it: 'webhook' (delivered) or 'api' (read from /v1/events by the reconcile
-        # pass); when a webhook delivered it (null: never delivered). Added by migration 3, which
-        # marks the rows before it as delivered webhooks.
-        Column("source", Text),
-        Column("delivered_at", DateTime),
+        Column("source", Text),  # 'webhook' or 'api' (found by reconciliation); NULL on older rows: webhook
+        Column("delivered_at", DateTime),  # when a webhook delivered it; NULL: never delivered
         schema=schema,
     )
     # deliveries refused with 400 (bad signature or payload): kept for diagnosis only,

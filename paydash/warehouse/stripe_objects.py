@@ -11,12 +11,8 @@ Bookkeeping:
   `starting_after`, the last id of the last committed page). Written in the same
   transaction as the page's rows, so a killed sync resumes exactly after its last page.
   The row `marts` holds `transformed_through`: the newest raw `loaded_at` the marts include.
-- paydash_sync_runs: one row per `paydash sync` run: running, complete, failed (with the
-  error) or interrupted (killed; found `running` by the next start), the objects read per
-  type, and what the reconcile pass found: events read from /v1/events, events applied,
-  events the receiver had never delivered (`events_missing`, and by event type in `missing`,
-  a JSON object), and whether the run walked the events at all (`reconciled`).
-  `paydash sync status` (queries/sync_health.py) reads both tables.
+- paydash_sync_runs: one row per `paydash sync` run: running, failed (with the error) or
+  complete, and the objects read per type.
 """
 
 from __future__ import annotations
@@ -75,17 +71,6 @@ class ObjectTables:
         }
 
 
-def sync_run_event_columns() -> list[Column]:
-    """paydash_sync_runs' columns of the reconcile pass (migrations.py adds them to older tables)."""
-    return [
-        Column("events_read", BigInteger),  # events read from /v1/events
-        Column("events_applied", BigInteger),  # of those, events whose object was newer than the stored one
-        Column("events_missing", BigInteger),  # of those, events the receiver had never delivered
-        Column("missing", Text),  # JSON: event type -> events_missing of that type
-        Column("reconciled", Boolean),  # whether the run walked /v1/events
-    ]
-
-
 @lru_cache(maxsize=16)
 def object_tables(schema: str | None = None) -> ObjectTables:
     md = MetaData()
@@ -121,7 +106,7 @@ def object_tables(schema: str | None = None) -> ObjectTables:
         sync_runs=Table(
             "paydash_sync_runs", md,
             Column("run_id", Text, primary_key=True),
-            Column("status", Text, nullable=False),  # running, complete, failed, interrupted
+            Column("status", Text, nullable=False),  # running, complete, failed, interrupted (sync_runs.py)
             Column("started_at", DateTime, nullable=False),
             Column("updated_at", DateTime, nullable=False),
             Column("finished_at", DateTime),
@@ -131,8 +116,12 @@ def object_tables(schema: str | None = None) -> ObjectTables:
             Column("objects", Text),  # JSON: object type -> objects read
             Column("error", Text),
             Column("pid", Integer),
-            # the reconcile pass (added by migration 3; null on older runs)
-            *sync_run_event_columns(),
+            # reconciliation through the Events API (sources/stripe/reconcile.py)
+            Column("reconciled", Boolean),
+            Column("events_read", BigInteger),
+            Column("events_applied", BigInteger),
+            Column("events_missing", BigInteger),
+            Column("missing", Text),  # JSON: event type -> events never delivered that reconciliation applied
             schema=schema,
         ),
     )
