@@ -93,7 +93,7 @@ def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) 
         # one complete run, 30 hours ago, a failed one after it that stored refunds its marts never got
         with wh.write() as conn:
             conn.execute(t.objects.sync_runs.insert(), [
-                run_row("r1", "complete", NOW - timedelta(hours=31), NOW - timedelta(hours=30)),
+                run_row("r1", "complete", NOW - timedelta(hours=31), NOW - timedelta(hours=30), reconciled=False),
                 run_row("r2", "interrupted", NOW - timedelta(hours=29), NOW - timedelta(hours=28), error="interrupted"),
             ])
             conn.execute(t.objects.sync_state.insert(), state_row("marts", NOW - timedelta(hours=30),
@@ -103,7 +103,8 @@ def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) 
         severities = [(p["severity"], p["problem"].split(": ")[0]) for p in h["problems"]]
         assert severities == [("error", "the last sync (r2, started 2026-12-03 07:00 UTC) interrupted"),
                               ("error", "Stripe data is stale"), ("warning", "the marts are behind the raw tables"),
-                              ("info", "never populated")]
+                              ("info", "the last complete sync (r1) did not read the Events API"), ("info", "never populated")]
+        assert "read access to Events" in h["problems"][3]["fix"]
         assert "nothing known complete for 30 h" in h["problems"][1]["problem"]
         assert not [p for p in health_of(wh, stale_after=timedelta(hours=48))["problems"] if "stale" in p["problem"]]
         # only runs that never completed

@@ -347,6 +347,13 @@ def problems(health: dict[str, Any], runs_there: bool, now: datetime, thresholds
             "error", f"Stripe data is stale: nothing known complete for {_ago(now - complete_at)} (last complete sync "
             f"{_at(health['last_complete_at'])}, newest webhook event {_at(((health['webhooks'] or {}).get('newest') or {}).get('received_at'))})",
             "run `paydash sync` (schedule it), and check that the webhook receiver is up and registered in Stripe"))
+    last_complete = next((r for r in runs if r["status"] == "complete"), None)
+    if last_complete is not None and last_complete["reconciled"] is False:
+        found.append(_problem(
+            "info", f"the last complete sync ({last_complete['run_id']}) did not read the Events API: changes to objects "
+            "it had read before (a dispute closing, a refund failing, a session expiring) reach paydash only through "
+            "webhooks",
+            "give the API key read access to Events (a restricted key: Events, read), or keep the webhook receiver up"))
     missing = health["undelivered"]
     if missing["count"]:
         kinds = ", ".join(f"{n} {t}" for t, n in list(missing["by_type"].items())[:5])
