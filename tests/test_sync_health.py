@@ -94,7 +94,8 @@ def test_stale_data_no_complete_run_and_marts_behind(new_database, engine_kind) 
         with wh.write() as conn:
             conn.execute(t.objects.sync_runs.insert(), [
                 run_row("r1", "complete", NOW - timedelta(hours=31), NOW - timedelta(hours=30), reconciled=False),
-                run_row("r2", "interrupted", NOW - timedelta(hours=29), NOW - timedelta(hours=28), error="interrupted"),
+                run_row("r2", "interrupted", NOW - timedelta(hours=29), NOW - timedelta(hours=28), error="interrupted",
+                        objects={"charges": 0, "refunds": 1}),
             ])
             conn.execute(t.objects.sync_state.insert(), state_row("marts", NOW - timedelta(hours=30),
                                                                   transformed_through=NOW - timedelta(hours=30)))

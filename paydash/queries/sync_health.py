@@ -244,23 +244,15 @@ def undelivered(conn: Connection, tables: SyncTables, scope: SyncScope) -> dict[
 
 
 def marts_lag(conn: Connection, tables: SyncTables, scope: SyncScope, states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """How far the marts are behind the raw tables: objects a sync stored after the marts were
-    last built (the sync builds them at the end of a run), and objects queued for the marts
-    (the receiver refreshes them within about a second)."""
+    """How far the marts are: built through `transformed_through` (the sync builds them at the end
+    of a run, from the raw rows loaded since), and the objects queued for them (what the receiver
+    and reconciliation stored; refreshed within about a second)."""
     transformed = (states.get(MARTS_ROW) or {}).get("transformed_through")
-    loaded = [t for t in tables.objects.by_kind.values() if scope.has(t)]
-    newest = None
-    if loaded:
-        newest = conn.execute(sa.select(*(
-            sa.select(func.max(t.c.loaded_at)).scalar_subquery().label(f"t{i}") for i, t in enumerate(loaded)
-        ))).one()
-        newest = max((v for v in newest if v is not None), default=None)
     queued, oldest = 0, None
     q = tables.raw.refresh_queue
     if scope.has(q):
         queued, oldest = conn.execute(sa.select(func.count(), func.min(q.c.queued_at))).one()
-    return {"transformed_through": transformed, "newest_loaded_at": newest, "queued": int(queued or 0),
-            "oldest_queued_at": oldest}
+    return {"transformed_through": transformed, "queued": int(queued or 0), "oldest_queued_at": oldest}
 
 
 # -- the whole ------------------------------------------------------------------------------------
@@ -368,11 +360,13 @@ def problems(health: dict[str, Any], runs_there: bool, now: datetime, thresholds
             "normal when the account has none; otherwise give the API key read access to them and run "
             "`paydash sync --since` the first day to read again"))
     marts = health["marts"] or {}
-    transformed, newest = marts.get("transformed_through"), marts.get("newest_loaded_at")
-    if newest is not None and not running and (transformed is None or newest > transformed):
+    transformed = marts.get("transformed_through")
+    # a run that stored pages, then ended without building the marts (they are built at its end)
+    if last is not None and last["status"] != "complete" and not running and any(last["objects"].values()) \
+            and (transformed is None or transformed < last["started_at"]):
         found.append(_problem(
-            "warning", f"the marts are behind the raw tables: objects stored {_at(newest)} are not in them (marts "
-            f"built through {_at(transformed)}), left by a sync that did not finish",
+            "warning", f"the marts are behind the raw tables: run {last['run_id']} stored objects and ended before "
+            f"building them (marts built through {_at(transformed)})",
             "run `paydash sync` (it builds the marts at its end) or `paydash rebuild-marts`"))
     oldest = marts.get("oldest_queued_at")
     if oldest is not None and now - oldest > thresholds.marts_grace:
