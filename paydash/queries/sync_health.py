@@ -312,12 +312,15 @@ def problems(health: dict[str, Any], runs_there: bool, now: datetime, thresholds
         found.append(_problem(
             "error", f"the last sync ({last['run_id']}, started {_at(last['started_at'])}) {last['status']}: {error}",
             "fix the cause and run `paydash sync` again: it resumes after the last page it stored"))
-    stuck = [r for r in runs if r["status"] == "running" and now - (r["updated_at"] or r["started_at"]) > thresholds.stuck_after]
+    def progress(run: dict[str, Any]) -> datetime:
+        return run["updated_at"] or run["started_at"]
+
+    stuck = [r for r in runs if r["status"] == "running" and now - progress(r) > thresholds.stuck_after]
     for run in stuck:
-            found.append(_problem(
-                "warning", f"sync {run['run_id']} is recorded as running but has made no progress for "
-                f"{_ago(now - run['updated_at'])} (started {_at(run['started_at'])}): its process probably died",
-                "if no `paydash sync` process is alive, run `paydash sync`: it marks that run interrupted and resumes"))
+        found.append(_problem(
+            "warning", f"sync {run['run_id']} is recorded as running but has made no progress for "
+            f"{_ago(now - progress(run))} (started {_at(run['started_at'])}): its process probably died",
+            "if no `paydash sync` process is alive, run `paydash sync`: it marks that run interrupted and resumes"))
     running = any(r["status"] == "running" and r not in stuck for r in runs)
     complete_at = health["data_complete_at"]
     if runs_there and health["last_complete_at"] is None:
@@ -357,8 +360,8 @@ def problems(health: dict[str, Any], runs_there: bool, now: datetime, thresholds
     if health["never_populated"] and health["last_complete_at"] is not None:
         found.append(_problem(
             "info", f"never populated: {', '.join(health['never_populated'])}",
-            "normal when the account has none; otherwise give the API key read access to them and run "
-            "`paydash sync --since` the first day to read again"))
+            "normal when the account has none; otherwise give the API key read access to them and read them again "
+            "with `paydash sync --since YYYY-MM-DD` (the account's first day)"))
     marts = health["marts"] or {}
     transformed = marts.get("transformed_through")
     # a run that stored pages, then ended without building the marts (they are built at its end)
