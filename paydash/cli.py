@@ -279,8 +279,13 @@ def rebuild_marts(db: Optional[str] = DbOption) -> None:
     typer.echo(f"rebuilt the marts of {wh.display_url} from the raw tables: {written:,} charge-mart rows")
 
 
-@app.command()
+sync_app = typer.Typer(help="Load the Stripe account through its API; `paydash sync status` shows how complete the data is.")
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.callback(invoke_without_command=True)
 def sync(
+    ctx: typer.Context,
     api_key: Optional[str] = typer.Option(None, "--api-key", show_default=False,
                                           help="Stripe API key (default: PAYDASH_STRIPE_API_KEY, which keeps it out of `ps`)."),
     since: Optional[str] = typer.Option(None, "--since", help="Read objects created from this day on (YYYY-MM-DD, UTC) again."),
@@ -292,10 +297,102 @@ def sync(
     db: Optional[str] = DbOption,
 ) -> None:
     """Load the Stripe account through its API (backfill, then incremental), catch up changes through
-    its events, and build the marts."""
+    its events, and build the marts. `paydash sync status` shows how the last runs went."""
+    if ctx.invoked_subcommand is not None:
+        if api_key is not None or since is not None or api_base is not None or reconcile is not None:
+            raise InvalidInput("--api-key, --since, --api-base and --reconcile belong to `paydash sync` itself, not to "
+                               f"`paydash sync {ctx.invoked_subcommand}`; give --db after the subcommand")
+        ctx.obj = {"db": db}
+        return
     from paydash.cli_sync import run_sync
 
     run_sync(db=db, api_key=api_key, since=since, api_base=api_base, reconcile=reconcile)
+
+
+@sync_app.command("status")
+def sync_status(
+    ctx: typer.Context,
+    db: Optional[str] = DbOption,
+    as_json: bool = JsonOption,
+    stale_after: str = typer.Option("26h", "--stale-after", help="Call the data stale when no sync completed and no "
+                                    "webhook event arrived for this long (30m, 6h, 2d)."),
+) -> None:
+    """Sync health: problems first, then each run, each object type's cursor and stored rows, the webhooks.
+
+    Exits 0 whatever the health (read the problems); on a database no sync has run against it
+    prints one line saying so (--json: "present": false and the "message"), and exits 0 too.
+    """
+    from datetime import datetime, timezone
+
+    from paydash.alerts.rules import parse_duration
+    from paydash.queries.sync_health import SyncTables, Thresholds, scope_of, sync_health
+
+    try:
+        stale = parse_duration(stale_after)
+    except ValueError as exc:
+        raise InvalidInput(f"--stale-after: {exc}") from None
+    wh = _warehouse(db or (ctx.obj or {}).get("db"))
+    tables = SyncTables.of(wh)
+    scope = scope_of(wh, tables)
+    with wh.read() as conn:
+        health = sync_health(conn, tables, scope, datetime.now(timezone.utc).replace(tzinfo=None),
+                             Thresholds(stale_after=stale))
+    if as_json:
+        typer.echo(jsonout.dumps(health))
+        return
+    for line in sync_status_lines(health, wh.display_url):
+        typer.echo(line)
+
+
+def sync_status_lines(health: dict, where: str) -> list[str]:
+    """`paydash sync status` for people: problems, runs, object types, webhooks."""
+    h = jsonout.jsonable(health)
+    if not h["present"]:
+        return [f"{where}: {h['message']}"]
+    lines = [f"Stripe sync health of {where} (as of {h['as_of']})",
+             f"data known complete at: {_fmt(h['data_complete_at'])} (last complete sync: {_fmt(h['last_complete_at'])})", ""]
+    if h["problems"]:
+        lines.append("problems:")
+        lines += [f"  {p['severity'].upper()}: {p['problem']}\n    fix: {p['fix']}" for p in h["problems"]]
+    else:
+        lines.append("problems: none")
+    lines += ["", "runs (newest first):"]
+    if not h["runs"]:
+        lines.append("  none yet")
+    width = max((len(r["run_id"]) for r in h["runs"]), default=0)
+    for r in h["runs"]:
+        read = ", ".join(f"{k} {v:,}" for k, v in r["objects"].items() if v) or "nothing read"
+        events = "" if not r["reconciled"] else (f"; events read {r['events_read'] or 0:,}, applied "
+                                                  f"{r['events_applied'] or 0:,}, never delivered {r['events_missing'] or 0:,}")
+        lines.append(f"  {r['run_id']:<{width}}  {r['status']:<11}  started {_fmt(r['started_at'])}  finished "
+                     f"{_fmt(r['finished_at'])}  {read}{events}")
+        if r["error"]:
+            lines.append(f"      error: {r['error'].splitlines()[0][:300]}")
+    lines += ["", "object types:", f"  {'type':<18}  {'synced until':<20}  {'stored':>10}  updated"]
+    for o in h["objects"]:
+        stored = f"{o['stored']:,}" + ("" if o["stored_exact"] else " (est.)")
+        window = f"  window in progress {o['window']['start']} .. {o['window']['end']}" if o["window"] else ""
+        lines.append(f"  {o['object_type']:<18}  {_fmt(o['synced_until']):<20}  {stored:>10}  {_fmt(o['updated_at'])}{window}")
+    if h["reconcile"]:
+        rc = h["reconcile"]
+        lines.append(f"  {'events (reconcile)':<18}  {_fmt(rc['synced_until']):<20}  {_fmt(rc['events']):>10}  "
+                     f"{_fmt(rc['updated_at'])}")
+    lines += ["", "webhooks:"]
+    w = h["webhooks"]
+    if not w or not w["newest"]:
+        lines.append("  no webhook event delivered yet")
+    else:
+        n = w["newest"]
+        lines.append(f"  newest: {n['id']} {n['type']} created {n['created']}, received {n['received_at']} "
+                     f"(lag {_fmt(w['lag_seconds'])} s)")
+        lines.append(f"  last hour: {w['events_last_hour']:,} events, median lag {_fmt(w['median_lag_seconds_last_hour'])} s; "
+                     f"last 24 h: {w['events_last_24h']:,} events")
+    u = h["undelivered"]
+    if u["count"]:
+        lines.append(f"  seen through the API but never delivered: {u['count']:,} ("
+                     + ", ".join(f"{t} {c:,}" for t, c in u["by_type"].items()) + "); newest: "
+                     + ", ".join(e["id"] for e in u["newest"]))
+    return lines
 
 
 def _range_command(name: str, doc: str, compute) -> None:  # noqa: ANN001

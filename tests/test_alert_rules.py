@@ -90,6 +90,7 @@ def test_default_rules_are_products_rules() -> None:
         ("retry_failures", ">", 5, "15m", "slack"),
         ("receipt_render_failures", ">", 3, "5m", "opsgenie"),
         ("payment_failure_rate_spike", ">=", 0.10, "15m", "slack"),
+        ("stripe_data_age_minutes", ">", 1560, "1m", "slack"),  # an age has no window: its default
     }
     spike = next(r for r in rules if r.metric == "payment_failure_rate_spike")
     assert spike.min_volume == 30 and spike.baseline == timedelta(hours=24)

@@ -236,7 +236,9 @@ def test_without_the_operations_mart_only_the_payment_rule_runs(databases, tmp_p
     assert "mart_operations_events not found" in problem and "checkout_success_rate_low" in problem
     store = alerts_of(tmp_path / "a.sqlite")
     result = evaluate(wh, rules, store, Settings(), INCIDENT + timedelta(minutes=15))
-    assert set(result.values) == {"payment_failure_rate_spike"} and result.problems == problems
+    # (and the stale-Stripe-data rule, which has no value without the sync's tables)
+    assert set(result.values) == {"payment_failure_rate_spike", "stripe_data_stale"} and result.problems == problems
+    assert result.values["stripe_data_stale"].value is None
 
 
 def test_watch_evaluates_on_its_interval_and_survives_a_failing_evaluation(incident, tmp_path, caplog) -> None:  # noqa: ANN001

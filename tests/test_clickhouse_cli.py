@@ -173,6 +173,16 @@ def test_check_says_the_contract_is_met(demo) -> None:  # noqa: ANN001
     assert "the data contract is met" in done.stdout
 
 
+def test_sync_status_says_clickhouse_has_no_sync(demo) -> None:  # noqa: ANN001
+    path, db = demo
+    done = paydash("sync", "status", "--db", db, cwd=path.parent)
+    assert done.returncode == 0, done.stderr
+    assert "Stripe sync and webhook receiver do not write to this database's engine" in done.stdout
+    assert len(done.stdout.strip().splitlines()) == 1
+    done = paydash("sync", "status", "--db", db, "--json", cwd=path.parent)
+    assert done.returncode == 0 and json.loads(done.stdout)["present"] is False
+
+
 @pytest.mark.parametrize("command", [["sync", "--api-key", "sk_test_123"], ["webhooks"], ["rebuild-marts"]])
 def test_commands_that_write_incrementally_refuse_clickhouse_in_one_line(command: list[str], tmp_path: Path) -> None:
     for db in (f"chdb://{tmp_path}/ch", "clickhouse://default:secret@127.0.0.1:8123/default"):

@@ -125,6 +125,8 @@ def format_threshold(rule: Rule, value: float | None) -> str:
         return f"{value:,.0f} s"
     if unit == "ms":
         return f"{value:,.0f} ms"
+    if unit == "minutes":
+        return f"{value:,.0f} min"
     return f"{value:,.0f}"
 
 
@@ -137,7 +139,9 @@ def _rule(raw: Any, index: int, where: str) -> Rule:
     unknown = sorted(set(raw) - FIELDS)
     if unknown:
         raise ConfigError(f"{label} has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(FIELDS))}")
-    missing = [f for f in REQUIRED if f not in raw]
+    metric_kind = METRICS[raw["metric"]].kind if raw.get("metric") in METRICS else None
+    # an age (stripe_data_age_minutes) is measured at t, over no window
+    missing = [f for f in REQUIRED if f not in raw and not (f == "window" and metric_kind == "age")]
     if missing:
         raise ConfigError(f"{label} is missing {', '.join(missing)}")
 
@@ -163,7 +167,7 @@ def _rule(raw: Any, index: int, where: str) -> Rule:
     if spec.unit == "points" and not -1 <= threshold <= 1:
         raise fail("threshold", f"{threshold:g} is not a fraction; write 0.10 for 10 points")
     durations = {}
-    for field, default in (("window", None), ("for", timedelta(0)), ("baseline", DEFAULT_BASELINE)):
+    for field, default in (("window", spec.default_window), ("for", timedelta(0)), ("baseline", DEFAULT_BASELINE)):
         if field not in raw:
             durations[field] = default
             continue

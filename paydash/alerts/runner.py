@@ -18,7 +18,7 @@ from paydash.alerts.channels import SETTING_OF_CHANNEL, Sender, build_payload, c
 from paydash.alerts.evaluate import Notification, RuleState, Transition, step
 from paydash.alerts.rules import Rule
 from paydash.errors import InvalidInput, PaydashError
-from paydash.queries.alert_metrics import METRICS, MetricValue, metric_series, metrics_at
+from paydash.queries.alert_metrics import METRICS, MetricValue, StripeSync, metric_series, metrics_at
 from paydash.state.alerts import AlertStore
 from paydash.warehouse.schema import display_name
 
@@ -50,6 +50,22 @@ def _sources_present(wh, rules: Sequence[Rule]) -> tuple[list[Rule], list[str]]:
     return usable, problems
 
 
+def _stripe_sync(wh, rules: Sequence[Rule]) -> StripeSync:  # noqa: ANN001
+    """The Stripe sync's tables for the rules that watch them (stripe_data_age_minutes). Without
+    them (no sync nor receiver writes this database) those rules measure nothing and never fire."""
+    if not any(METRICS[r.metric].source == "stripe_sync" for r in rules):
+        return StripeSync()
+    from paydash.warehouse.raw import raw_tables
+    from paydash.warehouse.stripe_objects import object_tables
+
+    schema = wh.marts.payments.schema
+    runs, events = object_tables(schema).sync_runs, raw_tables(schema).events
+    events_there = wh.has_table(events)
+    return StripeSync(
+        runs=runs if wh.has_table(runs) else None, events=events if events_there else None,
+        delivered="delivered_at" if events_there and wh.has_column(events, "delivered_at") else "received_at")
+
+
 @dataclass
 class RunResult:
     at: datetime
@@ -64,8 +80,9 @@ def evaluate(wh, rules: Sequence[Rule], store: AlertStore, settings, at: datetim
     """Measure every rule as of `at`, advance its state and queue its notifications (one transaction)."""
     result = RunResult(at)
     usable, result.problems = _sources_present(wh, rules)
+    stripe = _stripe_sync(wh, usable)
     with wh.read() as conn:
-        measured = metrics_at(conn, wh.marts, [r.query for r in usable], at)
+        measured = metrics_at(conn, wh.marts, [r.query for r in usable], at, stripe)
     result.values = {rule.name: measured[rule.query] for rule in usable}
     previous = store.load()
     states: list[RuleState] = []
@@ -183,8 +200,9 @@ def replay(wh, rules: Sequence[Rule], settings, start: datetime, stop: datetime,
     dedup_key, payload}], problems)."""
     times = replay_times(start, stop, every)
     usable, problems = _sources_present(wh, rules)
+    stripe = _stripe_sync(wh, usable)
     with wh.read() as conn:
-        series = metric_series(conn, wh.marts, [r.query for r in usable], times)
+        series = metric_series(conn, wh.marts, [r.query for r in usable], times, stripe)
     out: list[tuple[datetime, int, dict[str, Any]]] = []
     for order, rule in enumerate(usable):
         state = RuleState(rule.name)

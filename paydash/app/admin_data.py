@@ -23,6 +23,7 @@ from paydash import health
 from paydash.app import admin_tables, data
 from paydash.errors import DatabaseUnreachable, PaydashError
 from paydash.queries import admin as admin_queries
+from paydash.queries import sync_health as sync_queries
 from paydash.queries import system
 from paydash.queries.dates import today_in
 from paydash.settings import Settings
@@ -131,6 +132,20 @@ def quality(source: data.Source, today: date, days: int) -> data.Loaded:
                                            customers_table=customers))
 
 
+SYNC_TTL = 60  # the sync health is about minutes: read it again after one
+
+
+@st.cache_data(ttl=SYNC_TTL, show_spinner=False, max_entries=20)
+def sync_health(source: data.Source) -> data.Loaded:
+    """The Stripe sync's health (queries/sync_health.py): problems, runs, cursors and counts, webhooks."""
+    wh = data._open(source)
+    tables = sync_queries.SyncTables.of(wh)
+    scope = sync_queries.scope_of(wh, tables)
+    with data._read(source) as (wh, conn):
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        return data._loaded(sync_queries.sync_health(conn, tables, scope, now))
+
+
 def today(source: data.Source) -> date:
     return today_in(source.timezone)
 
@@ -173,6 +188,7 @@ def system_report(settings: Settings, source: data.Source, username: str) -> dic
         ("tables", lambda: [vars(c) for c in table_counts(source).value]),
         ("growth", lambda: growth(source, today_).value[0]),
         ("data_quality", lambda: quality(source, today_, system.QUALITY_DAYS).value),
+        ("stripe_sync", lambda: sync_health(source).value),
     ):
         try:
             report[key] = read()

@@ -134,3 +134,44 @@ def _plain_row(row: tuple) -> list[Any]:
         else:
             out.append(fmt.text(v))  # dates, decimals, lists, structs: shown as text
     return out
+
+
+# -- Stripe sync health ------------------------------------------------------------------------------
+def _when(value: Any) -> str:
+    """A naive UTC datetime (or ISO text) as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    if value is None:
+        return fmt.EMPTY
+    if isinstance(value, str):
+        return value.replace("T", " ").removesuffix("Z") + " UTC"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def sync_runs(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    columns = ["Run", "Status", "Started", "Finished", "Objects read", "Events read", "Applied", "Never delivered", "Error"]
+    return pd.DataFrame(
+        [{
+            "Run": r["run_id"], "Status": r["status"], "Started": _when(r["started_at"]), "Finished": _when(r["finished_at"]),
+            "Objects read": ", ".join(f"{k} {v:,}" for k, v in r["objects"].items() if v) or fmt.EMPTY,
+            "Events read": r["events_read"], "Applied": r["events_applied"], "Never delivered": r["events_missing"],
+            "Error": (r["error"] or "").splitlines()[0][:300] if r["error"] else fmt.EMPTY,
+        } for r in runs],
+        columns=columns,
+    ).astype({"Events read": "Int64", "Applied": "Int64", "Never delivered": "Int64"})
+
+
+def sync_objects(objects: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    columns = ["Object type", "Synced until", "Window in progress", "Stored", "Count", "Cursor updated", "Table"]
+    return pd.DataFrame(
+        [{
+            "Object type": o["object_type"], "Synced until": _when(o["synced_until"]),
+            "Window in progress": f"{_when(o['window']['start'])} to {_when(o['window']['end'])}" if o["window"] else fmt.EMPTY,
+            "Stored": o["stored"], "Count": "exact" if o["stored_exact"] else "estimate (pg_class)",
+            "Cursor updated": _when(o["updated_at"]), "Table": o["table"],
+        } for o in objects],
+        columns=columns,
+    ).astype({"Stored": "Int64"})
+
+
+def undelivered_events(undelivered: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame([{"Event type": t, "Events": n} for t, n in undelivered["by_type"].items()],
+                        columns=["Event type", "Events"])

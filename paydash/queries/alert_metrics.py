@@ -11,6 +11,10 @@ Every window is half-open, [t - W, t), on naive UTC timestamps:
   receipt_render_p95_ms: 95th percentile of their duration_ms (in SQL);
 - webhook_lag_seconds: the largest received_at - occurred_at among events with source 'stripe'
   received in the window (the definition's window is 5 minutes);
+- stripe_data_age_minutes: minutes from the moment Stripe data was last known complete to t:
+  the newest of the last complete `paydash sync` run's finished_at and the newest delivered
+  webhook event's delivered_at, both before t (a sync that never completed: its first start;
+  no sync tables, or nothing at all: None). The window plays no part;
 - payment_failure_rate: failed attempts / attempts in the charge mart;
   payment_failure_rate_spike: that rate minus the rate of the trailing baseline
   [t - W - B, t - W) (None when the baseline had no attempts).
@@ -44,9 +48,9 @@ DEFAULT_BASELINE = timedelta(hours=24)
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    kind: str  # rate | count | max | percentile | spike
-    unit: str  # ratio | events | seconds | ms | points
-    source: str  # operations_events | payments
+    kind: str  # rate | count | max | percentile | spike | age
+    unit: str  # ratio | events | seconds | ms | points | minutes
+    source: str  # operations_events | payments | stripe_sync
     description: str
     default_window: timedelta
 
@@ -72,6 +76,9 @@ METRICS: dict[str, MetricSpec] = {
                    "share of charge attempts that failed", timedelta(minutes=15)),
         MetricSpec("payment_failure_rate_spike", "spike", "points", "payments",
                    "rise of the payment failure rate over its trailing baseline", timedelta(minutes=15)),
+        MetricSpec("stripe_data_age_minutes", "age", "minutes", "stripe_sync",
+                   "minutes since Stripe data was last known complete (a complete sync or a delivered webhook)",
+                   timedelta(minutes=1)),
     )
 }
 
@@ -176,6 +183,85 @@ def _as_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+@dataclass(frozen=True)
+class StripeSync:
+    """The Stripe sync's tables as the database has them (None: not there); `delivered` names
+    stripe_events' delivery time (received_at on a database not migrated to delivered_at yet)."""
+
+    runs: sa.Table | None = None
+    events: sa.Table | None = None
+    delivered: str = "delivered_at"
+
+    @property
+    def present(self) -> bool:
+        return self.runs is not None or self.events is not None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+def _age(t: datetime, complete: datetime | None, delivered: datetime | None, first_start: datetime | None) -> MetricValue:
+    known = [v for v in (complete, delivered) if v is not None]
+    since = max(known) if known else first_start
+    details = {"last_complete_sync": _iso(complete), "newest_webhook_event": _iso(delivered), "complete_as_of": _iso(since)}
+    if since is None:
+        return MetricValue(None, 0, details)
+    return MetricValue(round((t - since).total_seconds() / 60, 1), 1, details)
+
+
+def stripe_data_age(conn: Connection, stripe: StripeSync, t: datetime) -> MetricValue:
+    """stripe_data_age_minutes as of t (signals strictly before t)."""
+    if not stripe.present:
+        return MetricValue(None, 0, {})
+    columns = []
+    if stripe.runs is not None:
+        r = stripe.runs.c
+        columns += [
+            select(func.max(r.finished_at)).where(r.status == "complete", r.finished_at < t).scalar_subquery().label("complete"),
+            select(func.min(r.started_at)).where(r.started_at < t).scalar_subquery().label("first_start"),
+        ]
+    if stripe.events is not None:
+        d = stripe.events.c[stripe.delivered]
+        columns.append(select(func.max(d)).where(d < t).scalar_subquery().label("delivered"))
+    row = conn.execute(select(*columns)).mappings().one()
+    return _age(t, row.get("complete"), row.get("delivered"), row.get("first_start"))
+
+
+def stripe_data_age_series(conn: Connection, stripe: StripeSync, times: Sequence[datetime], unit: str) -> list[MetricValue]:
+    """stripe_data_age at each of `times` (sorted) with three queries: the complete runs' ends, the
+    newest delivery per bucket over the span, and the newest before it."""
+    if not stripe.present:
+        return [MetricValue(None, 0, {}) for _ in times]
+    first, last = times[0], times[-1]
+    ends: list[datetime] = []
+    first_start = None
+    if stripe.runs is not None:
+        r = stripe.runs.c
+        ends = [v for (v,) in conn.execute(select(r.finished_at).where(
+            r.status == "complete", r.finished_at < last).order_by(r.finished_at))]
+        first_start = conn.execute(select(func.min(r.started_at))).scalar()
+    starts: list[datetime] = []
+    newest: list[datetime] = []
+    before = None
+    if stripe.events is not None:
+        d = stripe.events.c[stripe.delivered]
+        before = conn.execute(select(func.max(d)).where(d < first)).scalar()
+        bucket = func.date_trunc(unit, d).label("bucket")
+        for start, value in conn.execute(select(bucket, func.max(d)).where(d >= first, d < last)
+                                         .group_by(bucket).order_by(bucket)):
+            starts.append(start)
+            newest.append(max(value, newest[-1]) if newest else value)
+    out = []
+    for t in times:
+        i = bisect_left(ends, t)
+        j = bisect_left(starts, t)  # buckets that start before t end by t: times are whole buckets
+        delivered = newest[j - 1] if j else before
+        out.append(_age(t, ends[i - 1] if i else None, delivered,
+                        first_start if first_start is not None and first_start < t else None))
+    return out
+
+
 # -- as of one time -----------------------------------------------------------------------------
 @lru_cache(maxsize=32)
 def _event_counts_stmt(marts: Marts) -> sa.Select:
@@ -218,9 +304,12 @@ def payment_attempts(conn: Connection, marts: Marts, start: datetime, stop: date
     return int(row[0]), int(row[1])
 
 
-def metric_at(conn: Connection, marts: Marts, query: MetricQuery, t: datetime) -> MetricValue:
+def metric_at(conn: Connection, marts: Marts, query: MetricQuery, t: datetime,
+              stripe: StripeSync = StripeSync()) -> MetricValue:
     """One metric as of t (windows end at t, excluded)."""
     start = t - query.window
+    if query.metric == "stripe_data_age_minutes":
+        return stripe_data_age(conn, stripe, t)
     if query.metric in COUNTER_METRICS:
         return _from_counters(query.metric, event_counts(conn, marts, start, t))
     if query.metric == "webhook_lag_seconds":
@@ -236,7 +325,8 @@ def metric_at(conn: Connection, marts: Marts, query: MetricQuery, t: datetime) -
     return _from_payments(query, attempts, failed, base_attempts, base_failed)
 
 
-def metrics_at(conn: Connection, marts: Marts, queries: Sequence[MetricQuery], t: datetime) -> dict[MetricQuery, MetricValue]:
+def metrics_at(conn: Connection, marts: Marts, queries: Sequence[MetricQuery], t: datetime,
+               stripe: StripeSync = StripeSync()) -> dict[MetricQuery, MetricValue]:
     """Several metrics as of t: every counter metric, whatever its window, from one scan of the
     operations mart (a live evaluation holds a shared DuckDB file for less time)."""
     out: dict[MetricQuery, MetricValue] = {}
@@ -254,7 +344,7 @@ def metrics_at(conn: Connection, marts: Marts, queries: Sequence[MetricQuery], t
             out[q] = _from_counters(q.metric, {name: int(row[f"{name}_{i}"]) for name in COUNTERS})
     for q in queries:
         if q not in out:
-            out[q] = metric_at(conn, marts, q, t)
+            out[q] = metric_at(conn, marts, q, t, stripe)
     return out
 
 
@@ -305,7 +395,7 @@ def _bucketed(conn: Connection, column: sa.ColumnElement, unit: str, aggregates:
 
 
 def metric_series(conn: Connection, marts: Marts, queries: Sequence[MetricQuery],
-                  times: Sequence[datetime]) -> dict[MetricQuery, list[MetricValue]]:
+                  times: Sequence[datetime], stripe: StripeSync = StripeSync()) -> dict[MetricQuery, list[MetricValue]]:
     """Each query's value at each time, with one bucketed query per family of metrics.
 
     Gives exactly what `metric_at` gives at each time (a test holds them equal).
@@ -353,6 +443,12 @@ def metric_series(conn: Connection, marts: Marts, queries: Sequence[MetricQuery]
                 start = t - q.window
                 base_attempts, base_failed = map(int, buckets.sums(start - q.baseline, start))
                 values.append(_from_payments(q, attempts, failed, base_attempts, base_failed))
+            result[q] = values
+
+    ages = [q for q in queries if METRICS[q.metric].kind == "age"]
+    if ages:
+        values = stripe_data_age_series(conn, stripe, times, unit)
+        for q in ages:
             result[q] = values
 
     for q in queries:

@@ -26,6 +26,7 @@ from paydash.errors import PaydashError
 from paydash.warehouse.engine import Warehouse
 from paydash.warehouse.load import meta_table
 from paydash.warehouse.raw import RawTables, create_raw_tables
+from paydash.warehouse.stripe_objects import object_tables
 
 VERSION_KEY = "schema_version"
 _LOCK_KEY = 0x6D696772  # "migr": any constant, distinct from the mart-refresh lock
@@ -59,9 +60,45 @@ def _create_missing_raw_tables(conn: Connection, raw: RawTables) -> None:
     create_raw_tables(conn, raw)
 
 
+def table_exists(conn: Connection, table: sa.Table) -> bool:
+    return sa.inspect(conn).has_table(table.name, schema=table.schema)
+
+
+RECONCILE_COLUMNS = ("reconciled", "events_read", "events_applied", "events_missing", "missing")
+
+
+def _sync_health_columns(conn: Connection, raw: RawTables) -> None:
+    """stripe_events.source and delivered_at (the rows before are webhook deliveries: marked so),
+    and the reconcile pass's columns of paydash_sync_runs when the sync has made that table (when
+    it has not, `create_object_tables` makes it whole later)."""
+    create_raw_tables(conn, raw)
+    events = raw.events
+    had = column_names(conn, events)
+    for name in ("source", "delivered_at"):
+        add_column(conn, events, events.c[name])
+    if "source" not in had:
+        conn.execute(events.update().where(events.c.source.is_(None))
+                     .values(source="webhook", delivered_at=events.c.received_at))
+    if conn.dialect.name == "postgresql":
+        # sync status and the stale-data alert (every minute) read the newest delivery and the
+        # undelivered events: without these, each is a scan of every event. DuckDB scans a column
+        # fast and an ART index would slow the receiver's inserts.
+        quote = conn.dialect.identifier_preparer
+        name = quote.format_table(events)
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS ix_stripe_events_delivered_at ON {name} (delivered_at)"))
+        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS ix_stripe_events_undelivered ON {name} (created) "
+                             "WHERE delivered_at IS NULL"))
+    runs = object_tables(raw.charges.schema).sync_runs
+    if table_exists(conn, runs):
+        for name in RECONCILE_COLUMNS:
+            add_column(conn, runs, runs.c[name])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "raw Stripe tables, events and invalid deliveries (first release)", _create_missing_raw_tables),
     Migration(2, "stripe_refresh_queue: stored objects waiting for the marts", _create_missing_raw_tables),
+    Migration(3, "sync health: stripe_events.source and delivered_at, the reconcile counts of paydash_sync_runs",
+              _sync_health_columns),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -102,7 +102,7 @@ def test_system_page_shows_health_counts_quality_and_versions(page, warehouse, e
     env.setenv("PAYDASH_REDIS_URL", "redis://127.0.0.1:6379/0")
     at = page("system").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert [h.value for h in at.header] == ["Health", "Tables", "Growth", "Data quality", "Versions and environment",
+    assert [h.value for h in at.header] == ["Health", "Stripe sync health", "Tables", "Growth", "Data quality", "Versions and environment",
                                            "Slowest recent queries", "Actions", "Audit log"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Database (duckdb)"].endswith(" ms")

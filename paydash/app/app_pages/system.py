@@ -18,7 +18,7 @@ NOTICE = "system_notice"
 
 
 def refresh() -> None:
-    for read in (admin_data.table_counts, admin_data.growth, admin_data.quality):
+    for read in (admin_data.table_counts, admin_data.growth, admin_data.quality, admin_data.sync_health):
         read.clear()
 
 
@@ -76,6 +76,57 @@ else:
     redis_col.caption(fmt.md_escape(f"{redis.where}, version {redis.version or 'unknown'}"))
     if not redis.ok:
         redis_col.error(fmt.md_escape(redis.message))
+
+# -- Stripe sync health ----------------------------------------------------------------------------
+SEVERITY = {"error": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
+            "info": (st.info, ":material/info:")}
+st.header("Stripe sync health")
+with data.section("Stripe sync health"):
+    sync = admin_data.sync_health(source)
+    health = sync.value
+    if not health["present"]:
+        st.info(fmt.md_escape(health["message"][0].upper() + health["message"][1:] + "."), icon=":material/sync_disabled:")
+    else:
+        for problem in health["problems"]:
+            show, icon = SEVERITY[problem["severity"]]
+            show(f"{fmt.md_escape(problem['problem'])}  \n**Fix:** {fmt.md_escape(problem['fix'])}", icon=icon)
+        if not health["problems"]:
+            st.success("No problem found: the last sync completed and nothing is missing.", icon=":material/check_circle:")
+        webhooks = health["webhooks"] or {}
+        newest = webhooks.get("newest") or {}
+        complete_col, sync_col, event_col, lag_col = st.columns(4)
+        complete_col.metric("Known complete at", admin_tables._when(health["data_complete_at"]),
+                            help="The newest of the last complete sync's end and the newest delivered webhook event.")
+        sync_col.metric("Last complete sync", admin_tables._when(health["last_complete_at"]))
+        event_col.metric("Newest webhook event", admin_tables._when(newest.get("received_at")),
+                         help=f"{newest['id']} ({newest['type']})" if newest else "No webhook event was delivered yet.")
+        lag = webhooks.get("median_lag_seconds_last_hour")
+        lag_col.metric("Receiver lag, last hour", fmt.EMPTY if lag is None else f"{lag:,.1f} s",
+                       help="Median of received minus created of the events delivered in the last hour "
+                            f"({fmt.count(webhooks.get('events_last_hour'))} events; "
+                            f"{fmt.count(webhooks.get('events_last_24h'))} in the last 24 hours).")
+        st.subheader("Runs")
+        runs_df = admin_tables.sync_runs(health["runs"])
+        st.dataframe(runs_df, key="system_sync_runs", hide_index=True, placeholder=fmt.EMPTY, width="stretch")
+        st.caption("The last runs of `paydash sync`, newest first: running, complete, failed (with the error) or "
+                   "interrupted (stopped, or found running by the next run).")
+        st.subheader("Object types")
+        objects_df = admin_tables.sync_objects(health["objects"])
+        st.dataframe(objects_df, key="system_sync_objects", hide_index=True, placeholder=fmt.EMPTY, width="stretch",
+                     column_config={"Stored": st.column_config.NumberColumn(format="localized")})
+        reconcile = health["reconcile"]
+        st.caption("Synced until: every object created before it has been read. " + (
+            f"The reconcile pass has read the Events API up to {admin_tables._when(reconcile['synced_until'])}."
+            if reconcile else "The reconcile pass (`paydash sync --reconcile`) has not run yet."))
+        undelivered = health["undelivered"]
+        if undelivered["count"]:
+            st.subheader("Events never delivered by a webhook")
+            st.dataframe(admin_tables.undelivered_events(undelivered), key="system_sync_undelivered", hide_index=True,
+                         width="stretch")
+            st.caption("Read through the Events API, never delivered; newest: "
+                       + ", ".join(fmt.md_escape(e["id"]) for e in undelivered["newest"]))
+        csv_download(runs_df, "sync-runs", "system_sync_runs_csv")
+    st.caption(f"Loaded {fmt.loaded_at(sync.loaded_at, tz)}; `paydash sync status` prints the same.")
 
 # -- tables -------------------------------------------------------------------------------------
 st.header("Tables")
