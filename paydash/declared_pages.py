@@ -40,7 +40,9 @@ TABLE_PLACEHOLDERS = ("payments_table", "refunds_table", "disputes_table", "cust
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_ORDER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_$]*)(?:\s+(asc|desc))?(?:\s+nulls\s+(first|last))?\s*$", re.I)
+_ORDER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_$]*)(?:\s+(asc|desc))?(?:\s+nulls\s+(first|last))?"
+                    r"(?:\s+when\s+([A-Za-z_][A-Za-z0-9_$]*)\s+in\s*\(([^()]*)\))?\s*$", re.I)
+ORDER_FORM = "COLUMN [asc|desc] [nulls first|last] [when COLUMN in (VALUE, ...)]"
 _TABLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$")
 
 
@@ -49,10 +51,14 @@ class Order:
     column: str
     descending: bool = False
     nulls: str | None = None  # "first", "last" or None (the database's default)
+    # ordered by `column` only on rows whose `when[0]` is one of `when[1]`; the others count as empty
+    # (e.g. the evidence due date of the disputes still awaiting a response)
+    when: tuple[str, tuple[str, ...]] | None = None
 
     def __str__(self) -> str:
         text = f"{self.column} {'desc' if self.descending else 'asc'}"
-        return text + (f" nulls {self.nulls}" if self.nulls else "")
+        text += f" nulls {self.nulls}" if self.nulls else ""
+        return text + (f" when {self.when[0]} in ({', '.join(self.when[1])})" if self.when else "")
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class DeclaredPage:
         """(key, column) of every column the declaration names, for checking against the table."""
         named = [("search", c) for c in self.search] + [("filters", c) for c in self.filters]
         named += [("order_by", o.column) for o in self.order_by] + [("columns", c.name) for c in self.columns]
+        named += [("order_by", o.when[0]) for o in self.order_by if o.when]
         named += [("stats", c) for c in self.stats] + [("links", c) for c, _ in self.links]
         named += [(k, c) for k, c in (("key", self.key), ("json", self.json)) if c]
         return named
@@ -127,14 +134,21 @@ def _order(raw: Any, fail: Callable[[str, str], ConfigError]) -> tuple[Order, ..
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw or not all(isinstance(o, str) for o in raw):
-        raise fail("order_by", f"must be a list of at least one 'COLUMN [asc|desc] [nulls first|last]'; {fix}")
+        raise fail("order_by", f"must be a list of at least one '{ORDER_FORM}'; {fix}")
     orders = []
     for text in raw:
         match = _ORDER.match(text)
         if not match:
-            raise fail("order_by", f"{text!r} is not 'COLUMN [asc|desc] [nulls first|last]'; {fix}")
-        column, direction, nulls = match.groups()
-        orders.append(Order(column, (direction or "asc").lower() == "desc", nulls.lower() if nulls else None))
+            raise fail("order_by", f"{text!r} is not '{ORDER_FORM}'; {fix}")
+        column, direction, nulls, when_column, when_values = match.groups()
+        when = None
+        if when_column:
+            values = tuple(v.strip().strip("'\"") for v in when_values.split(","))
+            if not all(values):
+                raise fail("order_by", f"{text!r} lists an empty value in 'when {when_column} in (...)'; "
+                                       "write e.g. when status in (needs_response, warning_needs_response)")
+            when = (when_column, values)
+        orders.append(Order(column, (direction or "asc").lower() == "desc", nulls.lower() if nulls else None, when))
     return tuple(orders)
 
 

@@ -195,8 +195,8 @@ def test_export_is_the_whole_filtered_result_formula_safe(board) -> None:  # noq
 
 
 def test_a_shipped_page_reads_the_disputes_mart(module_databases) -> None:  # noqa: ANN001
-    """The Disputes page over a disputes mart at the configured name: evidence due soonest first,
-    then the newest; the ones with nothing due last."""
+    """The Disputes page over a disputes mart at the configured name: the disputes awaiting evidence
+    first, due soonest first; then the rest newest first, whatever their (past) due date."""
     db = module_databases.new()
     name = db.qualified("my_disputes")
     due = {"duckdb": "TIMESTAMP", "postgres": "TIMESTAMP", "clickhouse": "Nullable(DateTime64(6))"}[db.kind]
@@ -209,7 +209,7 @@ def test_a_shipped_page_reads_the_disputes_mart(module_databases) -> None:  # no
         f"INSERT INTO {name} VALUES ('dp_1', 'ch_1', 'pi_1', 10.50, 'usd', 'lost', 'fraudulent', '2026-01-01 00:00:00', NULL),"
         " ('dp_2', 'ch_2', 'pi_2', 20.00, 'usd', 'needs_response', 'duplicate', '2026-01-02 00:00:00', '2026-01-20 00:00:00'),"
         " ('dp_3', 'ch_3', 'pi_3', 30.00, 'eur', 'needs_response', 'fraudulent', '2026-01-03 00:00:00', '2026-01-10 00:00:00'),"
-        " ('dp_4', 'ch_4', 'pi_4', 40.00, 'usd', 'won', 'fraudulent', '2026-01-04 00:00:00', NULL)",
+        " ('dp_4', 'ch_4', 'pi_4', 40.00, 'usd', 'won', 'fraudulent', '2026-01-04 00:00:00', '2026-01-05 00:00:00')",
     )
     pages = load_pages(Settings({"disputes_table": name}))
     page = pages["disputes"]
@@ -241,6 +241,7 @@ key = "call_id"
 @pytest.mark.parametrize("change, page, key, fix", [
     ('colour = "red"', "calls", "colour", "remove it"),
     (None, "calls", "order_by", "add it"),  # missing
+    ('order_by = ["started_at desc when status in (a, )"]', "calls", "order_by", "lists an empty value"),
     ('name = "Call Logs"', "Call Logs", "name", "lower-case letters"),
     ('name = "payments"', "payments", "name", "choose another name"),
     ('name = "healthz"', "healthz", "name", "a path `paydash serve` answers itself; choose another name"),
@@ -490,8 +491,9 @@ def test_the_shipped_pages_on_the_demo(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         refunds = con.execute("SELECT count(*) FROM mart_stripe_refunds").fetchone()[0]
-        due = [r[0] for r in con.execute("SELECT dispute_id FROM mart_stripe_disputes "
-                                         "ORDER BY evidence_due_by ASC NULLS LAST, created_at DESC, dispute_id").fetchall()]
+        due = [r[0] for r in con.execute(
+            "SELECT dispute_id FROM mart_stripe_disputes ORDER BY CASE WHEN status IN ('needs_response', "
+            "'warning_needs_response') THEN evidence_due_by END ASC NULLS LAST, created_at DESC, dispute_id").fetchall()]
     assert refunds and due
     shown = json.loads(paydash(tmp_path, "query", "page", "refunds", "--json", "--db", str(db)).stdout)
     assert shown["total"] == refunds and shown["pages"] == -(-refunds // 50)

@@ -187,6 +187,20 @@ def test_an_outage_of_the_receiver_is_caught_up_exactly_once(new_database, fake:
     assert all(stored[e["id"]] == ("api", False) for e in relevant)
     assert all(stored[e["id"]] == ("webhook", True) for e in delivered)
 
+    # `paydash sync status --json` says so: the run complete, what was missing, never delivered
+    status = paydash(db, fake, "sync", "status", "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    health = json.loads(status.stdout)
+    newest = health["runs"][0]
+    assert newest["status"] == "complete" and newest["reconciled"] is True
+    assert newest["events_missing"] == len(relevant)
+    assert newest["missing"] == dict(Counter(e["type"] for e in relevant))
+    assert health["undelivered"]["count"] == len(relevant)
+    assert health["undelivered"]["by_type"] == dict(Counter(e["type"] for e in relevant))
+    assert all(r["status"] == "complete" for r in health["runs"])
+    assert any("never delivered" in p["problem"] or "not delivered" in p["problem"] for p in health["problems"]), \
+        health["problems"]
+
     # exactly once: walking again finds nothing new and changes nothing
     again = paydash(db, fake, "sync", "--reconcile", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -201,6 +215,8 @@ def test_an_outage_of_the_receiver_is_caught_up_exactly_once(new_database, fake:
         receiver.stop()
     assert all(delivered for _, delivered in events(db).values())
     assert mart_states(db) == account_states(fake)
+    after = json.loads(paydash(db, fake, "sync", "status", "--json", cwd=tmp_path).stdout)
+    assert after["undelivered"]["count"] == 0
 
 
 def test_a_key_that_may_not_read_events_skips_reconciliation_unless_asked(new_database, fake: FakeStripe,

@@ -115,7 +115,10 @@ def conditions(page: DeclaredPage, table: sa.Table, query: PageQuery, tz: str = 
 def _ordering(page: DeclaredPage, table: sa.Table) -> list[sa.ColumnElement]:
     order = []
     for o in page.order_by:
-        term = table.c[o.column].desc() if o.descending else table.c[o.column].asc()
+        sort: sa.ColumnElement = table.c[o.column]
+        if o.when:  # only the rows the condition picks are ordered by the column; the rest count as empty
+            sort = sa.case((table.c[o.when[0]].in_(list(o.when[1])), sort), else_=sa.null())
+        term = sort.desc() if o.descending else sort.asc()
         if o.nulls == "last":
             term = term.nulls_last()
         elif o.nulls == "first":
