@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from typing import Any, Iterable
 
 import pandas as pd
@@ -137,7 +139,7 @@ def _plain_row(row: tuple) -> list[Any]:
 
 
 # -- Stripe sync health ------------------------------------------------------------------------------
-def _when(value: Any) -> str:
+def when_utc(value: Any) -> str:
     """A naive UTC datetime (or ISO text) as 'YYYY-MM-DD HH:MM:SS UTC'."""
     if value is None:
         return fmt.EMPTY
@@ -146,11 +148,20 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def when_short(value: Any) -> str:
+    """The same as 'Dec 04 23:00 UTC': short enough for a metric card (the full time in its help)."""
+    if value is None:
+        return fmt.EMPTY
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.removesuffix("Z"))
+    return value.strftime("%b %d %H:%M UTC")
+
+
 def sync_runs(runs: Iterable[dict[str, Any]]) -> pd.DataFrame:
     columns = ["Run", "Status", "Started", "Finished", "Objects read", "Events read", "Applied", "Never delivered", "Error"]
     return pd.DataFrame(
         [{
-            "Run": r["run_id"], "Status": r["status"], "Started": _when(r["started_at"]), "Finished": _when(r["finished_at"]),
+            "Run": r["run_id"], "Status": r["status"], "Started": when_utc(r["started_at"]), "Finished": when_utc(r["finished_at"]),
             "Objects read": ", ".join(f"{k} {v:,}" for k, v in r["objects"].items() if v) or fmt.EMPTY,
             "Events read": r["events_read"], "Applied": r["events_applied"], "Never delivered": r["events_missing"],
             "Error": (r["error"] or "").splitlines()[0][:300] if r["error"] else fmt.EMPTY,
@@ -163,10 +174,10 @@ def sync_objects(objects: Iterable[dict[str, Any]]) -> pd.DataFrame:
     columns = ["Object type", "Synced until", "Window in progress", "Stored", "Count", "Cursor updated", "Table"]
     return pd.DataFrame(
         [{
-            "Object type": o["object_type"], "Synced until": _when(o["synced_until"]),
-            "Window in progress": f"{_when(o['window']['start'])} to {_when(o['window']['end'])}" if o["window"] else fmt.EMPTY,
+            "Object type": o["object_type"], "Synced until": when_utc(o["synced_until"]),
+            "Window in progress": f"{when_utc(o['window']['start'])} to {when_utc(o['window']['end'])}" if o["window"] else fmt.EMPTY,
             "Stored": o["stored"], "Count": "exact" if o["stored_exact"] else "estimate (pg_class)",
-            "Cursor updated": _when(o["updated_at"]), "Table": o["table"],
+            "Cursor updated": when_utc(o["updated_at"]), "Table": o["table"],
         } for o in objects],
         columns=columns,
     ).astype({"Stored": "Int64"})

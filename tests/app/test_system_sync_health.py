@@ -51,7 +51,7 @@ def test_system_page_shows_the_sync_health_problems_first(page, env, dashboard_d
     undelivered = frame(at, "Event type")
     assert dict(zip(undelivered["Event type"], undelivered["Events"])) == {"charge.dispute.closed": 2, "charge.refunded": 1}
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Newest webhook event"] == "2026-12-04 11:55:04 UTC"
+    assert metrics["Newest webhook event"] == "Dec 04 11:55 UTC"
 
 
 def test_system_page_without_a_sync_says_how_to_start_one(page) -> None:  # noqa: ANN001

@@ -95,11 +95,14 @@ with data.section("Stripe sync health"):
         webhooks = health["webhooks"] or {}
         newest = webhooks.get("newest") or {}
         complete_col, sync_col, event_col, lag_col = st.columns(4)
-        complete_col.metric("Known complete at", admin_tables._when(health["data_complete_at"]),
-                            help="The newest of the last complete sync's end and the newest delivered webhook event.")
-        sync_col.metric("Last complete sync", admin_tables._when(health["last_complete_at"]))
-        event_col.metric("Newest webhook event", admin_tables._when(newest.get("received_at")),
-                         help=f"{newest['id']} ({newest['type']})" if newest else "No webhook event was delivered yet.")
+        complete_col.metric("Known complete at", admin_tables.when_short(health["data_complete_at"]),
+                            help="The newest of the last complete sync's end and the newest delivered webhook event: "
+                                 f"{admin_tables.when_utc(health['data_complete_at'])}.")
+        sync_col.metric("Last complete sync", admin_tables.when_short(health["last_complete_at"]),
+                        help=f"{admin_tables.when_utc(health['last_complete_at'])}")
+        event_col.metric("Newest webhook event", admin_tables.when_short(newest.get("received_at")),
+                         help=f"{newest['id']} ({newest['type']}), received {admin_tables.when_utc(newest.get('received_at'))}"
+                         if newest else "No webhook event was delivered yet.")
         lag = webhooks.get("median_lag_seconds_last_hour")
         lag_col.metric("Receiver lag, last hour", fmt.EMPTY if lag is None else f"{lag:,.1f} s",
                        help="Median of received minus created of the events delivered in the last hour "
@@ -116,7 +119,7 @@ with data.section("Stripe sync health"):
                      column_config={"Stored": st.column_config.NumberColumn(format="localized")})
         reconcile = health["reconcile"]
         st.caption("Synced until: every object created before it has been read. " + (
-            f"The reconcile pass has read the Events API up to {admin_tables._when(reconcile['synced_until'])}."
+            f"The reconcile pass has read the Events API up to {admin_tables.when_utc(reconcile['synced_until'])}."
             if reconcile else "The reconcile pass (`paydash sync --reconcile`) has not run yet."))
         undelivered = health["undelivered"]
         if undelivered["count"]:
