@@ -125,7 +125,7 @@ with data.section("Stripe sync health"):
         if undelivered["count"]:
             st.subheader("Events never delivered by a webhook")
             st.dataframe(admin_tables.undelivered_events(undelivered), key="system_sync_undelivered", hide_index=True,
-                         width="stretch")
+                         width="stretch", placeholder=fmt.EMPTY)
             st.caption("Read through the Events API, never delivered; newest: "
                        + ", ".join(fmt.md_escape(e["id"]) for e in undelivered["newest"]))
         csv_download(runs_df, "sync-runs", "system_sync_runs_csv")
