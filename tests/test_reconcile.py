@@ -200,6 +200,9 @@ def test_an_outage_of_the_receiver_is_caught_up_exactly_once(new_database, fake:
     assert all(r["status"] == "complete" for r in health["runs"])
     assert any("never delivered" in p["problem"] or "not delivered" in p["problem"] for p in health["problems"]), \
         health["problems"]
+    # the run rebuilt the marts itself: nothing is left queued for a receiver that is not running
+    assert health["marts"]["queued"] == 0
+    assert [p["severity"] for p in health["problems"]] == ["warning"], health["problems"]
 
     # exactly once: walking again finds nothing new and changes nothing
     again = paydash(db, fake, "sync", "--reconcile", cwd=tmp_path)

@@ -4,8 +4,9 @@ reconciliation through the Events API (source 'api', reconcile.py). One rule for
 In the caller's transaction: each event is stored once (stripe_events, idempotent on its
 id); for an event new to the warehouse, the object it carries is upserted into its raw table
 with the event's `created` as the state's time, so an older state never replaces a newer one
-(raw.py's newest-state-wins), and queued for the marts (stripe_refresh_queue). An event the
-API found first and a webhook delivers later is only marked delivered.
+(raw.py's newest-state-wins). The receiver's objects are queued for the marts
+(stripe_refresh_queue); the sync's reach them through its own rebuild of what it loaded. An
+event the API found first and a webhook delivers later is only marked delivered.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def store_events(conn: Connection, marts: Marts, raw: RawTables, objects: Object
         touched.setdefault(kind, set()).add(obj["id"])
     core.write(conn)
     other.write(conn)
-    queue_refresh(conn, raw, touched)
+    if source == WEBHOOK:
+        # the receiver refreshes the marts from this queue; the sync rebuilds what it loaded (by loaded_at)
+        queue_refresh(conn, raw, touched)
     # the raw charges are written: a payment intent event's attempt number is read from them
     operations_events.record_stripe_events(conn, marts, raw.charges, [unique[i] for i in sorted(new)], received)
     return stored
