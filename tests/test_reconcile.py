@@ -253,3 +253,38 @@ def test_a_cursor_older_than_stripe_keeps_events_says_what_to_read_again(new_dat
     done = paydash(db, fake, "sync", "--reconcile", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "more than 30 days ago" in done.stderr and "paydash sync --since" in done.stderr
+
+
+def test_a_reconciliation_stopped_midway_is_interrupted_and_the_next_counts_nothing_twice(
+        new_database, fake: FakeStripe, clock: Clock, tmp_path: Path) -> None:
+    import signal
+
+    acct = fake.account
+    db = new_database()
+    assert paydash(db, fake, "sync", "--no-reconcile", cwd=tmp_path).returncode == 0
+    mark = acct.latest_event_id()
+    for charge in acct.ids("charge", status="succeeded")[:120]:  # 240 events: three pages of 100
+        clock.advance(5)
+        acct.refund_charge(charge)
+    relevant = [e for e in acct.events_since(mark) if e["data"]["object"]["object"] in STORED]
+    fake.delay = 0.5
+    proc = subprocess.Popen([sys.executable, "-m", "paydash.cli", "sync", "--reconcile", "--api-base", fake.url,
+                             "--db", db.url], env=env(db), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(fake.served("/v1/events")) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    stopped = latest_run(db)
+    assert stopped["status"] == "interrupted" and stopped["error"].startswith("interrupted")
+    assert 0 < stopped["events_missing"] < len(relevant)  # some pages were stored before the stop
+    fake.delay = 0.0
+    done = paydash(db, fake, "sync", "--reconcile", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    finished = latest_run(db)
+    assert finished["status"] == "complete"
+    assert stopped["events_missing"] + finished["events_missing"] == len(relevant)
+    assert {e["id"] for e in relevant} <= set(events(db))
+    assert mart_states(db) == account_states(fake)
