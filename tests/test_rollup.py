@@ -256,7 +256,7 @@ def test_the_stripe_transform_keeps_the_rollups_current(new_database, engine_kin
     first failure days later) leaves them as a full rebuild would, and the queries agree."""
     not_on_clickhouse(engine_kind, "the Stripe transform's incremental refresh is the sync's and the receiver's, which "
                       "refuse a ClickHouse URL (a ClickHouse pipeline writes the contract's marts; docs/scaling.md)")
-    from stripe_objects import stripe_charge, ts
+    from stripe_objects import stripe_charge
 
     from paydash.sources.stripe.transform import TransformOptions, prepare_database, refresh_charges
     from paydash.warehouse.raw import upsert_objects
