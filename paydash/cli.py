@@ -485,6 +485,18 @@ MinAmountOption = typer.Option(None, "--min-amount", help="Smallest amount in US
 MaxAmountOption = typer.Option(None, "--max-amount", help="Largest amount in USD, included.")
 
 
+def _emit_page(result, page: int, noun: str, page_size: int, heading: str, as_json: bool) -> None:  # noqa: ANN001
+    """A page of rows with its total (payments or a declared page's); a page past the last is an error."""
+    if page > result.pages:
+        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
+                           f"{noun}{'' if result.total == 1 else 's'}, {page_size} a page)")
+    if as_json:
+        _emit(result.as_dict(), True)
+    else:
+        typer.echo(f"{heading}, page {result.page} of {result.pages}")
+        _emit(result.rows, False)
+
+
 @query_app.command("payments")
 def query_payments(
     status: Optional[str] = StatusOption,
@@ -518,14 +530,7 @@ def query_payments(
     scope = _search_scope(wh)
     with wh.read() as conn:
         result = payments_page(conn, wh.marts, filters, page, mart_tz=wh.settings.timezone, sort=order, scope=scope)
-    if page > result.pages:
-        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
-                           f"payment{'' if result.total == 1 else 's'}, {PAGE_SIZE} a page)")
-    if as_json:
-        _emit(result.as_dict(), True)
-    else:
-        typer.echo(f"{result.total:,} payments, page {result.page} of {result.pages}")
-        _emit(result.rows, False)
+    _emit_page(result, page, "payment", PAGE_SIZE, f"{result.total:,} payments", as_json)
 
 
 @query_app.command("payment")
@@ -603,14 +608,7 @@ def query_page(
     decl, table, query = _declared_query(wh, name, search, filters, page)
     with wh.read() as conn:
         result = declared.page_rows(conn, decl, table, query, wh.settings.timezone)
-    if query.page > result.pages:
-        raise InvalidInput(f"--page {page} is past the last page, {result.pages:,} ({result.total:,} matching "
-                           f"row{'' if result.total == 1 else 's'}, {declared.PAGE_SIZE} a page)")
-    if as_json:
-        _emit(result.as_dict(), True)
-    else:
-        typer.echo(f"{decl.title}: {result.total:,} rows, page {result.page} of {result.pages}")
-        _emit(result.rows, False)
+    _emit_page(result, query.page, "row", declared.PAGE_SIZE, f"{decl.title}: {result.total:,} rows", as_json)
 
 
 @export_app.command("page")

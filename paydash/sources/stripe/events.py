@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from paydash.sources import operations_events
@@ -114,9 +113,3 @@ def store_events(conn: Connection, marts: Marts, raw: RawTables, objects: Object
     operations_events.record_stripe_events(conn, marts, raw.charges, [unique[i] for i in sorted(new)], received)
     return stored
 
-
-def undelivered_count(conn: Connection, raw: RawTables) -> int:
-    """Events reconciliation found that no webhook delivered."""
-    t = raw.events
-    return conn.execute(sa.select(sa.func.count()).select_from(t).where(
-        t.c.source == API, t.c.delivered_at.is_(None))).scalar() or 0
