@@ -222,6 +222,12 @@ def test_a_shipped_page_reads_the_disputes_mart(module_databases) -> None:  # no
         fraud = declared.page_rows(conn, page, table, PageQuery(filters=(("reason", "fraudulent"),)), "UTC")
     assert [r["dispute_id"] for r in result.rows] == ["dp_3", "dp_2", "dp_4", "dp_1"]
     assert [r["dispute_id"] for r in fraud.rows] == ["dp_3", "dp_4", "dp_1"]
+    # the CSV export runs the same order (its `when ... in (...)` list of values) through the engine's own copy
+    exported = io.BytesIO()
+    with wh.read() as conn:
+        wh.copy_csv(conn, declared.export_select(page, table, PageQuery(), "UTC"), exported.write)
+    assert [line.split(",")[0].strip('"') for line in exported.getvalue().decode().splitlines()[1:]] == \
+        ["dp_3", "dp_2", "dp_4", "dp_1"]
     assert str(result.rows[0]["amount_usd"]) == "30.00"
 
 

@@ -478,7 +478,9 @@ class Warehouse:
         The database does the work: DuckDB hands over Arrow record batches for pyarrow's CSV
         writer, PostgreSQL runs COPY ... TO STDOUT. Memory stays flat however many rows.
         """
-        compiled = stmt.compile(dialect=conn.dialect)
+        # IN lists are "expanding" parameters, filled in at execution; these paths hand the SQL text
+        # to the driver themselves, so the lists are rendered into one parameter per value here
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         dbapi = conn.connection.dbapi_connection
         if self.dialect == "clickhouse":
             _copy_csv_clickhouse(dbapi.client, compiled, [c.name for c in stmt.selected_columns], write, header)
